@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from itertools import permutations
 
 import numpy as np
 import pytest
@@ -375,3 +376,58 @@ def test_property_ranges_and_identity(pair: tuple[np.ndarray, np.ndarray]) -> No
         assert aggregated_jaccard_index(true, true) == 1.0
         assert pixel_iou(true, true) == 1.0
         assert object_f1(true, true).f1 == 1.0
+
+
+def _reference_aji(pred: np.ndarray, true: np.ndarray) -> float:
+    """Straightforward loop version of Kumar et al. (2017), Algorithm 1."""
+    c = u = 0
+    used: set[int] = set()
+    pred_ids = [int(j) for j in np.unique(pred) if j != 0]
+    for i in (int(i) for i in np.unique(true) if i != 0):
+        g = true == i
+        best, best_iou = None, 0.0
+        for j in pred_ids:
+            s = pred == j
+            iou = np.count_nonzero(g & s) / np.count_nonzero(g | s)
+            if iou > best_iou:
+                best, best_iou = j, iou
+        if best is None:
+            u += int(np.count_nonzero(g))
+        else:
+            s = pred == best
+            c += int(np.count_nonzero(g & s))
+            u += int(np.count_nonzero(g | s))
+            used.add(best)
+    u += sum(int(np.count_nonzero(pred == j)) for j in pred_ids if j not in used)
+    return c / u if u else 1.0
+
+
+def _reference_tp(pred: np.ndarray, true: np.ndarray, thr: float) -> int:
+    """Maximum one-to-one matching by brute force over permutations."""
+    t_ids = [int(i) for i in np.unique(true) if i != 0]
+    p_ids = [int(j) for j in np.unique(pred) if j != 0]
+    ok = {
+        (i, j)
+        for i in t_ids
+        for j in p_ids
+        if np.count_nonzero((true == i) & (pred == j)) > 0
+        and np.count_nonzero((true == i) & (pred == j))
+        / np.count_nonzero((true == i) | (pred == j))
+        >= thr
+    }
+    padded = p_ids + [None] * len(t_ids)
+    return max(
+        (
+            sum((i, j) in ok for i, j in zip(t_ids, perm, strict=True))
+            for perm in permutations(padded, len(t_ids))
+        ),
+        default=0,
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(label_pairs(), st.sampled_from([0.2, 0.25, 0.5, 0.7]))
+def test_property_matches_reference(pair: tuple[np.ndarray, np.ndarray], thr: float) -> None:
+    pred, true = pair
+    assert aggregated_jaccard_index(pred, true) == pytest.approx(_reference_aji(pred, true))
+    assert object_f1(pred, true, thr).tp == _reference_tp(pred, true, thr)

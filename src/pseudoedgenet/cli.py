@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -97,6 +97,87 @@ def show(
     image = ds.image(name)
     write_png(out, draw_labels(image, voronoi_labels(ds.points(name), image.shape[:2])))
     typer.echo(f"wrote {out}")
+
+
+def _config(config: Path, protocol: str | None, epochs: int | None, max_steps: int | None,
+            crop: int | None, overrides: list[str] | None):  # noqa: ANN202
+    from pseudoedgenet.config import apply_overrides, load_config
+    from pseudoedgenet.experiments.crossval import with_protocol
+
+    cfg = load_config(config)
+    if protocol:
+        cfg = with_protocol(cfg, protocol)
+    extra = [f"train.epochs={epochs}"] if epochs else []
+    extra += [f"train.max_steps={max_steps}"] if max_steps else []
+    extra += [f"data.crop={crop}"] if crop else []
+    return apply_overrides(cfg, extra + list(overrides or []))
+
+
+ConfigOpt = Annotated[Path, typer.Option(help="YAML config, e.g. configs/tnbc/pen_att.yaml")]
+DataOpt = Annotated[Path, typer.Option(help="prepared dataset folder")]
+ProtocolOpt = Annotated[Optional[str], typer.Option(help="named protocol: paper, cpu, smoke")]
+EpochsOpt = Annotated[Optional[int], typer.Option(help="override train.epochs")]
+StepsOpt = Annotated[Optional[int], typer.Option(help="override train.max_steps")]
+CropOpt = Annotated[Optional[int], typer.Option(help="override data.crop")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="section.key=value override")]
+
+
+@app.command()
+def train(
+    config: ConfigOpt,
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="run folder (resumed if it holds last.ckpt)")],
+    fold: Annotated[Optional[int], typer.Option(help="test fold (validation = fold+1); "
+                                                "omit to train on all images")] = None,
+    protocol: ProtocolOpt = None,
+    epochs: EpochsOpt = None,
+    max_steps: StepsOpt = None,
+    crop: CropOpt = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Trains f (with g, h as configured) on one fold; keeps and tests the best checkpoint."""
+    import json
+
+    from pseudoedgenet.engine.train import train_fold
+
+    cfg = _config(config, protocol, epochs, max_steps, crop, overrides)
+    res = train_fold(cfg, data, fold, out, extra={"protocol": protocol or "config"})
+    typer.echo(json.dumps({k: res[k] for k in ("method", "fold", "val_iou", "test", "wall_s")
+                           if k in res}))
+
+
+@app.command()
+def crossval(
+    config: ConfigOpt,
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="results folder, e.g. results/tnbc/pen_att")],
+    folds: Annotated[str, typer.Option(help="folds to run: 0-9, 0,2,5 or 3")] = "0-9",
+    runs: Annotated[Optional[Path], typer.Option(help="checkpoint folder "
+                                                 "(default runs/crossval/<out>)")] = None,
+    protocol: Annotated[str, typer.Option(help="paper, cpu or smoke")] = "paper",
+    dataset: Annotated[Optional[str], typer.Option(help="dataset name for the records")] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """k-fold cross-validation (test i, validation i+1); writes OUT/fold_<i>.json per fold."""
+    from pseudoedgenet.data.prepared import PreparedDataset
+    from pseudoedgenet.experiments.crossval import crossval as run_crossval
+    from pseudoedgenet.experiments.crossval import parse_folds
+
+    cfg = _config(config, protocol, None, None, None, overrides)
+    k = len(PreparedDataset(data).folds)
+    run_dir = runs or Path("runs/crossval") / out.name if runs else Path("runs/crossval") / out
+    run_crossval(cfg, data, parse_folds(folds, k), out, run_dir, protocol, dataset)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="best.ckpt / last.ckpt of a run")],
+    out: Annotated[Path, typer.Option(help="file to write (f alone)")],
+) -> None:
+    """Exports the segmentation network f alone (g and h are training-only)."""
+    from pseudoedgenet.engine.train import export_segmenter
+
+    typer.echo(f"wrote {export_segmenter(checkpoint, out)}")
 
 
 def main() -> None:

@@ -1,0 +1,259 @@
+"""Run configuration: frozen dataclasses per concern, loaded from YAML, overridable.
+
+A config file has the sections ``method``, ``data``, ``model``, ``loss``, ``train``;
+unknown keys are errors. ``--set section.key=value`` overrides parse ``value`` as YAML
+(``yaml.safe_load``: never executes anything). The resolved config is written into every
+run folder as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pseudoedgenet.errors import ConfigError
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training crops and augmentation.
+
+    Attributes:
+        crop: side of the square training crop (multiple of 32).
+        crops_per_epoch: random crops drawn per epoch (an "epoch" is this many crops).
+        batch_size: crops per optimiser step.
+        num_workers: DataLoader worker processes (0 = in the main process).
+        augment: apply the Section 4.2 augmentations.
+        context: extra pixels read around a crop so geometric augmentation has real
+            image content to rotate in and Voronoi cells see neighbours outside the crop.
+    """
+
+    crop: int = 256
+    crops_per_epoch: int = 160
+    batch_size: int = 8
+    num_workers: int = 2
+    augment: bool = True
+    context: int = 64
+
+    def __post_init__(self) -> None:
+        _check(self.crop > 0 and self.crop % 32 == 0, f"data.crop must be a multiple of 32, got {self.crop}")
+        _check(self.batch_size >= 1, "data.batch_size must be >= 1")
+        _check(self.crops_per_epoch >= self.batch_size, "data.crops_per_epoch must be >= batch_size")
+        _check(self.num_workers >= 0, "data.num_workers must be >= 0")
+        _check(self.context >= 0, "data.context must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Networks f, g, h.
+
+    Attributes:
+        encoder: encoder of f (FPN-ResNet50 in the paper).
+        pretrained: ``none`` (from scratch, the default here) or ``imagenet`` (needs
+            internet to download the weights).
+        edge: ``none`` (no g: baseline, DenseCRF, fully supervised), ``small`` (conv
+            stack) or ``fpn`` (large g).
+        edge_layers: conv layers of the small g (2, 4, 6, 8 in Table 2).
+        edge_width: filters per layer of the small g.
+        edge_encoder: encoder of the large g (resnet18/34/50).
+        attention: use the attention network h (needs g).
+        attention_encoder: encoder of h (FPN-ResNet18 in the paper).
+    """
+
+    encoder: str = "resnet50"
+    pretrained: str = "none"
+    edge: str = "small"
+    edge_layers: int = 4
+    edge_width: int = 64
+    edge_encoder: str = "resnet50"
+    attention: bool = True
+    attention_encoder: str = "resnet18"
+
+    def __post_init__(self) -> None:
+        _check(self.pretrained in ("none", "imagenet"), "model.pretrained must be none or imagenet")
+        _check(self.edge in ("none", "small", "fpn"), "model.edge must be none, small or fpn")
+        _check(not (self.attention and self.edge == "none"), "model.attention needs an edge network")
+        _check(self.edge_layers >= 1, "model.edge_layers must be >= 1")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss terms.
+
+    Attributes:
+        supervision: ``points`` (Voronoi labels) or ``masks`` (full masks: the upper bound).
+        pos_weight, neg_weight: label weights of L_ce (1.0 and 0.1 in the paper).
+        normalization: ``per_class`` or ``pixel`` (see ``losses.functional.point_bce``).
+        edge_weight: λ of Eq. (1)-(2) (1.0 in the paper).
+        sobel_normalized: divide the Sobel kernels by 8.
+        crf_weight: weight of the DenseCRF regularised loss (0 = off).
+        crf_sigma_rgb, crf_sigma_xy, crf_radius, crf_downsample: its kernel (local-window
+            approximation, see ``losses.functional.local_crf_loss``).
+    """
+
+    supervision: str = "points"
+    pos_weight: float = 1.0
+    neg_weight: float = 0.1
+    normalization: str = "per_class"
+    edge_weight: float = 1.0
+    sobel_normalized: bool = False
+    crf_weight: float = 0.0
+    crf_sigma_rgb: float = 15.0
+    crf_sigma_xy: float = 5.0
+    crf_radius: int = 5
+    crf_downsample: int = 2
+
+    def __post_init__(self) -> None:
+        _check(self.supervision in ("points", "masks"), "loss.supervision must be points or masks")
+        _check(self.normalization in ("per_class", "pixel"), "loss.normalization must be per_class or pixel")
+        _check(self.pos_weight >= 0 and self.neg_weight >= 0, "loss weights must be >= 0")
+        _check(self.edge_weight >= 0 and self.crf_weight >= 0, "loss weights must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and hardware.
+
+    Attributes:
+        epochs: training epochs (each ``data.crops_per_epoch`` crops).
+        max_steps: stop after this many optimiser steps (-1 = no limit).
+        lr: Adam learning rate (1e-3 in the paper).
+        plateau_factor, plateau_patience: the LR is multiplied by ``plateau_factor`` when
+            the mean training loss of an epoch has not decreased for ``plateau_patience``
+            epochs (0.5 and 5 in the paper).
+        precision: ``auto`` (bf16 autocast on CPUs that support it, fp16 mixed on CUDA),
+            ``32``, ``bf16-mixed`` or ``16-mixed``.
+        channels_last: NHWC memory layout (faster convolutions on CPU).
+        accelerator, devices, strategy: passed to Lightning (``auto`` picks CUDA when
+            present; several GPUs use DDP).
+        compile: wrap the networks in ``torch.compile``.
+        seed: global seed (Python, numpy, torch, workers).
+        threshold: probability threshold of f for validation/test (0.5).
+        val_every: validate every this many epochs.
+    """
+
+    epochs: int = 100
+    max_steps: int = -1
+    lr: float = 1e-3
+    plateau_factor: float = 0.5
+    plateau_patience: int = 5
+    precision: str = "auto"
+    channels_last: bool = True
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    compile: bool = False
+    seed: int = 0
+    threshold: float = 0.5
+    val_every: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "train.epochs must be >= 1")
+        _check(self.lr > 0, "train.lr must be > 0")
+        _check(self.precision in ("auto", "32", "bf16-mixed", "16-mixed"),
+               "train.precision must be auto, 32, bf16-mixed or 16-mixed")
+        _check(0 < self.threshold < 1, "train.threshold must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment: one (dataset, method) pair."""
+
+    method: str = "pen_att"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+
+
+def _coerce(cls: type, key: str, value: Any) -> Any:
+    types = {f.name: f.type for f in fields(cls)}
+    t = str(types[key])
+    if t == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if t == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    expected = {"int": int, "float": float, "str": str, "bool": bool}.get(t)
+    if expected and (not isinstance(value, expected) or (expected is int and isinstance(value, bool))):
+        raise ConfigError(f"{cls.__name__}.{key} expects {t}, got {value!r}")
+    return value
+
+
+def config_from_dict(d: dict[str, Any]) -> Config:
+    """Builds and validates a :class:`Config`; unknown sections or keys are errors."""
+    if not isinstance(d, dict):
+        raise ConfigError("config must be a mapping")
+    unknown = set(d) - set(SECTIONS) - {"method"}
+    if unknown:
+        raise ConfigError(f"unknown config section(s): {sorted(unknown)}")
+    kwargs: dict[str, Any] = {"method": str(d.get("method", Config.method))}
+    for name, cls in SECTIONS.items():
+        sec = d.get(name) or {}
+        if not isinstance(sec, dict):
+            raise ConfigError(f"section {name!r} must be a mapping")
+        valid = {f.name for f in fields(cls)}
+        bad = set(sec) - valid
+        if bad:
+            raise ConfigError(f"unknown key(s) in {name}: {sorted(bad)}; valid: {sorted(valid)}")
+        kwargs[name] = cls(**{k: _coerce(cls, k, v) for k, v in sec.items()})
+    return Config(**kwargs)
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Applies ``section.key=value`` overrides (value parsed with ``yaml.safe_load``)."""
+    d = cfg.to_dict()
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        if key == "method":
+            d["method"] = str(value)
+            continue
+        parts = key.split(".")
+        if len(parts) != 2 or parts[0] not in SECTIONS:
+            raise ConfigError(f"override key {key!r} must be section.key with section in "
+                              f"{sorted(SECTIONS)}")
+        d[parts[0]][parts[1]] = value
+    return config_from_dict(d)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Loads a YAML config (``yaml.safe_load``) and applies overrides.
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, unknown keys or invalid values.
+    """
+    path = Path(path)
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    try:
+        cfg = config_from_dict(d)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return apply_overrides(cfg, overrides or [])
+
+
+__all__ = ["Config", "DataConfig", "LossConfig", "ModelConfig", "TrainConfig", "apply_overrides",
+           "config_from_dict", "load_config"]

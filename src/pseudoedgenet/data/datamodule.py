@@ -1,0 +1,172 @@
+"""Datasets and the Lightning DataModule for training, validation and testing.
+
+Training samples are random square crops with augmentation and on-the-fly Voronoi labels;
+validation and test samples are whole images (padded to a multiple of 32) with their
+instance masks. Decoded images, masks and points are cached once per process, never
+re-read per crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from pseudoedgenet.config import DataConfig
+from pseudoedgenet.data.prepared import PreparedDataset
+from pseudoedgenet.data.transforms import augment_window, geometric_transform, photometric_transform
+from pseudoedgenet.errors import DataError
+from pseudoedgenet.labels.voronoi import voronoi_labels
+
+
+@dataclass
+class _Item:
+    image: np.ndarray
+    instances: np.ndarray | None
+    points: np.ndarray
+
+
+def _load(dataset: PreparedDataset, names: list[str]) -> list[_Item]:
+    items = []
+    for n in names:
+        image = dataset.image(n)
+        items.append(_Item(image, dataset.instances(n), dataset.points(n)))
+    return items
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 -> ``(3, H, W)`` uint8 tensor (normalised on the model side)."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+class CropDataset(Dataset):
+    """Random augmented crops with point labels (and mask labels for full supervision).
+
+    Each item is a dict: ``image`` (3, C, C) uint8, ``labels`` (C, C) uint8 Voronoi label
+    map (1 = point, 0 = boundary, 255 = ignore), ``mask`` (C, C) uint8 foreground of the
+    instance mask (zeros when the dataset has no masks), with C = ``cfg.crop``. Images are
+    chosen with probability proportional to their area; the window is read with
+    ``cfg.context`` pixels of context on each side (reflect-padded at image borders),
+    augmented, then centre-cropped.
+
+    Args:
+        dataset: prepared dataset.
+        names: training image names.
+        cfg: data configuration.
+        seed: base seed; each worker derives its own stream from it.
+    """
+
+    def __init__(self, dataset: PreparedDataset, names: list[str], cfg: DataConfig, seed: int = 0):
+        if not names:
+            raise DataError(dataset.root, "no training images in this split")
+        self.items = _load(dataset, names)
+        self.cfg = cfg
+        self.seed = seed
+        areas = np.array([it.image.shape[0] * it.image.shape[1] for it in self.items], float)
+        self.p = areas / areas.sum()
+        self.geometric = geometric_transform(cfg.augment)
+        self.photometric = photometric_transform(cfg.augment)
+        self.rng: np.random.Generator | None = None
+
+    def __len__(self) -> int:
+        return self.cfg.crops_per_epoch
+
+    def _rng(self) -> np.random.Generator:
+        if self.rng is None:
+            info = get_worker_info()
+            s = int(torch.initial_seed() % 2**32) if info is not None else self.seed
+            self.rng = np.random.default_rng(s)
+            self.geometric.set_random_seed(s)
+            self.photometric.set_random_seed(s + 1)
+        return self.rng
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = self._rng()
+        item = self.items[int(rng.choice(len(self.items), p=self.p))]
+        c, m = self.cfg.crop, self.cfg.context
+        win = c + 2 * m
+        h, w = item.image.shape[:2]
+        y0 = int(rng.integers(0, max(h - c, 0) + 1)) - m
+        x0 = int(rng.integers(0, max(w - c, 0) + 1)) - m
+        pad = ((max(0, -y0), max(0, y0 + win - h)), (max(0, -x0), max(0, x0 + win - w)))
+        ys, xs = slice(max(0, y0), min(h, y0 + win)), slice(max(0, x0), min(w, x0 + win))
+        image = np.pad(item.image[ys, xs], (*pad, (0, 0)), mode="reflect")
+        inst = item.instances if item.instances is not None else np.zeros((h, w), np.uint16)
+        instances = np.pad(inst[ys, xs], pad, mode="constant")
+        pts = item.points - np.array([x0, y0], dtype=np.float64)
+        near = np.all((pts > -2 * m) & (pts < win + 2 * m), axis=1)
+        image, instances, pts = augment_window(self.geometric, self.photometric, image,
+                                               instances, pts[near])
+        image, instances = image[m : m + c, m : m + c], instances[m : m + c, m : m + c]
+        labels = voronoi_labels(pts - m, (c, c), margin=m)
+        return {
+            "image": _to_tensor(image),
+            "labels": torch.from_numpy(labels),
+            "mask": torch.from_numpy((instances > 0).astype(np.uint8)),
+        }
+
+
+class WholeImageDataset(Dataset):
+    """Whole images for validation/testing, zero-padded to a multiple of 32.
+
+    Each item: ``image`` (3, H', W') uint8, ``instances`` (H, W) int64 (unpadded; zeros
+    without masks), ``size`` (2,) the original (H, W), ``index``.
+    """
+
+    def __init__(self, dataset: PreparedDataset, names: list[str]):
+        self.names = list(names)
+        self.items = _load(dataset, self.names)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        it = self.items[index]
+        h, w = it.image.shape[:2]
+        ph, pw = (-h) % 32, (-w) % 32
+        image = np.pad(it.image, ((0, ph), (0, pw), (0, 0)), mode="reflect")
+        inst = it.instances if it.instances is not None else np.zeros((h, w), np.uint16)
+        return {"image": _to_tensor(image), "instances": torch.from_numpy(inst.astype(np.int64)),
+                "size": torch.tensor([h, w]), "index": index}
+
+
+class PointDataModule(L.LightningDataModule):
+    """Train/val/test loaders of one fold of a prepared dataset.
+
+    Args:
+        data: prepared dataset folder or object.
+        fold: test fold of the paper's rotation (validation = fold + 1), or ``None`` to
+            train on all images (no validation/test).
+        cfg: data configuration.
+        seed: base seed of the crop sampler.
+    """
+
+    def __init__(self, data: PreparedDataset, fold: int | None, cfg: DataConfig, seed: int = 0):
+        super().__init__()
+        self.data, self.fold, self.cfg, self.seed = data, fold, cfg, seed
+        if fold is None:
+            self.train_names, self.val_names, self.test_names = list(data.names), [], []
+        else:
+            split = data.split(fold)
+            self.train_names, self.val_names, self.test_names = split.train, split.val, split.test
+        self._train: CropDataset | None = None
+
+    def train_dataloader(self) -> DataLoader:
+        if self._train is None:
+            self._train = CropDataset(self.data, self.train_names, self.cfg, self.seed)
+        return DataLoader(self._train, batch_size=self.cfg.batch_size, shuffle=False,
+                          num_workers=self.cfg.num_workers, drop_last=True,
+                          persistent_workers=self.cfg.num_workers > 0)
+
+    def _whole(self, names: list[str]) -> DataLoader:
+        return DataLoader(WholeImageDataset(self.data, names), batch_size=1, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._whole(self.val_names)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._whole(self.test_names)

@@ -1,0 +1,223 @@
+"""The prepared-dataset folder: the one format training and evaluation read.
+
+Layout written by :func:`prepare_dataset` (``pseudoedgenet prepare``)::
+
+    OUT/images/<name>.png       RGB uint8
+    OUT/instances/<name>.png    uint16 instance ids, 0 = background (when masks exist)
+    OUT/points/<name>.csv       x,y header; (x, y) = (column, row) pixels of the image
+    OUT/labels/<name>.png       uint8 1 = point, 0 = Voronoi boundary, 255 = ignore
+                                (written by ``pseudoedgenet labels``)
+    OUT/folds.json              {"k", "seed", "by", "folds": [[names...], ...]}
+    OUT/dataset.json            source, split, counts, groups, package version
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pseudoedgenet import __version__
+from pseudoedgenet.data.io import (
+    read_image,
+    read_label_image,
+    read_points_csv,
+    write_json,
+    write_png,
+    write_points_csv,
+)
+from pseudoedgenet.data.sample import Sample
+from pseudoedgenet.data.splits import FoldSplit, fold_split, make_folds
+from pseudoedgenet.errors import DataError
+from pseudoedgenet.labels import points_from_instances, voronoi_labels
+
+
+def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
+    if out.exists():
+        if not force:
+            raise DataError(out, "output folder exists (use --force to replace it)")
+        old = out.with_name(f".{out.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
+
+
+def check_output_dir(out: str | Path, force: bool) -> Path:
+    """Refuses an existing output folder unless ``force``; returns it as a Path."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise DataError(out, "output folder exists (use --force to replace it)")
+    return out
+
+
+def prepare_dataset(
+    samples: Iterable[Sample],
+    out: str | Path,
+    *,
+    source: dict[str, Any],
+    k: int = 10,
+    seed: int = 0,
+    split_by: str = "image",
+    force: bool = False,
+    total: int | None = None,
+) -> dict[str, Any]:
+    """Writes samples into the prepared-dataset layout, atomically.
+
+    Points come from the sample when it has them, else from the instance masks
+    (centre of mass, :func:`~pseudoedgenet.labels.points_from_instances`).
+
+    Args:
+        samples: the images to write (consumed once).
+        out: destination folder; built in a temporary sibling and renamed into place.
+        source: description stored in ``dataset.json`` (reader name, path, split).
+        k: number of folds (``folds.json``); reduced to the number of images/groups if
+            there are fewer, with the reduction recorded.
+        seed: fold seed.
+        split_by: ``image`` or ``group`` (patient-wise for TNBC, organ for MoNuSeg).
+        force: replace an existing ``out``.
+        total: number of samples, for the progress bar.
+
+    Returns:
+        The ``dataset.json`` content.
+
+    Raises:
+        DataError: ``out`` exists without ``force``, or any reader error.
+    """
+    out = check_output_dir(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        names: list[str] = []
+        groups: dict[str, str] = {}
+        n_points = 0
+        for s in tqdm(samples, total=total, desc="prepare", unit="img"):
+            if s.name in groups:
+                raise DataError(s.source, f"duplicate image name {s.name!r}")
+            pts = s.points
+            if pts is None:
+                assert s.instances is not None
+                pts = points_from_instances(s.instances)
+            write_png(tmp / "images" / f"{s.name}.png", s.image)
+            if s.instances is not None:
+                write_png(tmp / "instances" / f"{s.name}.png", s.instances.astype(np.uint16))
+            write_points_csv(tmp / "points" / f"{s.name}.csv", pts)
+            names.append(s.name)
+            groups[s.name] = s.group
+            n_points += len(pts)
+        if not names:
+            raise DataError(source.get("path"), "no images found")
+        by_group = split_by == "group"
+        n_units = len(set(groups.values())) if by_group else len(names)
+        k_used = max(2, min(k, n_units)) if n_units >= 2 else 1
+        if k_used >= 2:
+            folds = make_folds(names, k_used, seed, [groups[n] for n in names] if by_group else None)
+        else:
+            folds = [sorted(names)]
+        write_json(tmp / "folds.json", {"k": k_used, "seed": seed, "by": split_by, "folds": folds})
+        meta = {
+            "source": source,
+            "n_images": len(names),
+            "n_points": n_points,
+            "has_instances": (tmp / "instances").is_dir(),
+            "k_requested": k,
+            "groups": groups,
+            "pseudoedgenet_version": __version__,
+            "point_convention": "(x, y) = (column, row) pixels of the full image",
+        }
+        write_json(tmp / "dataset.json", meta)
+        _replace_dir(tmp, out, force)
+        return meta
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """Read access to a prepared-dataset folder (see the module docstring).
+
+    Args:
+        root: the folder written by ``pseudoedgenet prepare``.
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+        if not (self.root / "dataset.json").is_file():
+            raise DataError(self.root, "not a prepared dataset (no dataset.json; run "
+                            "`pseudoedgenet prepare` first)")
+
+    @cached_property
+    def meta(self) -> dict[str, Any]:
+        return dict(json.loads((self.root / "dataset.json").read_text()))
+
+    @cached_property
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in (self.root / "images").glob("*.png"))
+
+    @cached_property
+    def folds(self) -> list[list[str]]:
+        return [list(f) for f in json.loads((self.root / "folds.json").read_text())["folds"]]
+
+    @property
+    def has_instances(self) -> bool:
+        return bool(self.meta.get("has_instances"))
+
+    def split(self, test_fold: int) -> FoldSplit:
+        """Train/val/test names for one fold of the paper's rotation."""
+        return fold_split(self.folds, test_fold)
+
+    def image(self, name: str) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB."""
+        return read_image(self.root / "images" / f"{name}.png")
+
+    def instances(self, name: str) -> np.ndarray | None:
+        """``(H, W)`` uint16 instance ids or ``None`` without masks."""
+        p = self.root / "instances" / f"{name}.png"
+        return read_label_image(p) if p.is_file() else None
+
+    def points(self, name: str) -> np.ndarray:
+        """``(N, 2)`` float64 ``(x, y)`` pixel coordinates."""
+        return read_points_csv(self.root / "points" / f"{name}.csv")
+
+    def sample(self, name: str) -> Sample:
+        return Sample(name, self.image(name), self.instances(name), self.points(name),
+                      str(self.meta.get("groups", {}).get(name, "")), self.root / "images")
+
+    def __iter__(self) -> Iterator[Sample]:
+        return (self.sample(n) for n in self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def write_labels(dataset: PreparedDataset, force: bool = False) -> Path:
+    """Writes ``labels/<name>.png`` (Voronoi label maps) for every image, atomically.
+
+    Returns:
+        The labels folder.
+    """
+    out = check_output_dir(dataset.root / "labels", force)
+    tmp = Path(tempfile.mkdtemp(prefix=".labels.tmp-", dir=dataset.root))
+    try:
+        for name in tqdm(dataset.names, desc="labels", unit="img"):
+            shape = dataset.image(name).shape[:2]
+            write_png(tmp / f"{name}.png", voronoi_labels(dataset.points(name), shape))
+        _replace_dir(tmp, out, force)
+        return out
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

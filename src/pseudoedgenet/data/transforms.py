@@ -1,0 +1,76 @@
+"""Joint augmentation of image, points and instance mask (Section 4.2).
+
+Geometric transforms (flips, 90° rotations, rotation/scale/shear affine, elastic
+deformation) move the image, the instance mask and the points together through
+albumentations (points as keypoints); the photometric ones (colour jitter, Gaussian blur,
+Gaussian noise) touch the image only. The Voronoi label map is computed *after*
+augmentation from the transformed points, so every point inside the crop is exactly one
+positive pixel and the boundaries are one pixel thick and in the right place for the
+transformed geometry.
+
+Point convention: ``(x, y)`` pixels, ``x`` = column, ``y`` = row.
+"""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+
+
+def geometric_transform(augment: bool = True) -> A.Compose:
+    """Flips, 90° rotations, affine (rotation, scale, shear) and elastic deformation.
+
+    Keypoints use format ``xy`` and are never removed (points that leave the window still
+    shape the Voronoi diagram near the border).
+    """
+    ops: list[A.BasicTransform] = []
+    if augment:
+        ops = [
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+            A.RandomRotate90(p=1.0),
+            A.Affine(rotate=(-45, 45), scale=(0.8, 1.2), shear=(-8, 8), p=0.7,
+                     interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
+                     border_mode=cv2.BORDER_REFLECT_101),
+            A.ElasticTransform(alpha=30, sigma=6, p=0.3, interpolation=cv2.INTER_LINEAR,
+                               mask_interpolation=cv2.INTER_NEAREST),
+        ]
+    return A.Compose(ops, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False))
+
+
+def photometric_transform(augment: bool = True) -> A.Compose:
+    """Colour jitter, Gaussian blur and Gaussian noise (image only)."""
+    ops: list[A.BasicTransform] = []
+    if augment:
+        ops = [
+            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05, p=0.8),
+            A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.1, 1.2), p=0.2),
+            A.GaussNoise(std_range=(0.01, 0.05), p=0.3),
+        ]
+    return A.Compose(ops)
+
+
+def augment_window(
+    geometric: A.Compose,
+    photometric: A.Compose,
+    image: np.ndarray,
+    instances: np.ndarray,
+    points: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Applies the joint augmentation to one window.
+
+    Args:
+        geometric, photometric: from :func:`geometric_transform` and
+            :func:`photometric_transform`.
+        image: ``(H, W, 3)`` uint8.
+        instances: ``(H, W)`` integer instance ids (zeros when unknown).
+        points: ``(N, 2)`` ``(x, y)`` in window pixels; may lie outside the window.
+
+    Returns:
+        ``(image, instances, points)`` transformed, same shapes (``instances`` as int32).
+    """
+    out = geometric(image=image, mask=instances.astype(np.int32), keypoints=points.astype(np.float32))
+    img = photometric(image=out["image"])["image"]
+    kps = np.asarray(out["keypoints"], dtype=np.float64).reshape(-1, 2)
+    return img, out["mask"], kps

@@ -1,0 +1,1 @@
+"""Training engine: the LightningModule and the run driver."""

@@ -1,0 +1,172 @@
+"""The LightningModule: one training step of Eq. (1)-(2), validation IoU, logging.
+
+No file I/O here; the run folder, checkpoints and result files belong to
+:mod:`pseudoedgenet.engine.train`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from pseudoedgenet.config import Config, config_from_dict
+from pseudoedgenet.losses.functional import edge_l1, local_crf_loss, point_bce
+from pseudoedgenet.metrics import SegmentationMetric
+from pseudoedgenet.models import PseudoEdgeNet, build_model, sobel
+
+#: ImageNet statistics, used for input normalisation with and without pretrained weights.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+class Normalize(nn.Module):
+    """uint8/float RGB in 0..255 ``(N, 3, H, W)`` -> ImageNet-normalised float32."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self.mean) / self.std
+
+
+class Segmenter(nn.Sequential):
+    """f with its input normalisation: ``(N, 3, H, W)`` RGB 0..255 -> ``(N, 1, H, W)`` logits.
+
+    H and W must be multiples of 32. This is the only network needed at inference.
+    """
+
+    def __init__(self, f: nn.Module) -> None:
+        super().__init__(Normalize(), f)
+
+
+def build_network(cfg: Config) -> PseudoEdgeNet:
+    """Builds f, g, h from the model config."""
+    m = cfg.model
+    f = build_model("segnet_fpn", encoder=m.encoder, pretrained=m.pretrained)
+    g: nn.Module | None = None
+    if m.edge == "small":
+        g = build_model("edge_small", layers=m.edge_layers, width=m.edge_width)
+    elif m.edge == "fpn":
+        g = build_model("edge_fpn", encoder=m.edge_encoder, pretrained=m.pretrained)
+    h = (build_model("attention_fpn", encoder=m.attention_encoder, pretrained=m.pretrained)
+         if m.attention else None)
+    return PseudoEdgeNet(f, g, h)
+
+
+class PseudoEdgeNetModule(L.LightningModule):
+    """Joint training of f, g, h with L = L_ce + λ |s(f(I)) − g(I) ⊗ h(I)| (+ CRF term).
+
+    Args:
+        config: the run configuration (a :class:`Config` or its dict form, as stored in
+            checkpoints' hyper-parameters).
+
+    Batches come from :mod:`pseudoedgenet.data.datamodule`: training batches have
+    ``image`` (N, 3, C, C) uint8, ``labels`` (N, C, C) uint8 and ``mask`` (N, C, C) uint8;
+    validation/test batches one whole image with ``instances`` (1, H, W).
+    """
+
+    def __init__(self, config: Config | dict[str, Any]) -> None:
+        super().__init__()
+        cfg = config if isinstance(config, Config) else config_from_dict(config)
+        self.save_hyperparameters({"config": cfg.to_dict()})
+        self.cfg = cfg
+        self.normalize = Normalize()
+        self.net = build_network(cfg)
+        self.val_metric = SegmentationMetric()
+        self.test_metric = SegmentationMetric()
+        self.test_predictions: dict[int, np.ndarray] = {}
+
+    def segmenter(self) -> Segmenter:
+        """f with its input normalisation (shares parameters with this module)."""
+        return Segmenter(self.net.f)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.normalize(image)
+        if self.cfg.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Forward pass and every loss term of one batch (keys ``loss``, ``ce``, ...)."""
+        lc = self.cfg.loss
+        out = self(batch["image"])
+        logits = out["logits"]
+        if lc.supervision == "masks":
+            ce = point_bce(logits, batch["mask"], 1.0, 1.0, "pixel")
+        else:
+            ce = point_bce(logits, batch["labels"], lc.pos_weight, lc.neg_weight,
+                           lc.normalization)  # type: ignore[arg-type]
+        losses = {"ce": ce}
+        total = ce
+        prob = torch.sigmoid(logits.float())
+        if "edge" in out:
+            edge = lc.edge_weight * edge_l1(sobel(prob, lc.sobel_normalized), out["edge"])
+            losses["edge"] = edge
+            total = total + edge
+        if lc.crf_weight > 0:
+            crf = lc.crf_weight * local_crf_loss(prob, batch["image"].float(), lc.crf_sigma_rgb,
+                                                 lc.crf_sigma_xy, lc.crf_radius,
+                                                 lc.crf_downsample)
+            losses["crf"] = crf
+            total = total + crf
+        losses["loss"] = total
+        return losses
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses = self.compute_losses(batch)
+        n = batch["image"].shape[0]
+        for k, v in losses.items():
+            self.log(f"train/{k}", v.detach(), on_step=False, on_epoch=True, batch_size=n,
+                     prog_bar=k == "loss")
+        return losses["loss"]
+
+    def _predict_mask(self, batch: dict[str, Any]) -> np.ndarray:
+        logits = self(batch["image"])["logits"] if self.net.g is None else self._f_only(batch)
+        h, w = (int(v) for v in batch["size"][0])
+        prob = torch.sigmoid(logits.float())[0, 0, :h, :w]
+        return (prob > self.cfg.train.threshold).cpu().numpy()
+
+    def _f_only(self, batch: dict[str, Any]) -> torch.Tensor:
+        x = self.normalize(batch["image"])
+        if self.cfg.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net.f(x)
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_metric.reset()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.val_metric.update(self._predict_mask(batch), batch["instances"][0].cpu().numpy())
+
+    def on_validation_epoch_end(self) -> None:
+        if len(self.val_metric):
+            scores = self.val_metric.compute("mean")
+            self.log("val/iou", scores["iou"], prog_bar=True, sync_dist=True)
+            self.log("val/dice", scores["dice"], sync_dist=True)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_metric.reset()
+        self.test_predictions = {}
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        pred = self._predict_mask(batch)
+        self.test_predictions[int(batch["index"][0])] = pred
+        self.test_metric.update(pred, batch["instances"][0].cpu().numpy())
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        t = self.cfg.train
+        fused = bool(torch.cuda.is_available()) or hasattr(torch.optim.Adam, "_step_supports_amp_scaling")
+        try:
+            opt = torch.optim.Adam(self.parameters(), lr=t.lr, fused=fused)
+        except (RuntimeError, TypeError):
+            opt = torch.optim.Adam(self.parameters(), lr=t.lr)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=t.plateau_factor, patience=t.plateau_patience)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "train/loss",
+                                                    "interval": "epoch", "frequency": 1}}

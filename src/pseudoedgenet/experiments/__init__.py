@@ -1,0 +1,1 @@
+"""Experiment drivers: cross-validation, result tables, figures."""

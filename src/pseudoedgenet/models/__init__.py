@@ -1,0 +1,12 @@
+"""Networks f (segmentation), g (edges), h (attention) and the Sobel operator s."""
+
+from pseudoedgenet.models.networks import (
+    MODELS,
+    PseudoEdgeNet,
+    SmallEdgeNet,
+    build_model,
+    fpn,
+)
+from pseudoedgenet.models.sobel import Sobel, sobel
+
+__all__ = ["MODELS", "PseudoEdgeNet", "Sobel", "SmallEdgeNet", "build_model", "fpn", "sobel"]

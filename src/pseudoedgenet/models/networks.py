@@ -1,0 +1,139 @@
+"""The three networks of PseudoEdgeNet, made by name from a registry.
+
+- f, the segmentation network: FPN with a ResNet-50 encoder, 1 output channel (logits;
+  the sigmoid is applied by the loss / at inference).
+- g, the edge network: small (``n`` 3x3 conv layers of 64 filters, BN + ReLU after each
+  but the last, which outputs 2 linear channels: x and y edges) or large (an FPN with a
+  2-channel linear output, Table 2).
+- h, the attention network: FPN with a ResNet-18 encoder and a 1-channel sigmoid output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from pseudoedgenet.errors import ConfigError
+
+PRETRAINED = {"none": None, "imagenet": "imagenet"}
+
+
+def fpn(encoder: str = "resnet50", out_channels: int = 1, pretrained: str = "none") -> nn.Module:
+    """An FPN (Lin et al. 2017) from segmentation-models-pytorch with a linear head.
+
+    Args:
+        encoder: ``resnet18``, ``resnet34``, ``resnet50`` (any smp encoder name).
+        out_channels: number of output channels.
+        pretrained: ``none`` (random init, the default here) or ``imagenet`` (downloads
+            weights: needs internet).
+
+    Returns:
+        Module mapping ``(N, 3, H, W)`` to ``(N, out_channels, H, W)``; H and W must be
+        multiples of 32.
+    """
+    if pretrained not in PRETRAINED:
+        raise ConfigError(f"pretrained must be one of {sorted(PRETRAINED)}, got {pretrained!r}")
+    return smp.FPN(encoder_name=encoder, encoder_weights=PRETRAINED[pretrained],
+                   classes=out_channels, activation=None)
+
+
+class SmallEdgeNet(nn.Sequential):
+    """The small edge network g: ``layers`` 3x3 convolutions.
+
+    Every layer but the last has ``width`` filters followed by batch norm and ReLU; the
+    last maps to 2 linear channels (x edge, y edge). Padding 1 keeps the size.
+
+    Shape:
+        (N, 3, H, W) -> (N, 2, H, W).
+    """
+
+    def __init__(self, layers: int = 4, width: int = 64, in_channels: int = 3) -> None:
+        if layers < 1:
+            raise ConfigError(f"edge network needs at least 1 layer, got {layers}")
+        mods: list[nn.Module] = []
+        c = in_channels
+        for _ in range(layers - 1):
+            mods += [nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                     nn.ReLU(inplace=True)]
+            c = width
+        mods.append(nn.Conv2d(c, 2, 3, padding=1))
+        super().__init__(*mods)
+
+
+def _segnet(encoder: str = "resnet50", pretrained: str = "none") -> nn.Module:
+    return fpn(encoder, 1, pretrained)
+
+
+def _edge_small(layers: int = 4, width: int = 64) -> nn.Module:
+    return SmallEdgeNet(layers, width)
+
+
+def _edge_fpn(encoder: str = "resnet50", pretrained: str = "none") -> nn.Module:
+    return fpn(encoder, 2, pretrained)
+
+
+def _attention(encoder: str = "resnet18", pretrained: str = "none") -> nn.Module:
+    return fpn(encoder, 1, pretrained)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "segnet_fpn": _segnet,
+    "edge_small": _edge_small,
+    "edge_fpn": _edge_fpn,
+    "attention_fpn": _attention,
+}
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Makes a network by registry name.
+
+    Args:
+        name: one of ``segnet_fpn``, ``edge_small``, ``edge_fpn``, ``attention_fpn``.
+        **kwargs: the constructor's arguments (see each builder).
+
+    Raises:
+        ConfigError: unknown name (the message lists the valid ones) or bad arguments.
+    """
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}")
+    try:
+        return MODELS[name](**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model {name!r}: {exc}") from None
+
+
+class PseudoEdgeNet(nn.Module):
+    """f with its training-time helpers g (edge network) and h (attention), Eq. (1)-(2).
+
+    Args:
+        f: segmentation network, ``(N, 3, H, W) -> (N, 1, H, W)`` logits.
+        g: edge network ``(N, 3, H, W) -> (N, 2, H, W)`` or ``None`` (baseline).
+        h: attention network ``(N, 3, H, W) -> (N, 1, H, W)`` logits or ``None``.
+
+    ``forward`` returns a dict: ``logits`` (N, 1, H, W) always; ``edge`` = g(I) ⊗ h(I)
+    (N, 2, H, W) when g exists, plus ``raw_edge`` = g(I) and ``attention`` = sigmoid(h(I))
+    (N, 1, H, W) when h exists.
+    """
+
+    def __init__(self, f: nn.Module, g: nn.Module | None = None, h: nn.Module | None = None):
+        super().__init__()
+        if h is not None and g is None:
+            raise ConfigError("an attention network h needs an edge network g")
+        self.f, self.g, self.h = f, g, h
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {"logits": self.f(x)}
+        if self.g is not None:
+            raw = self.g(x)
+            out["raw_edge"] = raw
+            if self.h is not None:
+                att = torch.sigmoid(self.h(x))
+                out["attention"] = att
+                out["edge"] = raw * att
+            else:
+                out["edge"] = raw
+        return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -34,8 +34,10 @@ def prepare(
     annotations: Annotated[str, typer.Option(help="MoNuSeg: auto, masks or xml")] = "auto",
     k: Annotated[int, typer.Option(help="number of cross-validation folds")] = 10,
     seed: Annotated[int, typer.Option(help="fold seed")] = 0,
-    split_by: Annotated[str, typer.Option(help="fold by 'image' or by 'group' "
-                                          "(patient for TNBC, organ for MoNuSeg)")] = "image",
+    split_by: Annotated[
+        str,
+        typer.Option(help="fold by 'image' or by 'group' (patient for TNBC, organ for MoNuSeg)"),
+    ] = "image",
     force: Annotated[bool, typer.Option(help="replace an existing output folder")] = False,
 ) -> None:
     """Reads a dataset and writes images, instance masks, points and folds."""
@@ -59,9 +61,19 @@ def prepare(
     else:
         samples = read_folder(src)
     meta = prepare_dataset(
-        samples, out, k=k, seed=seed, split_by=split_by, force=force, total=total,
-        source={"reader": source.value, "path": str(src), "split": split,
-                "annotations": annotations},
+        samples,
+        out,
+        k=k,
+        seed=seed,
+        split_by=split_by,
+        force=force,
+        total=total,
+        source={
+            "reader": source.value,
+            "path": str(src),
+            "split": split,
+            "annotations": annotations,
+        },
     )
     typer.echo(f"{out}: {meta['n_images']} images, {meta['n_points']} points")
 
@@ -99,8 +111,14 @@ def show(
     typer.echo(f"wrote {out}")
 
 
-def _config(config: Path, protocol: str | None, epochs: int | None, max_steps: int | None,
-            crop: int | None, overrides: list[str] | None):  # noqa: ANN202
+def _config(
+    config: Path,
+    protocol: str | None,
+    epochs: int | None,
+    max_steps: int | None,
+    crop: int | None,
+    overrides: list[str] | None,
+):
     from pseudoedgenet.config import apply_overrides, load_config
     from pseudoedgenet.experiments.crossval import with_protocol
 
@@ -115,11 +133,11 @@ def _config(config: Path, protocol: str | None, epochs: int | None, max_steps: i
 
 ConfigOpt = Annotated[Path, typer.Option(help="YAML config, e.g. configs/tnbc/pen_att.yaml")]
 DataOpt = Annotated[Path, typer.Option(help="prepared dataset folder")]
-ProtocolOpt = Annotated[Optional[str], typer.Option(help="named protocol: paper, cpu, smoke")]
-EpochsOpt = Annotated[Optional[int], typer.Option(help="override train.epochs")]
-StepsOpt = Annotated[Optional[int], typer.Option(help="override train.max_steps")]
-CropOpt = Annotated[Optional[int], typer.Option(help="override data.crop")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="section.key=value override")]
+ProtocolOpt = Annotated[str | None, typer.Option(help="named protocol: paper, cpu, smoke")]
+EpochsOpt = Annotated[int | None, typer.Option(help="override train.epochs")]
+StepsOpt = Annotated[int | None, typer.Option(help="override train.max_steps")]
+CropOpt = Annotated[int | None, typer.Option(help="override data.crop")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="section.key=value override")]
 
 
 @app.command()
@@ -127,8 +145,10 @@ def train(
     config: ConfigOpt,
     data: DataOpt,
     out: Annotated[Path, typer.Option(help="run folder (resumed if it holds last.ckpt)")],
-    fold: Annotated[Optional[int], typer.Option(help="test fold (validation = fold+1); "
-                                                "omit to train on all images")] = None,
+    fold: Annotated[
+        int | None,
+        typer.Option(help="test fold (validation = fold+1); omit to train on all images"),
+    ] = None,
     protocol: ProtocolOpt = None,
     epochs: EpochsOpt = None,
     max_steps: StepsOpt = None,
@@ -142,8 +162,9 @@ def train(
 
     cfg = _config(config, protocol, epochs, max_steps, crop, overrides)
     res = train_fold(cfg, data, fold, out, extra={"protocol": protocol or "config"})
-    typer.echo(json.dumps({k: res[k] for k in ("method", "fold", "val_iou", "test", "wall_s")
-                           if k in res}))
+    typer.echo(
+        json.dumps({k: res[k] for k in ("method", "fold", "val_iou", "test", "wall_s") if k in res})
+    )
 
 
 @app.command()
@@ -152,10 +173,11 @@ def crossval(
     data: DataOpt,
     out: Annotated[Path, typer.Option(help="results folder, e.g. results/tnbc/pen_att")],
     folds: Annotated[str, typer.Option(help="folds to run: 0-9, 0,2,5 or 3")] = "0-9",
-    runs: Annotated[Optional[Path], typer.Option(help="checkpoint folder "
-                                                 "(default runs/crossval/<out>)")] = None,
+    runs: Annotated[
+        Path | None, typer.Option(help="checkpoint folder (default runs/crossval/<out>)")
+    ] = None,
     protocol: Annotated[str, typer.Option(help="paper, cpu or smoke")] = "paper",
-    dataset: Annotated[Optional[str], typer.Option(help="dataset name for the records")] = None,
+    dataset: Annotated[str | None, typer.Option(help="dataset name for the records")] = None,
     overrides: SetOpt = None,
 ) -> None:
     """k-fold cross-validation (test i, validation i+1); writes OUT/fold_<i>.json per fold."""

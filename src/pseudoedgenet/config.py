@@ -44,9 +44,14 @@ class DataConfig:
     context: int = 64
 
     def __post_init__(self) -> None:
-        _check(self.crop > 0 and self.crop % 32 == 0, f"data.crop must be a multiple of 32, got {self.crop}")
+        _check(
+            self.crop > 0 and self.crop % 32 == 0,
+            f"data.crop must be a multiple of 32, got {self.crop}",
+        )
         _check(self.batch_size >= 1, "data.batch_size must be >= 1")
-        _check(self.crops_per_epoch >= self.batch_size, "data.crops_per_epoch must be >= batch_size")
+        _check(
+            self.crops_per_epoch >= self.batch_size, "data.crops_per_epoch must be >= batch_size"
+        )
         _check(self.num_workers >= 0, "data.num_workers must be >= 0")
         _check(self.context >= 0, "data.context must be >= 0")
 
@@ -80,7 +85,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check(self.pretrained in ("none", "imagenet"), "model.pretrained must be none or imagenet")
         _check(self.edge in ("none", "small", "fpn"), "model.edge must be none, small or fpn")
-        _check(not (self.attention and self.edge == "none"), "model.attention needs an edge network")
+        _check(
+            not (self.attention and self.edge == "none"), "model.attention needs an edge network"
+        )
         _check(self.edge_layers >= 1, "model.edge_layers must be >= 1")
 
 
@@ -113,7 +120,10 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _check(self.supervision in ("points", "masks"), "loss.supervision must be points or masks")
-        _check(self.normalization in ("per_class", "pixel"), "loss.normalization must be per_class or pixel")
+        _check(
+            self.normalization in ("per_class", "pixel"),
+            "loss.normalization must be per_class or pixel",
+        )
         _check(self.pos_weight >= 0 and self.neg_weight >= 0, "loss weights must be >= 0")
         _check(self.edge_weight >= 0 and self.crf_weight >= 0, "loss weights must be >= 0")
 
@@ -158,8 +168,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs must be >= 1")
         _check(self.lr > 0, "train.lr must be > 0")
-        _check(self.precision in ("auto", "32", "bf16-mixed", "16-mixed"),
-               "train.precision must be auto, 32, bf16-mixed or 16-mixed")
+        _check(
+            self.precision in ("auto", "32", "bf16-mixed", "16-mixed"),
+            "train.precision must be auto, 32, bf16-mixed or 16-mixed",
+        )
         _check(0 < self.threshold < 1, "train.threshold must be in (0, 1)")
 
 
@@ -191,7 +203,9 @@ def _coerce(cls: type, key: str, value: Any) -> Any:
     if t == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     expected = {"int": int, "float": float, "str": str, "bool": bool}.get(t)
-    if expected and (not isinstance(value, expected) or (expected is int and isinstance(value, bool))):
+    if expected and (
+        not isinstance(value, expected) or (expected is int and isinstance(value, bool))
+    ):
         raise ConfigError(f"{cls.__name__}.{key} expects {t}, got {value!r}")
     return value
 
@@ -229,8 +243,9 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             continue
         parts = key.split(".")
         if len(parts) != 2 or parts[0] not in SECTIONS:
-            raise ConfigError(f"override key {key!r} must be section.key with section in "
-                              f"{sorted(SECTIONS)}")
+            raise ConfigError(
+                f"override key {key!r} must be section.key with section in {sorted(SECTIONS)}"
+            )
         d[parts[0]][parts[1]] = value
     return config_from_dict(d)
 
@@ -255,5 +270,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     return apply_overrides(cfg, overrides or [])
 
 
-__all__ = ["Config", "DataConfig", "LossConfig", "ModelConfig", "TrainConfig", "apply_overrides",
-           "config_from_dict", "load_config"]
+__all__ = [
+    "Config",
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "load_config",
+]

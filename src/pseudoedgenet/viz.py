@@ -30,8 +30,12 @@ def draw_labels(image: np.ndarray, labels: np.ndarray, point_radius: int = 2) ->
     return out
 
 
-def overlay_mask(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (0, 255, 0),
-                 alpha: float = 0.4) -> np.ndarray:
+def overlay_mask(
+    image: np.ndarray,
+    mask: np.ndarray,
+    color: tuple[int, int, int] = (0, 255, 0),
+    alpha: float = 0.4,
+) -> np.ndarray:
     """Blends a binary mask over an image. Shapes: ``(H, W, 3)`` uint8, ``(H, W)`` bool."""
     out = image.astype(np.float32)
     m = mask.astype(bool)

@@ -98,9 +98,12 @@ class CropDataset(Dataset):
         inst = item.instances if item.instances is not None else np.zeros((h, w), np.uint16)
         instances = np.pad(inst[ys, xs], pad, mode="constant")
         pts = item.points - np.array([x0, y0], dtype=np.float64)
-        near = np.all((pts > -2 * m) & (pts < win + 2 * m), axis=1)
-        image, instances, pts = augment_window(self.geometric, self.photometric, image,
-                                               instances, pts[near])
+        # Only in-window points: their image content is in the window. Points of the
+        # reflected border get reflected copies from the affine transform, consistently.
+        near = np.all((pts >= -0.5) & (pts < win - 0.5), axis=1)
+        image, instances, pts = augment_window(
+            self.geometric, self.photometric, image, instances, pts[near]
+        )
         image, instances = image[m : m + c, m : m + c], instances[m : m + c, m : m + c]
         labels = voronoi_labels(pts - m, (c, c), margin=m)
         return {
@@ -130,8 +133,12 @@ class WholeImageDataset(Dataset):
         ph, pw = (-h) % 32, (-w) % 32
         image = np.pad(it.image, ((0, ph), (0, pw), (0, 0)), mode="reflect")
         inst = it.instances if it.instances is not None else np.zeros((h, w), np.uint16)
-        return {"image": _to_tensor(image), "instances": torch.from_numpy(inst.astype(np.int64)),
-                "size": torch.tensor([h, w]), "index": index}
+        return {
+            "image": _to_tensor(image),
+            "instances": torch.from_numpy(inst.astype(np.int64)),
+            "size": torch.tensor([h, w]),
+            "index": index,
+        }
 
 
 class PointDataModule(L.LightningDataModule):
@@ -158,9 +165,14 @@ class PointDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self._train is None:
             self._train = CropDataset(self.data, self.train_names, self.cfg, self.seed)
-        return DataLoader(self._train, batch_size=self.cfg.batch_size, shuffle=False,
-                          num_workers=self.cfg.num_workers, drop_last=True,
-                          persistent_workers=self.cfg.num_workers > 0)
+        return DataLoader(
+            self._train,
+            batch_size=self.cfg.batch_size,
+            shuffle=False,
+            num_workers=self.cfg.num_workers,
+            drop_last=True,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
 
     def _whole(self, names: list[str]) -> DataLoader:
         return DataLoader(WholeImageDataset(self.data, names), batch_size=1, num_workers=0)

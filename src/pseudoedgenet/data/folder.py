@@ -64,9 +64,12 @@ def read_folder(root: str | Path) -> Iterator[Sample]:
         if stem in masks:
             instances = read_label_image(masks[stem])
             if instances.shape != shape:
-                raise DataError(masks[stem], f"mask size {instances.shape[1]}x"
-                                f"{instances.shape[0]} does not match image size "
-                                f"{shape[1]}x{shape[0]}")
+                raise DataError(
+                    masks[stem],
+                    f"mask size {instances.shape[1]}x"
+                    f"{instances.shape[0]} does not match image size "
+                    f"{shape[1]}x{shape[0]}",
+                )
         pts = read_points(points[stem], shape) if stem in points else None
         if pts is None and instances is None:
             raise DataError(img_path, "no point file (points/<name>.csv|.geojson) and no mask")

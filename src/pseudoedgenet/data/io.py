@@ -42,11 +42,13 @@ def _read_array(path: Path) -> np.ndarray:
             if im.mode == "I;16" or im.mode.startswith("I;16"):
                 return np.asarray(im, dtype=np.uint16)
             if im.mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                return np.asarray(im.convert("RGBA" if "transparency" in im.info else "RGB"))
             return np.asarray(im)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(path, f"cannot decode image (truncated or not an image: {reason})") from None
+        raise DataError(
+            path, f"cannot decode image (truncated or not an image: {reason})"
+        ) from None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -70,8 +72,11 @@ def read_image(path: str | Path) -> np.ndarray:
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     if arr.dtype != np.uint8:
-        raise DataError(path, f"unsupported pixel type {arr.dtype}: expected 8-bit RGB "
-                        "(convert 16-bit or float images to 8-bit first)")
+        raise DataError(
+            path,
+            f"unsupported pixel type {arr.dtype}: expected 8-bit RGB "
+            "(convert 16-bit or float images to 8-bit first)",
+        )
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
@@ -99,7 +104,9 @@ def read_label_image(path: str | Path) -> np.ndarray:
     arr = _read_array(path)
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         rgb = arr[:, :, :3]
-        if np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(rgb[:, :, 0], rgb[:, :, 2]):
+        if np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(
+            rgb[:, :, 0], rgb[:, :, 2]
+        ):
             arr = rgb[:, :, 0]
     if arr.ndim != 2:
         raise DataError(path, f"expected a single-channel label image, got shape {arr.shape}")
@@ -152,7 +159,9 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def validate_points(points: np.ndarray, shape: tuple[int, int] | None, source: str | Path) -> np.ndarray:
+def validate_points(
+    points: np.ndarray, shape: tuple[int, int] | None, source: str | Path
+) -> np.ndarray:
     """Checks a point array and returns it as ``float64 (N, 2)``.
 
     Args:
@@ -165,7 +174,9 @@ def validate_points(points: np.ndarray, shape: tuple[int, int] | None, source: s
     Raises:
         DataError: wrong shape, NaN/inf coordinates, or points outside the image.
     """
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2) if np.size(points) else np.zeros((0, 2))
+    pts = (
+        np.asarray(points, dtype=np.float64).reshape(-1, 2) if np.size(points) else np.zeros((0, 2))
+    )
     if not np.all(np.isfinite(pts)):
         bad = int(np.argmax(~np.all(np.isfinite(pts), axis=1)))
         raise DataError(source, f"point {bad} has a NaN or infinite coordinate")
@@ -175,8 +186,10 @@ def validate_points(points: np.ndarray, shape: tuple[int, int] | None, source: s
         outside = (cols < 0) | (cols >= w) | (rows < 0) | (rows >= h)
         if outside.any():
             i = int(np.argmax(outside))
-            raise DataError(source, f"point {i} at (x={pts[i, 0]:g}, y={pts[i, 1]:g}) lies "
-                            f"outside the {w}x{h} image")
+            raise DataError(
+                source,
+                f"point {i} at (x={pts[i, 0]:g}, y={pts[i, 1]:g}) lies outside the {w}x{h} image",
+            )
     return pts
 
 
@@ -208,8 +221,10 @@ def read_points_csv(path: str | Path, shape: tuple[int, int] | None = None) -> n
             try:
                 rows.append((float(norm["x"]), float(norm["y"])))
             except (TypeError, ValueError):
-                raise DataError(path, f"line {lineno}: x,y must be numbers, got "
-                                f"{norm.get('x')!r},{norm.get('y')!r}") from None
+                raise DataError(
+                    path,
+                    f"line {lineno}: x,y must be numbers, got {norm.get('x')!r},{norm.get('y')!r}",
+                ) from None
     if not rows:
         raise DataError(path, "no points in file (empty point file)")
     return validate_points(np.asarray(rows), shape, path)
@@ -252,9 +267,9 @@ def read_points_geojson(path: str | Path, shape: tuple[int, int] | None = None) 
         if not isinstance(geom, dict):
             continue
         if geom.get("type") == "Point":
-            pts.append(tuple(geom["coordinates"][:2]))  # type: ignore[arg-type]
+            pts.append(tuple(geom["coordinates"][:2]))
         elif geom.get("type") == "MultiPoint":
-            pts.extend(tuple(c[:2]) for c in geom["coordinates"])  # type: ignore[misc]
+            pts.extend(tuple(c[:2]) for c in geom["coordinates"])
     if not pts:
         raise DataError(path, "no Point or MultiPoint geometry found (empty point file)")
     return validate_points(np.asarray(pts, dtype=np.float64), shape, path)

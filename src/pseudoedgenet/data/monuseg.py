@@ -71,8 +71,9 @@ def read_xml_polygons(path: str | Path) -> list[np.ndarray]:
         try:
             verts = [(float(v.attrib["X"]), float(v.attrib["Y"])) for v in region.iter("Vertex")]
         except (KeyError, ValueError):
-            raise DataError(path, f"region {region.attrib.get('Id', '?')} has a vertex without "
-                            "numeric X/Y") from None
+            raise DataError(
+                path, f"region {region.attrib.get('Id', '?')} has a vertex without numeric X/Y"
+            ) from None
         if len(verts) >= 3:
             polygons.append(np.asarray(verts, dtype=np.float64) - 1.0)
     if not polygons:
@@ -142,8 +143,9 @@ def read_monuseg(
         stems = {p.stem for p in images}
         orphans = sorted(p for p in ann_dir.glob(f"*{suffix}") if p.stem not in stems)
         if orphans:
-            raise DataError(orphans[0], "annotation has no matching image in "
-                            f"{root / split / 'images'}")
+            raise DataError(
+                orphans[0], f"annotation has no matching image in {root / split / 'images'}"
+            )
     for img_path in images:
         image = read_image(img_path)
         ann = ann_dir / f"{img_path.stem}{suffix}"
@@ -154,8 +156,11 @@ def read_monuseg(
         else:
             instances = rasterize_polygons(read_xml_polygons(ann), image.shape[:2])
         if instances.shape != image.shape[:2]:
-            raise DataError(ann, f"mask size {instances.shape[1]}x{instances.shape[0]} does not "
-                            f"match image size {image.shape[1]}x{image.shape[0]}")
+            raise DataError(
+                ann,
+                f"mask size {instances.shape[1]}x{instances.shape[0]} does not "
+                f"match image size {image.shape[1]}x{image.shape[0]}",
+            )
         yield Sample(
             name=img_path.stem,
             image=image,

@@ -122,7 +122,9 @@ def prepare_dataset(
         n_units = len(set(groups.values())) if by_group else len(names)
         k_used = max(2, min(k, n_units)) if n_units >= 2 else 1
         if k_used >= 2:
-            folds = make_folds(names, k_used, seed, [groups[n] for n in names] if by_group else None)
+            folds = make_folds(
+                names, k_used, seed, [groups[n] for n in names] if by_group else None
+            )
         else:
             folds = [sorted(names)]
         write_json(tmp / "folds.json", {"k": k_used, "seed": seed, "by": split_by, "folds": folds})
@@ -157,8 +159,10 @@ class PreparedDataset:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
         if not (self.root / "dataset.json").is_file():
-            raise DataError(self.root, "not a prepared dataset (no dataset.json; run "
-                            "`pseudoedgenet prepare` first)")
+            raise DataError(
+                self.root,
+                "not a prepared dataset (no dataset.json; run `pseudoedgenet prepare` first)",
+            )
 
     @cached_property
     def meta(self) -> dict[str, Any]:
@@ -194,8 +198,14 @@ class PreparedDataset:
         return read_points_csv(self.root / "points" / f"{name}.csv")
 
     def sample(self, name: str) -> Sample:
-        return Sample(name, self.image(name), self.instances(name), self.points(name),
-                      str(self.meta.get("groups", {}).get(name, "")), self.root / "images")
+        return Sample(
+            name,
+            self.image(name),
+            self.instances(name),
+            self.points(name),
+            str(self.meta.get("groups", {}).get(name, "")),
+            self.root / "images",
+        )
 
     def __iter__(self) -> Iterator[Sample]:
         return (self.sample(n) for n in self.names)

@@ -78,6 +78,7 @@ def fold_split(folds: Sequence[Sequence[str]], test_fold: int) -> FoldSplit:
     if not 0 <= test_fold < k:
         raise ValueError(f"fold {test_fold} out of range 0..{k - 1}")
     val_fold = (test_fold + 1) % k
-    train = sorted(n for f, names in enumerate(folds) if f not in (test_fold, val_fold)
-                   for n in names)
+    train = sorted(
+        n for f, names in enumerate(folds) if f not in (test_fold, val_fold) for n in names
+    )
     return FoldSplit(test_fold, val_fold, train, sorted(folds[val_fold]), sorted(folds[test_fold]))

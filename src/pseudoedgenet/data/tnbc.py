@@ -50,7 +50,10 @@ def read_tnbc(root: str | Path) -> Iterator[Sample]:
             image = read_image(img_path)
             mask = read_label_image(gt_path)
             if mask.shape != image.shape[:2]:
-                raise DataError(gt_path, f"mask size {mask.shape[1]}x{mask.shape[0]} does not "
-                                f"match image size {image.shape[1]}x{image.shape[0]}")
+                raise DataError(
+                    gt_path,
+                    f"mask size {mask.shape[1]}x{mask.shape[0]} does not "
+                    f"match image size {image.shape[1]}x{image.shape[0]}",
+                )
             instances = cc_label(mask > 0, connectivity=2).astype(np.uint16)
             yield Sample(img_path.stem, image, instances, None, patient, img_path)

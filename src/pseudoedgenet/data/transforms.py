@@ -21,8 +21,11 @@ import numpy as np
 def geometric_transform(augment: bool = True) -> A.Compose:
     """Flips, 90° rotations, affine (rotation, scale, shear) and elastic deformation.
 
-    Keypoints use format ``xy`` and are never removed (points that leave the window still
-    shape the Voronoi diagram near the border).
+    Keypoints use format ``xy``. Points that leave the window are kept (they still shape
+    the Voronoi diagram near the border), except that the elastic deformation drops
+    points outside the window (it has no displacement there). The affine transform fills
+    the border by reflection and adds the reflected copies of the points, so reflected
+    nuclei are labelled like real ones.
     """
     ops: list[A.BasicTransform] = []
     if augment:
@@ -30,13 +33,29 @@ def geometric_transform(augment: bool = True) -> A.Compose:
             A.HorizontalFlip(p=0.5),
             A.VerticalFlip(p=0.5),
             A.RandomRotate90(p=1.0),
-            A.Affine(rotate=(-45, 45), scale=(0.8, 1.2), shear=(-8, 8), p=0.7,
-                     interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
-                     border_mode=cv2.BORDER_REFLECT_101),
-            A.ElasticTransform(alpha=30, sigma=6, p=0.3, interpolation=cv2.INTER_LINEAR,
-                               mask_interpolation=cv2.INTER_NEAREST),
+            A.Affine(
+                rotate=(-45, 45),
+                scale=(0.8, 1.2),
+                shear=(-8, 8),
+                p=0.7,
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+                border_mode=cv2.BORDER_REFLECT_101,
+            ),
+            A.ElasticTransform(
+                alpha=30,
+                sigma=6,
+                p=0.3,
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+            ),
         ]
-    return A.Compose(ops, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False))
+    return A.Compose(
+        ops,
+        keypoint_params=A.KeypointParams(
+            format="xy", remove_invisible=False, check_each_transform=False
+        ),
+    )
 
 
 def photometric_transform(augment: bool = True) -> A.Compose:
@@ -65,12 +84,17 @@ def augment_window(
             :func:`photometric_transform`.
         image: ``(H, W, 3)`` uint8.
         instances: ``(H, W)`` integer instance ids (zeros when unknown).
-        points: ``(N, 2)`` ``(x, y)`` in window pixels; may lie outside the window.
+        points: ``(N, 2)`` ``(x, y)`` in window pixels, inside the window.
 
     Returns:
-        ``(image, instances, points)`` transformed, same shapes (``instances`` as int32).
+        ``(image, instances, points)``: image and instances transformed with the same
+        shapes (``instances`` as int32), points ``(M, 2)`` transformed, where ``M`` may
+        differ from ``N`` (reflected copies added, points pushed out by an elastic
+        deformation dropped).
     """
-    out = geometric(image=image, mask=instances.astype(np.int32), keypoints=points.astype(np.float32))
+    out = geometric(
+        image=image, mask=instances.astype(np.int32), keypoints=points.astype(np.float32)
+    )
     img = photometric(image=out["image"])["image"]
     kps = np.asarray(out["keypoints"], dtype=np.float64).reshape(-1, 2)
     return img, out["mask"], kps

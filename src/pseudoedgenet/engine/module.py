@@ -26,6 +26,9 @@ STD = (0.229, 0.224, 0.225)
 class Normalize(nn.Module):
     """uint8/float RGB in 0..255 ``(N, 3, H, W)`` -> ImageNet-normalised float32."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255.0)
@@ -54,8 +57,11 @@ def build_network(cfg: Config) -> PseudoEdgeNet:
         g = build_model("edge_small", layers=m.edge_layers, width=m.edge_width)
     elif m.edge == "fpn":
         g = build_model("edge_fpn", encoder=m.edge_encoder, pretrained=m.pretrained)
-    h = (build_model("attention_fpn", encoder=m.attention_encoder, pretrained=m.pretrained)
-         if m.attention else None)
+    h = (
+        build_model("attention_fpn", encoder=m.attention_encoder, pretrained=m.pretrained)
+        if m.attention
+        else None
+    )
     return PseudoEdgeNet(f, g, h)
 
 
@@ -100,8 +106,7 @@ class PseudoEdgeNetModule(L.LightningModule):
         if lc.supervision == "masks":
             ce = point_bce(logits, batch["mask"], 1.0, 1.0, "pixel")
         else:
-            ce = point_bce(logits, batch["labels"], lc.pos_weight, lc.neg_weight,
-                           lc.normalization)  # type: ignore[arg-type]
+            ce = point_bce(logits, batch["labels"], lc.pos_weight, lc.neg_weight, lc.normalization)  # type: ignore[arg-type]
         losses = {"ce": ce}
         total = ce
         prob = torch.sigmoid(logits.float())
@@ -110,9 +115,14 @@ class PseudoEdgeNetModule(L.LightningModule):
             losses["edge"] = edge
             total = total + edge
         if lc.crf_weight > 0:
-            crf = lc.crf_weight * local_crf_loss(prob, batch["image"].float(), lc.crf_sigma_rgb,
-                                                 lc.crf_sigma_xy, lc.crf_radius,
-                                                 lc.crf_downsample)
+            crf = lc.crf_weight * local_crf_loss(
+                prob,
+                batch["image"].float(),
+                lc.crf_sigma_rgb,
+                lc.crf_sigma_xy,
+                lc.crf_radius,
+                lc.crf_downsample,
+            )
             losses["crf"] = crf
             total = total + crf
         losses["loss"] = total
@@ -122,8 +132,14 @@ class PseudoEdgeNetModule(L.LightningModule):
         losses = self.compute_losses(batch)
         n = batch["image"].shape[0]
         for k, v in losses.items():
-            self.log(f"train/{k}", v.detach(), on_step=False, on_epoch=True, batch_size=n,
-                     prog_bar=k == "loss")
+            self.log(
+                f"train/{k}",
+                v.detach(),
+                on_step=False,
+                on_epoch=True,
+                batch_size=n,
+                prog_bar=k == "loss",
+            )
         return losses["loss"]
 
     def _predict_mask(self, batch: dict[str, Any]) -> np.ndarray:
@@ -159,14 +175,24 @@ class PseudoEdgeNetModule(L.LightningModule):
         self.test_predictions[int(batch["index"][0])] = pred
         self.test_metric.update(pred, batch["instances"][0].cpu().numpy())
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> Any:
         t = self.cfg.train
-        fused = bool(torch.cuda.is_available()) or hasattr(torch.optim.Adam, "_step_supports_amp_scaling")
+        fused = bool(torch.cuda.is_available()) or hasattr(
+            torch.optim.Adam, "_step_supports_amp_scaling"
+        )
         try:
             opt = torch.optim.Adam(self.parameters(), lr=t.lr, fused=fused)
         except (RuntimeError, TypeError):
             opt = torch.optim.Adam(self.parameters(), lr=t.lr)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=t.plateau_factor, patience=t.plateau_patience)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "train/loss",
-                                                    "interval": "epoch", "frequency": 1}}
+            opt, mode="min", factor=t.plateau_factor, patience=t.plateau_patience
+        )
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {
+                "scheduler": sched,
+                "monitor": "train/loss",
+                "interval": "epoch",
+                "frequency": 1,
+            },
+        }

@@ -30,17 +30,30 @@ def device_description(accelerator: str = "auto") -> str:
         n = torch.cuda.device_count()
         return f"{n}x {torch.cuda.get_device_name(0)}"
     cpu = platform.processor() or platform.machine()
-    return f"cpu ({torch.get_num_threads()} threads, {cpu}, {torch.backends.cpu.get_cpu_capability()})"
+    return (
+        f"cpu ({torch.get_num_threads()} threads, {cpu}, {torch.backends.cpu.get_cpu_capability()})"
+    )
 
 
 def git_commit(path: str | Path | None = None) -> str:
     """The current git commit of the source tree (``-dirty`` appended), or ``unknown``."""
     here = Path(path) if path else Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

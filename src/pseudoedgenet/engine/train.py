@@ -47,7 +47,9 @@ class EpochLine(Callback):
         parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
         for k in ("train/loss", "train/ce", "train/edge", "train/crf", "val/iou"):
             if k in m:
-                parts.append(f"{k.split('/')[-1] if k != 'val/iou' else 'val_iou'} {float(m[k]):.4f}")
+                parts.append(
+                    f"{k.split('/')[-1] if k != 'val/iou' else 'val_iou'} {float(m[k]):.4f}"
+                )
         lr = trainer.optimizers[0].param_groups[0]["lr"]
         parts.append(f"lr {lr:.2e}")
         parts.append(f"{time.perf_counter() - self.t0:.0f}s")
@@ -70,7 +72,7 @@ def load_module(path: str | Path, map_location: str = "cpu") -> PseudoEdgeNetMod
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise DataError(path, "checkpoint not found") from None
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad file
+    except Exception as exc:
         raise DataError(path, f"not a readable checkpoint ({type(exc).__name__})") from None
     try:
         config = ckpt["hyper_parameters"]["config"]
@@ -89,8 +91,12 @@ def export_segmenter(checkpoint: str | Path, out: str | Path) -> Path:
     readable with ``torch.load(..., weights_only=True)``; see :func:`load_segmenter`.
     """
     module = load_module(checkpoint)
-    payload = {"format": "pseudoedgenet-f", "version": __version__,
-               "config": module.cfg.to_dict(), "state_dict": module.segmenter().state_dict()}
+    payload = {
+        "format": "pseudoedgenet-f",
+        "version": __version__,
+        "config": module.cfg.to_dict(),
+        "state_dict": module.segmenter().state_dict(),
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -110,7 +116,7 @@ def load_segmenter(path: str | Path, map_location: str = "cpu") -> Segmenter:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise DataError(path, "checkpoint not found") from None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DataError(path, f"not a readable checkpoint ({type(exc).__name__})") from None
     if isinstance(payload, dict) and payload.get("format") == "pseudoedgenet-f":
         from pseudoedgenet.config import config_from_dict
@@ -123,7 +129,9 @@ def load_segmenter(path: str | Path, map_location: str = "cpu") -> Segmenter:
     return load_module(path, map_location).segmenter().eval()
 
 
-def _fit(cfg: Config, dm: PointDataModule, out: Path, has_val: bool) -> tuple[L.Trainer, PseudoEdgeNetModule]:
+def _fit(
+    cfg: Config, dm: PointDataModule, out: Path, has_val: bool
+) -> tuple[L.Trainer, PseudoEdgeNetModule]:
     t = cfg.train
     precision = resolve_precision(t.precision, t.accelerator)
     module = PseudoEdgeNetModule(cfg)
@@ -131,25 +139,78 @@ def _fit(cfg: Config, dm: PointDataModule, out: Path, has_val: bool) -> tuple[L.
         module = module.to(memory_format=torch.channels_last)
     if t.compile:
         module.net = torch.compile(module.net)  # type: ignore[assignment]
-    ckpt_cb = ModelCheckpoint(dirpath=out, filename="best", monitor="val/iou" if has_val else None,
-                              mode="max", save_last=True, save_top_k=1, enable_version_counter=False)
+    ckpt_cb = ModelCheckpoint(
+        dirpath=out,
+        filename="best",
+        monitor="val/iou" if has_val else None,
+        mode="max",
+        save_last=True,
+        save_top_k=1,
+        enable_version_counter=False,
+    )
     trainer = L.Trainer(
-        default_root_dir=out, max_epochs=t.epochs, max_steps=t.max_steps, precision=precision,  # type: ignore[arg-type]
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-        callbacks=[ckpt_cb, EpochLine()], logger=CSVLogger(save_dir=out, name="", version=""),
-        check_val_every_n_epoch=t.val_every, num_sanity_val_steps=0, log_every_n_steps=1,
-        limit_val_batches=1.0 if has_val else 0, enable_model_summary=False,
+        default_root_dir=out,
+        max_epochs=t.epochs,
+        max_steps=t.max_steps,
+        precision=precision,  # type: ignore[arg-type]
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        callbacks=[ckpt_cb, EpochLine()],
+        logger=CSVLogger(save_dir=out, name="logs", version=_next_attempt(out)),
+        check_val_every_n_epoch=t.val_every,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        limit_val_batches=1.0 if has_val else 0,
+        enable_model_summary=False,
     )
     last = out / "last.ckpt"
-    trainer.fit(module, datamodule=dm, ckpt_path=last if last.is_file() else None,
-                weights_only=False if last.is_file() else None)
+    trainer.fit(
+        module,
+        datamodule=dm,
+        ckpt_path=last if last.is_file() else None,
+        weights_only=False if last.is_file() else None,
+    )
     if not has_val and last.is_file() and not (out / "best.ckpt").is_file():
         (out / "best.ckpt").write_bytes(last.read_bytes())
+    _merge_logs(out)
     return trainer, module
 
 
-def train_fold(cfg: Config, data: str | Path, fold: int | None, out: str | Path,
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _next_attempt(out: Path) -> str:
+    """Log version of this (possibly resumed) attempt: ``attempt_0``, ``attempt_1``, ..."""
+    n = len(list((out / "logs").glob("attempt_*"))) if (out / "logs").is_dir() else 0
+    return f"attempt_{n}"
+
+
+def _merge_logs(out: Path) -> None:
+    """Joins the per-attempt CSV logs into ``out/metrics.csv`` (one row per logged step)."""
+    import csv
+    import io
+
+    rows: list[dict[str, str]] = []
+    header: list[str] = []
+    for f in sorted(
+        (out / "logs").glob("attempt_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1])
+    ):
+        with f.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            header += [h for h in reader.fieldnames or [] if h not in header]
+            rows += list(reader)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out / "metrics.csv", buf.getvalue())
+
+
+def train_fold(
+    cfg: Config,
+    data: str | Path,
+    fold: int | None,
+    out: str | Path,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Trains one fold of a prepared dataset and tests its best-validation checkpoint.
 
     Args:
@@ -170,25 +231,40 @@ def train_fold(cfg: Config, data: str | Path, fold: int | None, out: str | Path,
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     write_text(out / "config.yaml", cfg.to_yaml())
     precision = resolve_precision(cfg.train.precision, cfg.train.accelerator)
-    run = {"fold": fold, "data": str(data), "pseudoedgenet_version": __version__,
-           "git_commit": git_commit(), "device": device_description(cfg.train.accelerator),
-           "precision": precision, "torch": torch.__version__}
+    run = {
+        "fold": fold,
+        "data": str(data),
+        "pseudoedgenet_version": __version__,
+        "git_commit": git_commit(),
+        "device": device_description(cfg.train.accelerator),
+        "precision": precision,
+        "torch": torch.__version__,
+    }
     write_json(out / "run.json", run)
     dm = PointDataModule(ds, fold, cfg.data, cfg.train.seed)
     has_val = bool(dm.val_names) and ds.has_instances
     trainer, module = _fit(cfg, dm, out, has_val)
-    result: dict[str, Any] = {**(extra or {}), "method": cfg.method, "fold": fold,
-                              "epochs": cfg.train.epochs, "crop": cfg.data.crop,
-                              "crops_per_epoch": cfg.data.crops_per_epoch,
-                              "pretrained": cfg.model.pretrained, "precision": precision,
-                              "device": run["device"], "config_sha256": config_sha256(cfg),
-                              "git_commit": run["git_commit"]}
+    result: dict[str, Any] = {
+        **(extra or {}),
+        "method": cfg.method,
+        "fold": fold,
+        "epochs": cfg.train.epochs,
+        "crop": cfg.data.crop,
+        "crops_per_epoch": cfg.data.crops_per_epoch,
+        "pretrained": cfg.model.pretrained,
+        "precision": precision,
+        "device": run["device"],
+        "config_sha256": config_sha256(cfg),
+        "git_commit": run["git_commit"],
+    }
     best = out / "best.ckpt"
     if has_val:
         ckpt = torch.load(best, map_location="cpu", weights_only=True)
         module.load_state_dict(ckpt["state_dict"])
         cb = ckpt.get("callbacks", {})
-        score = next((v.get("best_model_score") for k, v in cb.items() if "ModelCheckpoint" in k), None)
+        score = next(
+            (v.get("best_model_score") for k, v in cb.items() if "ModelCheckpoint" in k), None
+        )
         result["val_iou"] = float(score) if score is not None else None
         result["best_epoch"] = int(ckpt["epoch"]) + 1
     if dm.test_names and ds.has_instances:
@@ -197,6 +273,8 @@ def train_fold(cfg: Config, data: str | Path, fold: int | None, out: str | Path,
         result["test_pooled"] = module.test_metric.compute("pooled")
         result["test_images"] = len(dm.test_names)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
-    result = json.loads(json.dumps(result, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
+    result = json.loads(
+        json.dumps(result, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
+    )
     write_json(out / "result.json", result)
     return result

@@ -23,8 +23,13 @@ from pseudoedgenet.errors import ConfigError
 PROTOCOLS: dict[str, list[str]] = {
     "paper": ["train.epochs=100", "data.crops_per_epoch=800"],
     "cpu": ["train.epochs=30", "data.crops_per_epoch=160"],
-    "smoke": ["train.epochs=1", "data.crops_per_epoch=16", "data.batch_size=4", "data.crop=128",
-              "data.num_workers=0"],
+    "smoke": [
+        "train.epochs=1",
+        "data.crops_per_epoch=16",
+        "data.batch_size=4",
+        "data.crop=128",
+        "data.num_workers=0",
+    ],
 }
 
 
@@ -56,8 +61,15 @@ def with_protocol(cfg: Config, protocol: str) -> Config:
     return apply_overrides(cfg, PROTOCOLS[protocol])
 
 
-def crossval(cfg: Config, data: str | Path, folds: list[int], out: str | Path,
-             runs: str | Path, protocol: str, dataset_name: str | None = None) -> list[dict[str, Any]]:
+def crossval(
+    cfg: Config,
+    data: str | Path,
+    folds: list[int],
+    out: str | Path,
+    runs: str | Path,
+    protocol: str,
+    dataset_name: str | None = None,
+) -> list[dict[str, Any]]:
     """Runs the given folds, writing ``out/fold_<i>.json`` after each; skips done folds.
 
     Args:
@@ -82,8 +94,9 @@ def crossval(cfg: Config, data: str | Path, folds: list[int], out: str | Path,
             print(f"fold {fold}: {path} exists, skipped")
             results.append(json.loads(path.read_text()))
             continue
-        res = train_fold(cfg, data, fold, runs / f"fold_{fold}",
-                         extra={"dataset": name, "protocol": protocol})
+        res = train_fold(
+            cfg, data, fold, runs / f"fold_{fold}", extra={"dataset": name, "protocol": protocol}
+        )
         write_json(path, res)
         print(f"fold {fold}: test IoU {res.get('test', {}).get('iou', float('nan')):.4f} -> {path}")
         results.append(res)

@@ -15,14 +15,14 @@ from pseudoedgenet.losses.functional import edge_l1, local_crf_loss, point_bce
 class PointBCELoss(nn.Module):
     """Module form of :func:`point_bce` (takes logits; 255 = ignore)."""
 
-    def __init__(self, pos_weight: float = 1.0, neg_weight: float = 0.1,
-                 normalization: str = "per_class") -> None:
+    def __init__(
+        self, pos_weight: float = 1.0, neg_weight: float = 0.1, normalization: str = "per_class"
+    ) -> None:
         super().__init__()
         self.pos_weight, self.neg_weight, self.normalization = pos_weight, neg_weight, normalization
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return point_bce(logits, labels, self.pos_weight, self.neg_weight,
-                         self.normalization)  # type: ignore[arg-type]
+        return point_bce(logits, labels, self.pos_weight, self.neg_weight, self.normalization)  # type: ignore[arg-type]
 
 
 class EdgeL1Loss(nn.Module):

@@ -9,4 +9,4 @@ from pseudoedgenet.models.networks import (
 )
 from pseudoedgenet.models.sobel import Sobel, sobel
 
-__all__ = ["MODELS", "PseudoEdgeNet", "Sobel", "SmallEdgeNet", "build_model", "fpn", "sobel"]
+__all__ = ["MODELS", "PseudoEdgeNet", "SmallEdgeNet", "Sobel", "build_model", "fpn", "sobel"]

@@ -37,8 +37,12 @@ def fpn(encoder: str = "resnet50", out_channels: int = 1, pretrained: str = "non
     """
     if pretrained not in PRETRAINED:
         raise ConfigError(f"pretrained must be one of {sorted(PRETRAINED)}, got {pretrained!r}")
-    return smp.FPN(encoder_name=encoder, encoder_weights=PRETRAINED[pretrained],
-                   classes=out_channels, activation=None)
+    return smp.FPN(
+        encoder_name=encoder,
+        encoder_weights=PRETRAINED[pretrained],
+        classes=out_channels,
+        activation=None,
+    )
 
 
 class SmallEdgeNet(nn.Sequential):
@@ -57,8 +61,11 @@ class SmallEdgeNet(nn.Sequential):
         mods: list[nn.Module] = []
         c = in_channels
         for _ in range(layers - 1):
-            mods += [nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                     nn.ReLU(inplace=True)]
+            mods += [
+                nn.Conv2d(c, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
             c = width
         mods.append(nn.Conv2d(c, 2, 3, padding=1))
         super().__init__(*mods)

@@ -1,0 +1,161 @@
+"""Training pipeline: augmentation invariants, a tiny end-to-end run, checkpoints, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage.draw import disk
+
+from pseudoedgenet.config import Config, apply_overrides
+from pseudoedgenet.data.datamodule import CropDataset
+from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
+from pseudoedgenet.data.sample import Sample
+from pseudoedgenet.data.transforms import augment_window, geometric_transform, photometric_transform
+from pseudoedgenet.engine.train import export_segmenter, load_module, load_segmenter, train_fold
+from pseudoedgenet.labels import points_from_instances, voronoi_labels
+
+
+def synthetic_sample(name: str, seed: int, size: int = 160) -> Sample:
+    """Dark disks ("nuclei") on a light background, with their instance mask."""
+    rng = np.random.default_rng(seed)
+    image = np.full((size, size, 3), 220, np.uint8)
+    inst = np.zeros((size, size), np.uint16)
+    k = 0
+    for cy in range(12, size - 12, 26):
+        for cx in range(12, size - 12, 26):
+            k += 1
+            r = rng.uniform(5, 9)
+            rr, cc = disk((cy + rng.uniform(-3, 3), cx + rng.uniform(-3, 3)), r, shape=inst.shape)
+            inst[rr, cc] = k
+            image[rr, cc] = (90, 40, 140)
+    noise = rng.normal(0, 6, image.shape)
+    return Sample(name, np.clip(image + noise, 0, 255).astype(np.uint8), inst, None, "", None)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
+    out = tmp_path_factory.mktemp("prep") / "tiny"
+    samples = [synthetic_sample(f"img{i}", i) for i in range(6)]
+    prepare_dataset(samples, out, source={"reader": "synthetic"}, k=3, seed=0)
+    return PreparedDataset(out)
+
+
+def test_augmentation_keeps_points_single_positive_pixels_inside_nuclei() -> None:
+    s = synthetic_sample("a", 1, size=192)
+    pts = points_from_instances(s.instances)
+    geo, photo = geometric_transform(True), photometric_transform(True)
+    geo.set_random_seed(3)
+    photo.set_random_seed(4)
+    inside_nucleus = total = 0
+    for _ in range(20):
+        img, inst, kps = augment_window(geo, photo, s.image, s.instances, pts)
+        assert img.shape == s.image.shape and inst.shape == s.instances.shape
+        labels = voronoi_labels(kps, inst.shape)
+        r, c = np.rint(kps[:, 1]).astype(int), np.rint(kps[:, 0]).astype(int)
+        ok = (r >= 0) & (r < 192) & (c >= 0) & (c < 192)
+        # every in-window point is exactly one positive pixel, nothing else is positive
+        assert (labels == 1).sum() == len(set(zip(r[ok], c[ok], strict=True)))
+        assert np.all(labels[r[ok], c[ok]] == 1)
+        inside_nucleus += int((inst[r[ok], c[ok]] > 0).sum())
+        total += int(ok.sum())
+    # the points moved with the mask (elastic interpolation may nudge a handful)
+    assert inside_nucleus >= 0.97 * total
+
+
+def test_identity_augmentation_keeps_every_point() -> None:
+    s = synthetic_sample("a", 2)
+    pts = points_from_instances(s.instances)
+    img, inst, kps = augment_window(
+        geometric_transform(False), photometric_transform(False), s.image, s.instances, pts
+    )
+    assert np.array_equal(img, s.image) and np.array_equal(inst, s.instances)
+    assert np.allclose(kps, pts)
+
+
+def test_crop_dataset_items(tiny_dataset: PreparedDataset) -> None:
+    cfg = apply_overrides(Config(), ["data.crop=96", "data.crops_per_epoch=8", "data.batch_size=2"])
+    ds = CropDataset(tiny_dataset, tiny_dataset.names, cfg.data, seed=0)
+    assert len(ds) == 8
+    item = ds[0]
+    assert item["image"].shape == (3, 96, 96) and item["image"].dtype == torch.uint8
+    labels = item["labels"].numpy()
+    assert set(np.unique(labels)) <= {0, 1, 255}
+    assert (labels == 1).sum() >= 4 and (labels == 0).sum() > 50
+    assert set(np.unique(item["mask"].numpy())) <= {0, 1}
+    # same seed, same stream
+    again = CropDataset(tiny_dataset, tiny_dataset.names, cfg.data, seed=0)[0]
+    assert torch.equal(again["image"], item["image"])
+
+
+def test_train_fold_end_to_end_and_checkpoint_round_trip(
+    tiny_dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    cfg = apply_overrides(
+        Config(),
+        [
+            "model.encoder=resnet18",
+            "train.epochs=2",
+            "data.crop=64",
+            "data.crops_per_epoch=8",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "train.precision=32",
+        ],
+    )
+    out = tmp_path / "run"
+    res = train_fold(cfg, tiny_dataset.root, 0, out, extra={"dataset": "synthetic"})
+    for name in ("best.ckpt", "last.ckpt", "config.yaml", "metrics.csv", "run.json", "result.json"):
+        assert (out / name).is_file(), name
+    assert res["method"] == "pen_att" and res["fold"] == 0 and res["dataset"] == "synthetic"
+    assert 0.0 <= res["test"]["iou"] <= 1.0 and res["best_epoch"] in (1, 2)
+    assert json.loads((out / "result.json").read_text())["test"] == res["test"]
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert "train/edge" in header and "val/iou" in header
+
+    module = load_module(out / "best.ckpt")
+    assert module.cfg == cfg
+    x = torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8)
+    exported = export_segmenter(out / "best.ckpt", tmp_path / "f.pt")
+    f1, f2 = load_segmenter(exported), load_segmenter(out / "best.ckpt")
+    with torch.no_grad():
+        ref = module.segmenter()(x)
+        assert torch.allclose(f1(x), ref, atol=1e-5) and torch.allclose(f2(x), ref, atol=1e-5)
+    # the exported file holds f only: no g or h parameters
+    sd = torch.load(exported, weights_only=True)["state_dict"]
+    assert len(sd) < len(module.state_dict())
+
+
+def test_train_fold_resumes_from_last_checkpoint(
+    tiny_dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    base = [
+        "model.encoder=resnet18",
+        "model.edge=none",
+        "model.attention=false",
+        "data.crop=64",
+        "data.crops_per_epoch=4",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "train.precision=32",
+    ]
+    out = tmp_path / "run"
+    train_fold(apply_overrides(Config(), [*base, "train.epochs=1"]), tiny_dataset.root, 0, out)
+    first = torch.load(out / "last.ckpt", weights_only=True)
+    assert first["epoch"] == 0
+    train_fold(apply_overrides(Config(), [*base, "train.epochs=2"]), tiny_dataset.root, 0, out)
+    second = torch.load(out / "last.ckpt", weights_only=True)
+    assert second["global_step"] == 2 * first["global_step"]
+    # the second attempt trained epoch 1 only: epoch 0 was restored, not re-run
+    import csv
+
+    def epochs(path: Path) -> set[str]:
+        with path.open() as fh:
+            return {r["epoch"] for r in csv.DictReader(fh) if r.get("train/loss")}
+
+    assert epochs(out / "logs" / "attempt_0" / "metrics.csv") == {"0"}
+    assert epochs(out / "logs" / "attempt_1" / "metrics.csv") == {"1"}
+    assert epochs(out / "metrics.csv") == {"0", "1"}

@@ -1,0 +1,181 @@
+"""Sobel, losses and networks: hand-computed cases and gradient flow."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pseudoedgenet.config import Config, apply_overrides
+from pseudoedgenet.engine.module import PseudoEdgeNetModule
+from pseudoedgenet.errors import ConfigError
+from pseudoedgenet.losses import edge_l1, local_crf_loss, point_bce
+from pseudoedgenet.models import MODELS, SmallEdgeNet, build_model, sobel
+
+LN2 = math.log(2.0)
+
+
+def test_sobel_on_ramp_and_step() -> None:
+    x = torch.arange(8, dtype=torch.float32) * 0.1
+    ramp = x.view(1, 1, 1, 8).expand(1, 1, 6, 8).contiguous()
+    g = sobel(ramp)
+    assert g.shape == (1, 2, 6, 8)
+    # interior: (0.1 * 2) * (1 + 2 + 1) = 0.8; replicate padding halves it at the borders
+    assert torch.allclose(g[0, 0, :, 1:-1], torch.full((6, 6), 0.8))
+    assert torch.allclose(g[0, 0, :, 0], torch.full((6,), 0.4))
+    assert torch.allclose(g[0, 1], torch.zeros(6, 8), atol=1e-6)
+    step = torch.zeros(1, 1, 5, 10)
+    step[..., 5:] = 1.0
+    gx = sobel(step)[0, 0]
+    assert torch.allclose(gx[:, 4], torch.full((5,), 4.0))
+    assert torch.allclose(gx[:, 5], torch.full((5,), 4.0))
+    assert gx[:, [0, 1, 2, 3, 6, 7, 8, 9]].abs().max() == 0
+    # y channel: transposed step is positive downwards; normalised kernel divides by 8
+    gy = sobel(step.transpose(2, 3), normalized=True)[0, 1]
+    assert torch.allclose(gy[4, :], torch.full((5,), 0.5))
+
+
+def test_sobel_rejects_multichannel() -> None:
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        sobel(torch.zeros(1, 2, 4, 4))
+
+
+def _labels() -> torch.Tensor:
+    lab = torch.full((1, 1, 2, 3), 255, dtype=torch.uint8)
+    lab[0, 0, 0, 0] = 1
+    lab[0, 0, 1, 1] = 0
+    lab[0, 0, 1, 2] = 0
+    return lab
+
+
+def test_point_bce_hand_computed() -> None:
+    logits = torch.zeros(1, 1, 2, 3)
+    lab = _labels()
+    assert point_bce(logits, lab).item() == pytest.approx(1.1 * LN2)
+    assert point_bce(logits, lab, normalization="pixel").item() == pytest.approx(
+        (LN2 + 2 * 0.1 * LN2) / 3
+    )
+    # a confident right answer on the positive: bce = log(1 + e^-3)
+    logits[0, 0, 0, 0] = 3.0
+    assert point_bce(logits, lab).item() == pytest.approx(math.log1p(math.exp(-3)) + 0.1 * LN2)
+
+
+def test_point_bce_ignores_255_and_takes_3d_labels() -> None:
+    logits = torch.zeros(1, 1, 2, 3)
+    base = point_bce(logits, _labels()).item()
+    logits[0, 0, 0, 1] = 50.0  # an ignored pixel
+    logits[0, 0, 0, 2] = -50.0
+    assert point_bce(logits, _labels()).item() == pytest.approx(base)
+    assert point_bce(logits, _labels()[:, 0]).item() == pytest.approx(base)
+    empty = torch.full((1, 1, 2, 3), 255, dtype=torch.uint8)
+    assert point_bce(logits, empty).item() == 0.0
+
+
+def test_point_bce_is_stable_for_huge_logits() -> None:
+    logits = torch.tensor([[[[1e4, -1e4]]]])
+    lab = torch.tensor([[[[0, 1]]]], dtype=torch.uint8)
+    val = point_bce(logits, lab)
+    assert torch.isfinite(val) and val.item() == pytest.approx(1e4 + 0.1 * 1e4)
+
+
+def test_edge_l1_hand_computed() -> None:
+    a = torch.zeros(1, 2, 2, 2)
+    b = torch.zeros(1, 2, 2, 2)
+    b[0, 0, 0, 0] = 2.0
+    b[0, 1, 1, 1] = -4.0
+    assert edge_l1(a, b).item() == pytest.approx(6.0 / 8)
+
+
+def test_local_crf_loss_zero_for_hard_constant_and_positive_at_cuts() -> None:
+    img = torch.full((1, 3, 16, 16), 100.0)
+    ones = torch.ones(1, 1, 16, 16)
+    assert local_crf_loss(ones, img, downsample=1, radius=2).item() == pytest.approx(0.0)
+    half = torch.zeros(1, 1, 16, 16)
+    half[..., 8:] = 1
+    cut_same_colour = local_crf_loss(half, img, downsample=1, radius=2).item()
+    img2 = img.clone()
+    img2[..., 8:] = 250.0
+    cut_at_edge = local_crf_loss(half, img2, downsample=1, radius=2).item()
+    assert cut_same_colour > 0 and cut_at_edge < 1e-6 * cut_same_colour + 1e-12
+
+
+def test_small_g_default_is_4_conv_64_filters() -> None:
+    g = SmallEdgeNet()
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
+    bns = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(convs) == 4 and len(bns) == 3
+    assert [c.out_channels for c in convs] == [64, 64, 64, 2]
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    assert isinstance(g[-1], torch.nn.Conv2d)  # the last layer is linear
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "channels"),
+    [
+        ("segnet_fpn", {"encoder": "resnet18"}, 1),
+        ("edge_small", {"layers": 2}, 2),
+        ("edge_fpn", {"encoder": "resnet18"}, 2),
+        ("attention_fpn", {}, 1),
+    ],
+)
+def test_registry_models_forward_backward(name: str, kwargs: dict, channels: int) -> None:
+    assert name in MODELS
+    net = build_model(name, **kwargs)
+    x = torch.randn(2, 3, 64, 64)
+    y = net(x)
+    assert y.shape == (2, channels, 64, 64)
+    y.mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_registry_typo_lists_names() -> None:
+    with pytest.raises(ConfigError, match=r"valid names: .*edge_small"):
+        build_model("edge_smal")
+
+
+def _tiny_cfg(*extra: str) -> Config:
+    return apply_overrides(
+        Config(), ["model.encoder=resnet18", "train.channels_last=false", *extra]
+    )
+
+
+def test_edge_loss_gradient_reaches_f_g_h() -> None:
+    torch.manual_seed(0)
+    module = PseudoEdgeNetModule(_tiny_cfg())
+    batch = {
+        "image": torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8),
+        "labels": torch.full((2, 64, 64), 255, dtype=torch.uint8),  # no CE signal at all
+        "mask": torch.zeros(2, 64, 64, dtype=torch.uint8),
+    }
+    losses = module.compute_losses(batch)
+    assert losses["ce"].item() == 0.0 and losses["edge"].item() > 0
+    losses["loss"].backward()
+    for part in ("f", "g", "h"):
+        grads = [p.grad for p in getattr(module.net, part).parameters() if p.grad is not None]
+        assert grads and sum(float(g.abs().sum()) for g in grads) > 0, part
+
+
+@pytest.mark.parametrize(
+    ("overrides", "terms"),
+    [
+        (["model.edge=none", "model.attention=false"], {"ce", "loss"}),
+        (["model.attention=false"], {"ce", "edge", "loss"}),
+        (
+            ["model.edge=none", "model.attention=false", "loss.crf_weight=1.0"],
+            {"ce", "crf", "loss"},
+        ),
+        (["model.edge=none", "model.attention=false", "loss.supervision=masks"], {"ce", "loss"}),
+    ],
+)
+def test_methods_have_their_loss_terms(overrides: list[str], terms: set[str]) -> None:
+    module = PseudoEdgeNetModule(_tiny_cfg(*overrides))
+    batch = {
+        "image": torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8),
+        "labels": torch.randint(0, 2, (1, 64, 64), dtype=torch.uint8),
+        "mask": torch.randint(0, 2, (1, 64, 64), dtype=torch.uint8),
+    }
+    losses = module.compute_losses(batch)
+    assert set(losses) == terms
+    total = sum(v for k, v in losses.items() if k != "loss")
+    assert losses["loss"].item() == pytest.approx(float(total.detach()))

@@ -111,7 +111,7 @@ class LossConfig:
     neg_weight: float = 0.1
     normalization: str = "per_class"
     edge_weight: float = 1.0
-    sobel_normalized: bool = False
+    sobel_normalized: bool = True
     crf_weight: float = 0.0
     crf_sigma_rgb: float = 15.0
     crf_sigma_xy: float = 5.0

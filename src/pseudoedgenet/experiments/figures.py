@@ -1,0 +1,92 @@
+"""Figure-2-style panels: input, attention h, raw edges g, final edges g⊗h, f, baseline, GT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+import numpy as np
+import torch
+
+from pseudoedgenet.data.io import atomic_path
+from pseudoedgenet.engine.module import PseudoEdgeNetModule
+
+
+def network_maps(module: PseudoEdgeNetModule, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Runs f, g, h on one image and returns the maps a person wants to see.
+
+    Args:
+        module: trained module (eval mode is set here).
+        image: ``(H, W, 3)`` uint8; H and W are reflect-padded to a multiple of 32.
+
+    Returns:
+        ``prob`` (H, W) sigmoid of f; with g: ``raw_edge`` and ``edge`` (H, W), each the
+        mean of the x and y channels as in the paper's Figure 2; with h: ``attention``.
+    """
+    h, w = image.shape[:2]
+    padded = np.pad(image, ((0, (-h) % 32), (0, (-w) % 32), (0, 0)), mode="reflect")
+    x = torch.from_numpy(padded).permute(2, 0, 1)[None].float()
+    module.eval()
+    with torch.inference_mode():
+        out = module(x)
+    maps = {"prob": torch.sigmoid(out["logits"].float())[0, 0, :h, :w].numpy()}
+    for key in ("raw_edge", "edge"):
+        if key in out:
+            maps[key] = out[key].float()[0].mean(0)[:h, :w].numpy()
+    if "attention" in out:
+        maps["attention"] = out["attention"].float()[0, 0, :h, :w].numpy()
+    return maps
+
+
+def figure2_panel(rows: list[dict[str, Any]], out: str | Path, threshold: float = 0.5) -> Path:
+    """Draws one row per image: input, attention, raw edge, final edge, ours, baseline, GT.
+
+    Args:
+        rows: dicts with ``image`` (H, W, 3) uint8, ``maps`` from :func:`network_maps`,
+            optional ``baseline_prob`` (H, W) and ``truth`` (H, W) instance ids.
+        out: PNG path (written atomically).
+        threshold: probability threshold of the segmentations.
+
+    Edge maps are shown with grey = 0, white positive, black negative (as in the paper).
+    """
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    cols = ["(a) input", "(b) attention h", "(c) raw edge g", "(d) edge g⊗h", "(e) ours f",
+            "(f) baseline", "(g) ground truth"]
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.2 * len(cols), 2.3 * len(rows)),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        maps = row["maps"]
+        panels: list[tuple[np.ndarray | None, dict[str, Any]]] = [
+            (row["image"], {}),
+            (maps.get("attention"), {"cmap": "gray", "vmin": 0, "vmax": 1}),
+        ]
+        for key in ("raw_edge", "edge"):
+            e = maps.get(key)
+            lim = float(np.abs(e).max()) or 1.0 if e is not None else 1.0
+            panels.append((e, {"cmap": "gray", "vmin": -lim, "vmax": lim}))
+        panels.append((maps["prob"] > threshold, {"cmap": "gray"}))
+        base = row.get("baseline_prob")
+        panels.append((None if base is None else base > threshold, {"cmap": "gray"}))
+        truth = row.get("truth")
+        panels.append((None if truth is None else truth > 0, {"cmap": "gray"}))
+        for c, (img, kw) in enumerate(panels):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if img is None:
+                ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
+            else:
+                ax.imshow(img, interpolation="nearest", **kw)
+            if r == 0:
+                ax.set_title(cols[c], fontsize=9)
+        if "name" in row:
+            axes[r, 0].set_ylabel(row["name"], fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(out)

@@ -50,18 +50,24 @@ def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) ->
     if out.exists():
         shutil.rmtree(out)
     data = out / "data"
-    prepare_dataset(read_folder(examples), data, source={"reader": "folder", "path": str(examples)},
-                    k=4, seed=0)
+    prepare_dataset(
+        read_folder(examples), data, source={"reader": "folder", "path": str(examples)}, k=4, seed=0
+    )
     ds = PreparedDataset(data)
     write_labels(ds)
     first = ds.names[0]
-    write_png(out / "labels_example.png",
-              draw_labels(ds.image(first), voronoi_labels(ds.points(first), ds.image(first).shape[:2]), 1))
+    write_png(
+        out / "labels_example.png",
+        draw_labels(
+            ds.image(first), voronoi_labels(ds.points(first), ds.image(first).shape[:2]), 1
+        ),
+    )
 
     overrides = DEMO_OVERRIDES + ([f"train.epochs={epochs}"] if epochs else [])
     cfg = apply_overrides(Config(method="pen_att"), overrides)
-    result = train_fold(cfg, data, 0, out / "run", extra={"dataset": "monuseg_crops",
-                                                          "protocol": "demo"})
+    result = train_fold(
+        cfg, data, 0, out / "run", extra={"dataset": "monuseg_crops", "protocol": "demo"}
+    )
     module = load_module(out / "run" / "best.ckpt")
     seg = module.segmenter().eval()
     metric = SegmentationMetric()
@@ -75,16 +81,21 @@ def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) ->
         if truth is not None:
             metric.update(mask, truth)
         if name in ds.split(0).test:
-            rows.append({"name": name, "image": image, "maps": network_maps(module, image),
-                         "truth": truth})
+            rows.append(
+                {"name": name, "image": image, "maps": network_maps(module, image), "truth": truth}
+            )
     figure2_panel(rows, out / "figure.png")
     scores = metric.compute("mean")
     print(f"\ndemo done in {time.perf_counter() - t0:.0f} s on {result['device']}")
     print(f"  fold 0 test IoU {result['test']['iou']:.3f} (best val epoch {result['best_epoch']})")
-    print(f"  all crops: IoU {scores['iou']:.3f}  Dice {scores['dice']:.3f}  "
-          f"F1 {scores['f1']:.3f}  AJI {scores['aji']:.3f}")
-    print(f"  outputs: {out}/figure.png, {out}/labels_example.png, {out}/masks/, "
-          f"{out}/overlays/, {out}/run/ (best.ckpt, config.yaml, metrics.csv)")
+    print(
+        f"  all crops: IoU {scores['iou']:.3f}  Dice {scores['dice']:.3f}  "
+        f"F1 {scores['f1']:.3f}  AJI {scores['aji']:.3f}"
+    )
+    print(
+        f"  outputs: {out}/figure.png, {out}/labels_example.png, {out}/masks/, "
+        f"{out}/overlays/, {out}/run/ (best.ckpt, config.yaml, metrics.csv)"
+    )
     return result
 
 

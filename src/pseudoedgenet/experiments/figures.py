@@ -54,10 +54,18 @@ def figure2_panel(rows: list[dict[str, Any]], out: str | Path, threshold: float 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    cols = ["(a) input", "(b) attention h", "(c) raw edge g", "(d) edge g⊗h", "(e) ours f",
-            "(f) baseline", "(g) ground truth"]
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.2 * len(cols), 2.3 * len(rows)),
-                             squeeze=False)
+    cols = [
+        "(a) input",
+        "(b) attention h",
+        "(c) raw edge g",
+        "(d) edge g⊗h",
+        "(e) ours f",
+        "(f) baseline",
+        "(g) ground truth",
+    ]
+    fig, axes = plt.subplots(
+        len(rows), len(cols), figsize=(2.2 * len(cols), 2.3 * len(rows)), squeeze=False
+    )
     for r, row in enumerate(rows):
         maps = row["maps"]
         panels: list[tuple[np.ndarray | None, dict[str, Any]]] = [

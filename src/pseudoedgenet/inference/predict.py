@@ -53,8 +53,9 @@ def predict_probability(
             batch = np.stack([read_window(image, t.read) for t in chunk])
             x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(dev).float()
             x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=autocast_dtype or torch.float32,
-                                enabled=autocast_dtype is not None):
+            with torch.autocast(
+                dev.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+            ):
                 logits = predictor(x)
             prob = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
             for t, p in zip(chunk, prob, strict=True):

@@ -61,7 +61,9 @@ def make_tiles(shape: tuple[int, int], tile: int = 512, margin: int = 64) -> lis
     for y in range(0, h, step):
         for x in range(0, w, step):
             write = (y, min(y + step, h), x, min(x + step, w))
-            tiles.append(Tile((y - margin, y - margin + tile, x - margin, x - margin + tile), write))
+            tiles.append(
+                Tile((y - margin, y - margin + tile, x - margin, x - margin + tile), write)
+            )
     return tiles
 
 

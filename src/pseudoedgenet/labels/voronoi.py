@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from skimage.segmentation import watershed
 
 POSITIVE = 1
 NEGATIVE = 0
@@ -24,13 +23,44 @@ def _point_pixels(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(pts[:, 1]).astype(np.int64), np.rint(pts[:, 0]).astype(np.int64)
 
 
+def _closer_to_bisector(
+    rows: np.ndarray, cols: np.ndarray, near_r: np.ndarray, near_c: np.ndarray, axis: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For 4-adjacent pixel pairs along ``axis`` in different cells, flags the pixel of
+    each pair that lies closer to the perpendicular bisector of the two cells' points.
+
+    Returns boolean masks (first, second) over the pairs' first and second pixels.
+    """
+    a = (slice(None, -1), slice(None)) if axis == 0 else (slice(None), slice(None, -1))
+    b = (slice(1, None), slice(None)) if axis == 0 else (slice(None), slice(1, None))
+    differ = (near_r[a] != near_r[b]) | (near_c[a] != near_c[b])
+    # f(p) = |p - point_a|^2 - |p - point_b|^2 is 0 on the bisector of point_a, point_b
+    fa = (
+        (rows[a] - near_r[a]) ** 2
+        + (cols[a] - near_c[a]) ** 2
+        - (rows[a] - near_r[b]) ** 2
+        - (cols[a] - near_c[b]) ** 2
+    )
+    fb = (
+        (rows[b] - near_r[a]) ** 2
+        + (cols[b] - near_c[a]) ** 2
+        - (rows[b] - near_r[b]) ** 2
+        - (cols[b] - near_c[b]) ** 2
+    )
+    first = differ & (np.abs(fa) <= np.abs(fb))
+    return first, differ & ~first
+
+
 def voronoi_cells(points: np.ndarray, shape: tuple[int, int], margin: int = 0) -> np.ndarray:
     """Partitions the image into the Voronoi cells of the points, with 1-pixel boundaries.
 
-    The cells are the watershed of the Euclidean distance to the nearest point, flooded
-    from the point pixels (``skimage.segmentation.watershed`` with
-    ``watershed_line=True``): a pixel belongs to the cell of its nearest point and the
-    one-pixel-wide watershed line separating the cells is the Voronoi boundary.
+    Every pixel belongs to the cell of its nearest point pixel (Euclidean distance
+    transform with indices, ``scipy.ndimage.distance_transform_edt``). Between two
+    4-adjacent pixels of different cells, the one closer to the perpendicular bisector of
+    the two points is a boundary pixel (the first of the pair on a tie), so the boundary
+    is one pixel thick, lies within half a pixel of the true bisector and separates the
+    cells: no two pixels of different cells are 4-adjacent, unless both are point
+    pixels (a point pixel is never a boundary pixel).
 
     Points outside the image (e.g. around a training crop) shape the diagram too when
     they lie within ``margin`` pixels of it; points farther out are dropped.
@@ -42,9 +72,8 @@ def voronoi_cells(points: np.ndarray, shape: tuple[int, int], margin: int = 0) -
 
     Returns:
         ``(H, W)`` int32: cell id ``i + 1`` for the point in row ``i`` of ``points``,
-        0 on boundaries. Points that share a pixel share the later point's id; with no
-        point in range, all pixels get id 0... except that then there are no cells, and
-        the result is all ``-1``.
+        0 on boundaries. Points that share a pixel share the later point's id. With no
+        point in range the result is all ``-1`` (no cells).
 
     Shape:
         points: (N, 2) float; returns (H, W) int32.
@@ -58,8 +87,19 @@ def voronoi_cells(points: np.ndarray, shape: tuple[int, int], margin: int = 0) -
         return np.full((h, w), -1, dtype=np.int32)
     markers = np.zeros((hh, ww), dtype=np.int32)
     markers[rows[keep], cols[keep]] = np.flatnonzero(keep) + 1
-    distance = ndimage.distance_transform_edt(markers == 0)
-    cells = watershed(distance, markers, watershed_line=True)
+    _, (near_r, near_c) = ndimage.distance_transform_edt(markers == 0, return_indices=True)
+    cells = markers[near_r, near_c]
+    grid_r, grid_c = np.indices((hh, ww))
+    boundary = np.zeros((hh, ww), dtype=bool)
+    for axis in (0, 1):
+        first, second = _closer_to_bisector(grid_r, grid_c, near_r, near_c, axis)
+        if axis == 0:
+            boundary[:-1, :] |= first
+            boundary[1:, :] |= second
+        else:
+            boundary[:, :-1] |= first
+            boundary[:, 1:] |= second
+    cells[boundary & (markers == 0)] = 0  # a point pixel stays in its own cell
     return np.ascontiguousarray(cells[margin : margin + h, margin : margin + w], dtype=np.int32)
 
 

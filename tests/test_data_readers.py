@@ -153,12 +153,6 @@ def test_truncated_lzw_tiff(tmp_path: Path) -> None:
     assert_names(exc, bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug (io.py _read_array): imagecodecs decode errors (RuntimeError subclasses "
-    "ImcdError/DeflateError) escape for truncated PackBits/Deflate TIFFs; MoNuSeg test "
-    "images are PackBits",
-)
 @pytest.mark.parametrize("compression", ["packbits", "zlib"])
 def test_truncated_compressed_tiff(tmp_path: Path, compression: str) -> None:
     good = tmp_path / "good.tif"
@@ -171,11 +165,6 @@ def test_truncated_compressed_tiff(tmp_path: Path, compression: str) -> None:
     assert_names(exc, bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug (io.py read_image): a CMYK JPEG is read as RGBA and C, M, Y are returned "
-    "as R, G, B (wrong colours, no error)",
-)
 def test_cmyk_jpeg_is_converted_to_rgb(tmp_path: Path) -> None:
     path = tmp_path / "cmyk.jpg"
     Image.fromarray(RGB).convert("CMYK").save(path, quality=95)
@@ -274,11 +263,6 @@ def test_points_on_the_last_pixel_are_inside(tmp_path: Path) -> None:
     assert read_points_csv(path, shape=(12, 17)).shape == (3, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug (io.py read_points_csv): a non-UTF-8 file raises UnicodeDecodeError, "
-    "not DataError",
-)
 def test_points_csv_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes(b"x,y\n1,2\n\xff\xfe3,4\n")
@@ -354,11 +338,6 @@ def test_bad_geojson(tmp_path: Path, content: str, words: list[str]) -> None:
     assert_names(exc, path, *words)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug (io.py read_points_geojson): malformed Point coordinates raise "
-    "ValueError/KeyError/TypeError instead of DataError",
-)
 @pytest.mark.parametrize(
     "geometry",
     [

@@ -30,9 +30,9 @@ def test_folds_cover_every_image_exactly_once(n: int, data) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(2, 30), st.data())
+@given(st.integers(3, 30), st.data())
 def test_fold_rotation(n: int, data) -> None:
-    k = data.draw(st.integers(2, n), label="k")
+    k = data.draw(st.integers(3, n), label="k")
     folds = make_folds(names_of(n), k, seed=data.draw(st.integers(0, 99), label="seed"))
     for i in range(k):
         s = fold_split(folds, i)
@@ -61,6 +61,8 @@ def test_rotation_with_three_folds_by_hand() -> None:
         fold_split(folds, 3)
     with pytest.raises(ValueError):
         fold_split(folds, -1)
+    with pytest.raises(ValueError, match="at least 3 folds"):
+        fold_split([["a"], ["b"]], 0)
 
 
 def test_deterministic_for_a_seed_and_different_for_another() -> None:

@@ -187,7 +187,7 @@ def crossval(
 
     cfg = _config(config, protocol, None, None, None, overrides)
     k = len(PreparedDataset(data).folds)
-    run_dir = runs or Path("runs/crossval") / out.name if runs else Path("runs/crossval") / out
+    run_dir = runs if runs is not None else Path("runs/crossval") / out
     run_crossval(cfg, data, parse_folds(folds, k), out, run_dir, protocol, dataset)
 
 

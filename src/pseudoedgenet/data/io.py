@@ -12,6 +12,7 @@ interrupted run never leaves a half-written file.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import tempfile
@@ -39,12 +40,14 @@ def _read_array(path: Path) -> np.ndarray:
             return np.asarray(tifffile.imread(path))
         with Image.open(path) as im:
             im.load()
-            if im.mode == "I;16" or im.mode.startswith("I;16"):
+            if im.mode.startswith("I;16"):
                 return np.asarray(im, dtype=np.uint16)
             if im.mode == "P":
                 return np.asarray(im.convert("RGBA" if "transparency" in im.info else "RGB"))
+            if im.mode not in ("1", "L", "RGB", "RGBA", "I", "F"):
+                return np.asarray(im.convert("RGB"))  # CMYK, YCbCr, LA, ...: to RGB
             return np.asarray(im)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any decoder failure (PIL, tifffile, imagecodecs)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
             path, f"cannot decode image (truncated or not an image: {reason})"
@@ -210,7 +213,11 @@ def read_points_csv(path: str | Path, shape: tuple[int, int] | None = None) -> n
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(path, "not a UTF-8 text file (expected a CSV with an x,y header)") from None
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip().lower() for f in (reader.fieldnames or [])]
         if "x" not in fields or "y" not in fields:
@@ -232,7 +239,7 @@ def read_points_csv(path: str | Path, shape: tuple[int, int] | None = None) -> n
 
 def write_points_csv(path: str | Path, points: np.ndarray) -> None:
     """Writes points ``(N, 2)`` in ``(x, y)`` order as CSV with an ``x,y`` header."""
-    lines = ["x,y"] + [f"{x:.2f},{y:.2f}" for x, y in np.asarray(points).reshape(-1, 2)]
+    lines = ["x,y"] + [f"{float(x)!r},{float(y)!r}" for x, y in np.asarray(points).reshape(-1, 2)]
     write_text(path, "\n".join(lines) + "\n")
 
 
@@ -261,15 +268,20 @@ def read_points_geojson(path: str | Path, shape: tuple[int, int] | None = None) 
         features = data
     else:
         features = [data]
+    if not isinstance(features, list):
+        raise DataError(path, "GeoJSON 'features' must be a list")
     pts: list[tuple[float, float]] = []
-    for feat in features:
+    for i, feat in enumerate(features):
         geom = feat.get("geometry", feat) if isinstance(feat, dict) else None
-        if not isinstance(geom, dict):
+        if not isinstance(geom, dict) or geom.get("type") not in ("Point", "MultiPoint"):
             continue
-        if geom.get("type") == "Point":
-            pts.append(tuple(geom["coordinates"][:2]))
-        elif geom.get("type") == "MultiPoint":
-            pts.extend(tuple(c[:2]) for c in geom["coordinates"])
+        coords = geom.get("coordinates")
+        pairs = [coords] if geom["type"] == "Point" else coords
+        try:
+            pts.extend((float(c[0]), float(c[1])) for c in pairs)  # type: ignore[union-attr]
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise DataError(path, f"feature {i}: coordinates must be [x, y] numbers, "
+                            f"got {coords!r}") from None
     if not pts:
         raise DataError(path, "no Point or MultiPoint geometry found (empty point file)")
     return validate_points(np.asarray(pts, dtype=np.float64), shape, path)

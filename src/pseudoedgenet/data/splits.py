@@ -75,6 +75,8 @@ def make_folds(
 def fold_split(folds: Sequence[Sequence[str]], test_fold: int) -> FoldSplit:
     """The paper's rotation: test ``i``, validation ``(i + 1) mod k``, train the rest."""
     k = len(folds)
+    if k < 3:
+        raise ValueError(f"the test/validation/train rotation needs at least 3 folds, got {k}")
     if not 0 <= test_fold < k:
         raise ValueError(f"fold {test_fold} out of range 0..{k - 1}")
     val_fold = (test_fold + 1) % k

@@ -49,16 +49,20 @@ def real_batch(ds: PreparedDataset, n: int, crop: int) -> dict[str, torch.Tensor
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
-def time_train(method: str, fast: bool, batch: dict[str, torch.Tensor], steps: int,
-               device: str) -> tuple[float, float]:
+def time_train(
+    method: str, fast: bool, batch: dict[str, torch.Tensor], steps: int, device: str
+) -> tuple[float, float]:
     """Returns (images/s, GFLOP per step) of full training steps."""
     torch.manual_seed(0)
     cfg = apply_overrides(Config(), [*METHODS[method], f"train.channels_last={fast}"])
     module = PseudoEdgeNetModule(cfg).to(device)
     if fast:
         module = module.to(memory_format=torch.channels_last)
-    opt = (torch.optim.Adam(module.parameters(), lr=1e-3, fused=True) if fast
-           else torch.optim.Adam(module.parameters(), lr=1e-3, foreach=False))
+    opt = (
+        torch.optim.Adam(module.parameters(), lr=1e-3, fused=True)
+        if fast
+        else torch.optim.Adam(module.parameters(), lr=1e-3, foreach=False)
+    )
     batch = {k: v.to(device) for k, v in batch.items()}
     dtype = torch.bfloat16 if device == "cpu" else torch.float16
     scaler = torch.amp.GradScaler(device, enabled=fast and dtype == torch.float16)
@@ -92,8 +96,9 @@ def time_infer(fast: bool, image: np.ndarray, device: str, repeats: int) -> tupl
     if fast:
         seg = seg.to(memory_format=torch.channels_last)
     dtype = (torch.bfloat16 if device == "cpu" else torch.float16) if fast else None
-    predict_probability(seg, image[:512, :512], tile=512, margin=64, device=device,
-                        autocast_dtype=dtype)  # warm-up
+    predict_probability(
+        seg, image[:512, :512], tile=512, margin=64, device=device, autocast_dtype=dtype
+    )  # warm-up
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         seg(torch.zeros(1, 3, 512, 512, device=device))
     per_tile = counter.get_total_flops() / 1e9
@@ -101,8 +106,9 @@ def time_infer(fast: bool, image: np.ndarray, device: str, repeats: int) -> tupl
     sync(device)
     t0 = time.perf_counter()
     for _ in range(repeats):
-        predict_probability(seg, image, tile=512, margin=64, batch_size=4, device=device,
-                            autocast_dtype=dtype)
+        predict_probability(
+            seg, image, tile=512, margin=64, batch_size=4, device=device, autocast_dtype=dtype
+        )
     sync(device)
     mp = repeats * image.shape[0] * image.shape[1] / 1e6
     return mp / (time.perf_counter() - t0), per_tile * n_tiles
@@ -133,8 +139,13 @@ def main() -> None:
     steps = 2 if args.quick else 6
     tmp = Path("runs/bench_data")
     if not (tmp / "dataset.json").is_file():
-        prepare_dataset(read_folder(ROOT / "examples" / "monuseg_crops"), tmp,
-                        source={"reader": "folder"}, k=4, force=True)
+        prepare_dataset(
+            read_folder(ROOT / "examples" / "monuseg_crops"),
+            tmp,
+            source={"reader": "folder"},
+            k=4,
+            force=True,
+        )
     ds = PreparedDataset(tmp)
     batch = real_batch(ds, 8, 256)
     results: dict[str, Any] = {}
@@ -148,34 +159,56 @@ def main() -> None:
             continue
         ref, flops = time_train(method, False, batch, steps, args.device)
         fast, _ = time_train(method, True, batch, steps, args.device)
-        results[name] = {"unit": "images/s (256x256, batch 8)", "fp32": round(ref, 3),
-                         "fast": round(fast, 3), "ratio": round(fast / ref, 2),
-                         "gflops": round(fast * flops / 8, 1), "peak_rss_mb": round(peak_rss_mb())}
+        results[name] = {
+            "unit": "images/s (256x256, batch 8)",
+            "fp32": round(ref, 3),
+            "fast": round(fast, 3),
+            "ratio": round(fast / ref, 2),
+            "gflops": round(fast * flops / 8, 1),
+            "peak_rss_mb": round(peak_rss_mb()),
+        }
         print(name, results[name], flush=True)
     if want("infer_f"):
         # a 2048 x 2048 mosaic of the real 256 x 256 example crops
         crops = [ds.image(n) for n in ds.names]
-        image = np.concatenate([np.concatenate([crops[(i + j) % len(crops)] for j in range(8)],
-                                               axis=1) for i in range(8)], axis=0)
+        image = np.concatenate(
+            [
+                np.concatenate([crops[(i + j) % len(crops)] for j in range(8)], axis=1)
+                for i in range(8)
+            ],
+            axis=0,
+        )
         reps = 1
+        megapixels = image.shape[0] * image.shape[1] / 1e6
         ref, gf = time_infer(False, image, args.device, reps)
         fast, _ = time_infer(True, image, args.device, reps)
-        results["infer_f"] = {"unit": "megapixels/s (2048x2048, tiles 512, margin 64)",
-                              "fp32": round(ref, 3), "fast": round(fast, 3),
-                              "ratio": round(fast / ref, 2),
-                              "gflops": round(fast * gf / (image.shape[0] * image.shape[1] / 1e6), 1),
-                              "peak_rss_mb": round(peak_rss_mb())}
+        results["infer_f"] = {
+            "unit": "megapixels/s (2048x2048, tiles 512, margin 64)",
+            "fp32": round(ref, 3),
+            "fast": round(fast, 3),
+            "ratio": round(fast / ref, 2),
+            "gflops": round(fast * gf / megapixels, 1),
+            "peak_rss_mb": round(peak_rss_mb()),
+        }
         print("infer_f", results["infer_f"], flush=True)
     if want("data_pipeline"):
         rate = time_data(ds, 32 if args.quick else 96)
-        results["data_pipeline"] = {"unit": "crops/s (256x256 + augmentation + labels, 1 process)",
-                                    "fp32": round(rate, 2), "fast": round(rate, 2), "ratio": 1.0,
-                                    "gflops": None, "peak_rss_mb": round(peak_rss_mb())}
+        results["data_pipeline"] = {
+            "unit": "crops/s (256x256 + augmentation + labels, 1 process)",
+            "fp32": round(rate, 2),
+            "fast": round(rate, 2),
+            "ratio": 1.0,
+            "gflops": None,
+            "peak_rss_mb": round(peak_rss_mb()),
+        }
         print("data_pipeline", results["data_pipeline"], flush=True)
-    results["_meta"] = {"device": args.device, "torch": torch.__version__,
-                        "threads": torch.get_num_threads(),
-                        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                        "quick": args.quick}
+    results["_meta"] = {
+        "device": args.device,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "quick": args.quick,
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -15,7 +15,6 @@ The watershed-line facts pinned here were checked empirically against
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy import ndimage

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from pseudoedgenet.config import Config, apply_overrides
+from pseudoedgenet.data.folder import read_folder
 from pseudoedgenet.data.io import write_png
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset, write_labels
-from pseudoedgenet.data.folder import read_folder
 from pseudoedgenet.engine.train import load_module, train_fold
 from pseudoedgenet.experiments.figures import figure2_panel, network_maps
 from pseudoedgenet.inference.predict import predict_probability

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from pseudoedgenet.errors import DataError
 
@@ -47,7 +47,7 @@ def _read_array(path: Path) -> np.ndarray:
             if im.mode not in ("1", "L", "RGB", "RGBA", "I", "F"):
                 return np.asarray(im.convert("RGB"))  # CMYK, YCbCr, LA, ...: to RGB
             return np.asarray(im)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure (PIL, tifffile, imagecodecs)
+    except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
             path, f"cannot decode image (truncated or not an image: {reason})"
@@ -280,8 +280,9 @@ def read_points_geojson(path: str | Path, shape: tuple[int, int] | None = None) 
         try:
             pts.extend((float(c[0]), float(c[1])) for c in pairs)  # type: ignore[union-attr]
         except (TypeError, ValueError, IndexError, KeyError):
-            raise DataError(path, f"feature {i}: coordinates must be [x, y] numbers, "
-                            f"got {coords!r}") from None
+            raise DataError(
+                path, f"feature {i}: coordinates must be [x, y] numbers, got {coords!r}"
+            ) from None
     if not pts:
         raise DataError(path, "no Point or MultiPoint geometry found (empty point file)")
     return validate_points(np.asarray(pts, dtype=np.float64), shape, path)

@@ -278,7 +278,7 @@ def read_points_geojson(path: str | Path, shape: tuple[int, int] | None = None) 
         coords = geom.get("coordinates")
         pairs = [coords] if geom["type"] == "Point" else coords
         try:
-            pts.extend((float(c[0]), float(c[1])) for c in pairs)  # type: ignore[union-attr]
+            pts.extend((float(c[0]), float(c[1])) for c in pairs)  # type: ignore[union-attr,index]
         except (TypeError, ValueError, IndexError, KeyError):
             raise DataError(
                 path, f"feature {i}: coordinates must be [x, y] numbers, got {coords!r}"

@@ -86,7 +86,6 @@ class PseudoEdgeNetModule(L.LightningModule):
         self.net = build_network(cfg)
         self.val_metric = SegmentationMetric()
         self.test_metric = SegmentationMetric()
-        self.test_predictions: dict[int, np.ndarray] = {}
 
     def segmenter(self) -> Segmenter:
         """f with its input normalisation (shares parameters with this module)."""
@@ -143,16 +142,13 @@ class PseudoEdgeNetModule(L.LightningModule):
         return losses["loss"]
 
     def _predict_mask(self, batch: dict[str, Any]) -> np.ndarray:
-        logits = self(batch["image"])["logits"] if self.net.g is None else self._f_only(batch)
-        h, w = (int(v) for v in batch["size"][0])
-        prob = torch.sigmoid(logits.float())[0, 0, :h, :w]
-        return (prob > self.cfg.train.threshold).cpu().numpy()
-
-    def _f_only(self, batch: dict[str, Any]) -> torch.Tensor:
+        """f alone on one padded whole image -> ``(H, W)`` bool mask of the unpadded image."""
         x = self.normalize(batch["image"])
         if self.cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.net.f(x)
+        h, w = (int(v) for v in batch["size"][0])
+        prob = torch.sigmoid(self.net.f(x).float())[0, 0, :h, :w]
+        return (prob > self.cfg.train.threshold).cpu().numpy()
 
     def on_validation_epoch_start(self) -> None:
         self.val_metric.reset()
@@ -168,20 +164,14 @@ class PseudoEdgeNetModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_metric.reset()
-        self.test_predictions = {}
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        pred = self._predict_mask(batch)
-        self.test_predictions[int(batch["index"][0])] = pred
-        self.test_metric.update(pred, batch["instances"][0].cpu().numpy())
+        self.test_metric.update(self._predict_mask(batch), batch["instances"][0].cpu().numpy())
 
     def configure_optimizers(self) -> Any:
         t = self.cfg.train
-        fused = bool(torch.cuda.is_available()) or hasattr(
-            torch.optim.Adam, "_step_supports_amp_scaling"
-        )
-        try:
-            opt = torch.optim.Adam(self.parameters(), lr=t.lr, fused=fused)
+        try:  # fused Adam: one kernel per step on CPU and CUDA (torch >= 2.4)
+            opt = torch.optim.Adam(self.parameters(), lr=t.lr, fused=True)
         except (RuntimeError, TypeError):
             opt = torch.optim.Adam(self.parameters(), lr=t.lr)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(

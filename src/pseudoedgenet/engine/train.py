@@ -45,11 +45,14 @@ class EpochLine(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         m = trainer.callback_metrics
         parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
-        for k in ("train/loss", "train/ce", "train/edge", "train/crf", "val/iou"):
-            if k in m:
-                parts.append(
-                    f"{k.split('/')[-1] if k != 'val/iou' else 'val_iou'} {float(m[k]):.4f}"
-                )
+        names = {
+            "train/loss": "loss",
+            "train/ce": "ce",
+            "train/edge": "edge",
+            "train/crf": "crf",
+            "val/iou": "val_iou",
+        }
+        parts += [f"{short} {float(m[key]):.4f}" for key, short in names.items() if key in m]
         lr = trainer.optimizers[0].param_groups[0]["lr"]
         parts.append(f"lr {lr:.2e}")
         parts.append(f"{time.perf_counter() - self.t0:.0f}s")

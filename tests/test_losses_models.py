@@ -161,6 +161,7 @@ def test_edge_loss_gradient_reaches_f_g_h() -> None:
     [
         (["model.edge=none", "model.attention=false"], {"ce", "loss"}),
         (["model.attention=false"], {"ce", "edge", "loss"}),
+        (["loss.edge_warmup_epochs=1"], {"ce", "loss"}),  # epoch 0 is still warming up
         (
             ["model.edge=none", "model.attention=false", "loss.crf_weight=1.0"],
             {"ce", "crf", "loss"},

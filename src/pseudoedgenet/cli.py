@@ -192,6 +192,44 @@ def crossval(
 
 
 @app.command()
+def report(
+    results: Annotated[
+        Path, typer.Argument(help="results folder: <dataset>/<method>/fold_<i>.json")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="markdown to write (default RESULTS/README.md)")
+    ] = None,
+    runs: Annotated[
+        Path | None, typer.Option(help="run folders for the val-IoU plot, e.g. runs/crossval")
+    ] = None,
+    figures: Annotated[
+        bool, typer.Option(help="draw Figure-2 panels from the fold-0 checkpoints")
+    ] = False,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(help="DATASET=FOLDER prepared data for --figures (default data/<dataset>)"),
+    ] = None,
+) -> None:
+    """Builds Tables 1 and 2 (mean ± std over folds, paper beside) from the fold files."""
+    from pseudoedgenet.experiments.report import build_report
+
+    data_dirs: dict[str, str | Path] | None = None
+    if figures:
+        data_dirs = {p.name: Path("data") / p.name for p in results.glob("*") if p.is_dir()}
+        for item in data or []:
+            name, sep, folder = item.partition("=")
+            if not sep or not name or not folder:
+                raise typer.BadParameter(
+                    f"--data {item!r}: use DATASET=FOLDER, e.g. tnbc=data/tnbc"
+                )
+            data_dirs[name] = Path(folder)
+    res = build_report(results, out or results / "README.md", runs, data_dirs)
+    for note in res.notes:
+        typer.echo(note)
+    typer.echo(f"wrote {res.markdown} ({res.n_records} fold files, {len(res.images)} images)")
+
+
+@app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="best.ckpt / last.ckpt of a run")],
     out: Annotated[Path, typer.Option(help="file to write (f alone)")],

@@ -100,6 +100,9 @@ class LossConfig:
         pos_weight, neg_weight: label weights of L_ce (1.0 and 0.1 in the paper).
         normalization: ``per_class`` or ``pixel`` (see ``losses.functional.point_bce``).
         edge_weight: λ of Eq. (1)-(2) (1.0 in the paper).
+        edge_warmup_epochs: epochs trained with L_ce alone before the edge term (and g, h)
+            join. Not in the paper: without it f is still flat when g and h start, the only
+            edges to match are zero and the attention h saturates at 0 for good.
         sobel_normalized: divide the Sobel kernels by 8.
         crf_weight: weight of the DenseCRF regularised loss (0 = off).
         crf_sigma_rgb, crf_sigma_xy, crf_radius, crf_downsample: its kernel (local-window
@@ -111,6 +114,7 @@ class LossConfig:
     neg_weight: float = 0.1
     normalization: str = "per_class"
     edge_weight: float = 1.0
+    edge_warmup_epochs: int = 0
     sobel_normalized: bool = True
     crf_weight: float = 0.0
     crf_sigma_rgb: float = 15.0
@@ -126,6 +130,7 @@ class LossConfig:
         )
         _check(self.pos_weight >= 0 and self.neg_weight >= 0, "loss weights must be >= 0")
         _check(self.edge_weight >= 0 and self.crf_weight >= 0, "loss weights must be >= 0")
+        _check(self.edge_warmup_epochs >= 0, "loss.edge_warmup_epochs must be >= 0")
 
 
 @dataclass(frozen=True)

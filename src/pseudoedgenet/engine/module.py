@@ -91,16 +91,20 @@ class PseudoEdgeNetModule(L.LightningModule):
         """f with its input normalisation (shares parameters with this module)."""
         return Segmenter(self.net.f)
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor, edges: bool = True) -> dict[str, torch.Tensor]:
         x = self.normalize(image)
         if self.cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return self.net(x, edges=edges)
 
     def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Forward pass and every loss term of one batch (keys ``loss``, ``ce``, ...)."""
+        """Forward pass and every loss term of one batch (keys ``loss``, ``ce``, ...).
+
+        During the first ``loss.edge_warmup_epochs`` epochs g and h are not run and the
+        edge term is absent (f learns nuclei blobs from the points first).
+        """
         lc = self.cfg.loss
-        out = self(batch["image"])
+        out = self(batch["image"], edges=self.current_epoch >= lc.edge_warmup_epochs)
         logits = out["logits"]
         if lc.supervision == "masks":
             ce = point_bce(logits, batch["mask"], 1.0, 1.0, "pixel")

@@ -1,16 +1,182 @@
-"""Sliding-window prediction of f on images of any size, stitched in one pass."""
+"""Sliding-window prediction of f on images of any size, stitched in one pass.
+
+:func:`predict_tiles` is the engine: it reads tiles through any ``box -> pixels`` function
+(an in-memory image, a whole-slide reader), batches them, runs any predictor callable,
+and hands each tile's write region to a ``write`` callback (a preallocated array, a
+memory-mapped or chunked store). Reading the next batch overlaps with the forward pass
+of the current one (one prefetch thread; decoding slide tiles releases the GIL).
+:func:`predict_probability` is the in-memory convenience wrapper.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from pseudoedgenet.inference.tiling import make_tiles, read_window
+from pseudoedgenet.errors import ConfigError
+from pseudoedgenet.inference.tiling import Tile, make_tiles, read_window
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
+#: ``(y0, y1, x0, x1)`` box (may exceed the image: reflect) -> ``(y1-y0, x1-x0, 3)`` uint8.
+WindowReader = Callable[[tuple[int, int, int, int]], np.ndarray]
+#: called with a tile and the ``(h, w)`` float32 probabilities of its write region.
+TileWriter = Callable[[Tile, np.ndarray], None]
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without CUDA is an error.
+
+    Raises:
+        ConfigError: an unknown device name or CUDA requested but unavailable.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}: expected auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested, but CUDA is not available on this machine")
+    return dev
+
+
+def _bf16_cpu_ok() -> bool:
+    """Whether this CPU runs bf16 convolutions natively (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def prepare_predictor(
+    model: nn.Module,
+    device: str | torch.device = "cpu",
+    precision: str = "auto",
+    channels_last: bool = True,
+) -> tuple[nn.Module, torch.dtype | None]:
+    """Puts a model in inference form and chooses its autocast precision.
+
+    The fast path: eval mode, channels-last weights, and autocast in bf16 on CPUs with
+    native bf16 (fp32 elsewhere) or fp16 on CUDA. ``fp32`` disables autocast. A precision
+    the device cannot run falls back to fp32 (checked with one tiny forward pass).
+
+    Args:
+        model: ``(N, 3, H, W)`` RGB 0..255 -> ``(N, 1, H, W)`` logits (a ``Segmenter``).
+        device: where to run it.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        channels_last: convert the weights to channels-last memory format (pass the same
+            flag to :func:`predict_tiles`).
+
+    Returns:
+        ``(model, autocast_dtype)``: the model on ``device`` and the dtype for
+        :func:`predict_tiles` (``None`` = fp32).
+
+    Raises:
+        ConfigError: unknown precision.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dev = torch.device(device)
+    model = model.eval().to(dev)
+    dtype: torch.dtype | None = None
+    if precision == "auto":
+        if dev.type == "cuda":
+            dtype = torch.float16
+        elif _bf16_cpu_ok():
+            dtype = torch.bfloat16
+    elif precision == "bf16":
+        dtype = torch.bfloat16
+    elif precision == "fp16":
+        dtype = torch.float16
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if dtype is not None:
+        try:
+            x = torch.zeros(1, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype):
+                model(x)
+        except (RuntimeError, NotImplementedError):
+            dtype = None
+    return model, dtype
+
+
+def predict_tiles(
+    predictor: Predictor,
+    read: WindowReader,
+    tiles: Sequence[Tile],
+    write: TileWriter,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    progress: bool = False,
+    prefetch: bool = True,
+    channels_last: bool = True,
+    desc: str = "tiles",
+) -> None:
+    """Runs ``predictor`` on tiles and writes each tile's write region, in one pass.
+
+    Args:
+        predictor: any callable ``(N, 3, T, T)`` float RGB 0..255 -> ``(N, 1, T, T)``
+            logits.
+        read: reads a tile's read window (reflecting outside the image).
+        tiles: the tiles to run (e.g. from :func:`.tiling.make_tiles`, possibly filtered).
+        write: receives ``(tile, probabilities of tile.write)``, float32 in [0, 1], shape
+            ``(wy1 - wy0, wx1 - wx0)``.
+        batch_size: tiles per forward pass.
+        device: where the predictor runs.
+        autocast_dtype: ``torch.bfloat16`` / ``torch.float16`` for mixed precision,
+            ``None`` for fp32.
+        progress: show a progress bar (tiles done / total, rate and ETA).
+        prefetch: read the next batch in a background thread during the forward pass.
+        channels_last: feed the batch in channels-last memory format.
+        desc: progress bar label.
+    """
+    dev = torch.device(device)
+    batches = [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
+
+    def load(chunk: Sequence[Tile]) -> np.ndarray:
+        return np.stack([read(t.read) for t in chunk])
+
+    bar = tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress, smoothing=0.1)
+    pool = ThreadPoolExecutor(max_workers=1) if prefetch and len(batches) > 1 else None
+    try:
+        pending: Future[np.ndarray] | None = None
+        with torch.inference_mode():
+            for i, chunk in enumerate(batches):
+                if pending is not None:
+                    batch = pending.result()
+                else:
+                    batch = load(chunk)
+                pending = (
+                    pool.submit(load, batches[i + 1])
+                    if pool is not None and i + 1 < len(batches)
+                    else None
+                )
+                x = torch.from_numpy(batch).to(dev).permute(0, 3, 1, 2).float()
+                x = x.contiguous(
+                    memory_format=torch.channels_last if channels_last else torch.contiguous_format
+                )
+                with torch.autocast(
+                    dev.type,
+                    dtype=autocast_dtype or torch.float32,
+                    enabled=autocast_dtype is not None,
+                ):
+                    logits = predictor(x)
+                prob = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+                for t, p in zip(chunk, prob, strict=True):
+                    write(t, p[t.inner])
+                bar.update(len(chunk))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
 
 
 def predict_probability(
@@ -43,24 +209,21 @@ def predict_probability(
         ``(H, W)`` float32 probabilities in [0, 1] (``out`` if given).
     """
     h, w = image.shape[:2]
-    tiles = make_tiles((h, w), tile, margin)
     result = out if out is not None else np.empty((h, w), dtype=np.float32)
-    dev = torch.device(device)
-    bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not progress)
-    with torch.inference_mode():
-        for i in range(0, len(tiles), batch_size):
-            chunk = tiles[i : i + batch_size]
-            batch = np.stack([read_window(image, t.read) for t in chunk])
-            x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(dev).float()
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(
-                dev.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
-            ):
-                logits = predictor(x)
-            prob = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
-            for t, p in zip(chunk, prob, strict=True):
-                wy0, wy1, wx0, wx1 = t.write
-                result[wy0:wy1, wx0:wx1] = p[t.inner]
-            bar.update(len(chunk))
-    bar.close()
+
+    def write(t: Tile, p: np.ndarray) -> None:
+        wy0, wy1, wx0, wx1 = t.write
+        result[wy0:wy1, wx0:wx1] = p
+
+    predict_tiles(
+        predictor,
+        lambda box: read_window(image, box),
+        make_tiles((h, w), tile, margin),
+        write,
+        batch_size=batch_size,
+        device=device,
+        autocast_dtype=autocast_dtype,
+        progress=progress,
+        prefetch=False,
+    )
     return result

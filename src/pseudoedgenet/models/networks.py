@@ -121,8 +121,9 @@ class PseudoEdgeNet(nn.Module):
         g: edge network ``(N, 3, H, W) -> (N, 2, H, W)`` or ``None`` (baseline).
         h: attention network ``(N, 3, H, W) -> (N, 1, H, W)`` logits or ``None``.
 
-    ``forward`` returns a dict: ``logits`` (N, 1, H, W) always; ``edge`` = g(I) ⊗ h(I)
-    (N, 2, H, W) when g exists, plus ``raw_edge`` = g(I) and ``attention`` = sigmoid(h(I))
+    ``forward(x, edges=True)`` returns a dict: ``logits`` (N, 1, H, W) always; with
+    ``edges`` (g and h are skipped otherwise), ``edge`` = g(I) ⊗ h(I) (N, 2, H, W) when g
+    exists, plus ``raw_edge`` = g(I) and ``attention`` = sigmoid(h(I))
     (N, 1, H, W) when h exists.
     """
 
@@ -132,9 +133,9 @@ class PseudoEdgeNet(nn.Module):
             raise ConfigError("an attention network h needs an edge network g")
         self.f, self.g, self.h = f, g, h
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, edges: bool = True) -> dict[str, torch.Tensor]:
         out = {"logits": self.f(x)}
-        if self.g is not None:
+        if edges and self.g is not None:
             raw = self.g(x)
             out["raw_edge"] = raw
             if self.h is not None:

@@ -1,0 +1,874 @@
+"""The results report: the paper's Tables 1 and 2 rebuilt from the fold files.
+
+``build_report`` reads every ``RESULTS/<dataset>/<method>/fold_<i>.json`` written by
+:func:`pseudoedgenet.experiments.crossval.crossval`, groups the records by
+``(dataset, method, protocol)`` and writes one markdown file with
+
+- the protocols present (schedule, device, precision, commits) and the command that
+  reproduces a cell,
+- Table 1 and Table 2: ``mean ± std (n=folds)`` of the test IoU beside the paper's value,
+  one table per protocol (protocols are never mixed), plus Dice, object F1 and AJI,
+- paired differences on the folds two methods share (PEN(g+h) − baseline, ...),
+- the folds present per cell, and
+- a validation-IoU-per-epoch plot per dataset (from the run folders' ``metrics.csv``) and,
+  on request, a Figure-2-style panel (from the fold-0 checkpoints).
+
+Every number in the report comes from the fold files (or, for the plot and the figure,
+from the run folders); the paper's values are the constants below, shown only beside ours.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pseudoedgenet.data.io import atomic_path, write_text
+from pseudoedgenet.errors import DataError
+
+#: Paper: Yoo et al., "PseudoEdgeNet: Nuclei Segmentation only with Point Annotations",
+#: MICCAI 2019, Table 1 (mean and std of 10-fold cross-validated test IoU; the std is
+#: printed with two decimals in the paper). Reference values only, not our results.
+#: Row key -> (label, {dataset: (mean, std)}), in the paper's row order.
+PAPER_TABLE1: dict[str, tuple[str, dict[str, tuple[float, float]]]] = {
+    "baseline": ("Baseline [Laradji et al.]", {"monuseg": (0.5710, 0.02), "tnbc": (0.5504, 0.04)}),
+    "densecrf": ("DenseCRF [Tang et al.]", {"monuseg": (0.5813, 0.03), "tnbc": (0.5555, 0.04)}),
+    "pen_large_g": ("PseudoEdgeNet, large g", {"monuseg": (0.5786, 0.04), "tnbc": (0.5787, 0.04)}),
+    "pen": ("PseudoEdgeNet, small g", {"monuseg": (0.6059, 0.04), "tnbc": (0.5853, 0.03)}),
+    "pen_att": (
+        "PseudoEdgeNet, small g and h",
+        {"monuseg": (0.6136, 0.04), "tnbc": (0.6038, 0.03)},
+    ),
+    "fully_supervised": (
+        "Fully supervised (upper bound)",
+        {"monuseg": (0.6522, 0.03), "tnbc": (0.6619, 0.04)},
+    ),
+}
+
+#: Paper, Table 2 (size of the edge network g, all with attention h; 10-fold test IoU,
+#: mean and std). Its "4 conv layers" row equals Table 1's small g and h (our ``pen_att``)
+#: and its "FPN-ResNet50" row equals Table 1's large g (our ``pen_large_g``).
+#: Reference values only, not our results.
+PAPER_TABLE2: dict[str, tuple[str, dict[str, tuple[float, float]]]] = {
+    "pen_att_g2": (
+        "Small g: CNN, 2 conv layers",
+        {"monuseg": (0.6117, 0.03), "tnbc": (0.5928, 0.04)},
+    ),
+    "pen_att": ("Small g: CNN, 4 conv layers", {"monuseg": (0.6136, 0.04), "tnbc": (0.6038, 0.03)}),
+    "pen_att_g6": (
+        "Small g: CNN, 6 conv layers",
+        {"monuseg": (0.6105, 0.04), "tnbc": (0.5896, 0.03)},
+    ),
+    "pen_att_g8": (
+        "Small g: CNN, 8 conv layers",
+        {"monuseg": (0.6119, 0.02), "tnbc": (0.5934, 0.04)},
+    ),
+    "pen_att_fpn18": ("Large g: FPN-ResNet18", {"monuseg": (0.6005, 0.03), "tnbc": (0.5795, 0.04)}),
+    "pen_att_fpn34": ("Large g: FPN-ResNet34", {"monuseg": (0.6069, 0.03), "tnbc": (0.5796, 0.03)}),
+    "pen_large_g": ("Large g: FPN-ResNet50", {"monuseg": (0.5786, 0.04), "tnbc": (0.5787, 0.04)}),
+}
+
+#: Paired comparisons reported per dataset and protocol: (minuend, subtrahend, label).
+PAIRED_COMPARISONS: tuple[tuple[str, str, str], ...] = (
+    ("pen_att", "baseline", "PEN(g+h) − baseline"),
+    ("pen", "baseline", "PEN(g) − baseline"),
+    ("densecrf", "baseline", "DenseCRF − baseline"),
+    ("fully_supervised", "pen_att", "fully supervised − PEN(g+h)"),
+)
+
+#: Display names and column order of the known datasets (others follow, sorted).
+DATASET_NAMES: dict[str, str] = {"monuseg": "MoNuSeg", "tnbc": "TNBC"}
+
+#: Protocol order in the report (others follow, sorted).
+PROTOCOL_ORDER: tuple[str, ...] = ("paper", "cpu")
+
+#: Secondary metrics of the fold records' ``test`` block, with their column names.
+SECONDARY_METRICS: tuple[tuple[str, str], ...] = (("dice", "Dice"), ("f1", "F1"), ("aji", "AJI"))
+
+_FOLD_FILE = re.compile(r"fold_(\d+)\.json$")
+_MISSING = "–"
+
+
+@dataclass(frozen=True)
+class FoldRecord:
+    """One ``fold_<i>.json`` file.
+
+    Attributes:
+        path: the file.
+        dataset: ``dataset`` field (e.g. ``tnbc``).
+        method: ``method`` field (the config's method, a table row).
+        protocol: ``protocol`` field (``paper``, ``cpu``, ...).
+        fold: test fold index.
+        data: the whole record.
+    """
+
+    path: Path
+    dataset: str
+    method: str
+    protocol: str
+    fold: int
+    data: dict[str, Any]
+
+    def metric(self, name: str) -> float | None:
+        """The test metric ``name`` (per-image mean), or ``None`` when absent."""
+        value = self.data.get("test", {}).get(name)
+        return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean and sample standard deviation (``ddof=1``; ``None`` when ``n < 2``) of values."""
+
+    mean: float
+    std: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Per-fold differences ``a − b`` of test IoU on the folds both methods have.
+
+    Attributes:
+        folds: the shared folds, sorted.
+        diffs: ``a − b`` per shared fold, same order.
+        a_mean: mean IoU of ``a`` on the shared folds (``nan`` without any).
+        b_mean: mean IoU of ``b`` on the shared folds (``nan`` without any).
+    """
+
+    folds: list[int]
+    diffs: list[float]
+    a_mean: float
+    b_mean: float
+
+    @property
+    def summary(self) -> Summary | None:
+        """Mean and sample std of the differences, ``None`` without shared folds."""
+        return summarize(self.diffs)
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` wrote.
+
+    Attributes:
+        markdown: the markdown file.
+        n_records: number of fold files read.
+        images: PNG files written next to the markdown (plots, figures).
+        notes: things skipped (e.g. a figure without its checkpoint), one line each.
+    """
+
+    markdown: Path
+    n_records: int
+    images: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+Groups = dict[tuple[str, str, str], dict[int, FoldRecord]]
+
+
+def _require(path: Path, record: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = record.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise DataError(path, f"fold file without a valid {key!r} field (got {value!r})")
+    return value
+
+
+def read_fold_record(path: str | Path) -> FoldRecord:
+    """Reads and validates one fold file.
+
+    Args:
+        path: a ``fold_<i>.json`` written by the cross-validation driver.
+
+    Returns:
+        The record.
+
+    Raises:
+        DataError: unreadable or invalid JSON, a missing field (``dataset``, ``method``,
+            ``protocol``, ``fold``, ``test.iou``), or a ``fold`` that disagrees with the
+            file name.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            path, f"invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"cannot read fold file ({type(exc).__name__})") from None
+    if not isinstance(record, dict):
+        raise DataError(path, "fold file is not a JSON object")
+    dataset = _require(path, record, "dataset", str)
+    method = _require(path, record, "method", str)
+    protocol = _require(path, record, "protocol", str)
+    fold = _require(path, record, "fold", int)
+    test = record.get("test")
+    if not isinstance(test, dict) or not isinstance(test.get("iou"), (int, float)):
+        raise DataError(path, "fold file without a numeric test.iou")
+    m = _FOLD_FILE.search(path.name)
+    if m and int(m.group(1)) != fold:
+        raise DataError(path, f"file name says fold {m.group(1)} but the record says {fold}")
+    return FoldRecord(path, dataset, method, protocol, fold, record)
+
+
+def load_results(results_dir: str | Path) -> list[FoldRecord]:
+    """Reads every ``results_dir/<dataset>/<method>/fold_<i>.json``.
+
+    Args:
+        results_dir: the results folder.
+
+    Returns:
+        The records, sorted by file path.
+
+    Raises:
+        DataError: the folder is missing or holds no fold file, a fold file is invalid
+            (see :func:`read_fold_record`), or two files claim the same
+            ``(dataset, method, protocol, fold)``.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise DataError(root, "results folder not found")
+    paths = sorted(p for p in root.glob("*/*/fold_*.json") if _FOLD_FILE.search(p.name))
+    if not paths:
+        raise DataError(root, "no fold files (expected <dataset>/<method>/fold_<i>.json)")
+    records = [read_fold_record(p) for p in paths]
+    seen: dict[tuple[str, str, str, int], Path] = {}
+    for r in records:
+        key = (r.dataset, r.method, r.protocol, r.fold)
+        if key in seen:
+            raise DataError(
+                r.path,
+                f"same dataset/method/protocol/fold as {seen[key]}: {'/'.join(map(str, key))}",
+            )
+        seen[key] = r.path
+    return records
+
+
+def group_records(records: Iterable[FoldRecord]) -> Groups:
+    """Groups records by ``(dataset, method, protocol)`` -> ``{fold: record}``."""
+    groups: Groups = {}
+    for r in records:
+        groups.setdefault((r.dataset, r.method, r.protocol), {})[r.fold] = r
+    return groups
+
+
+def summarize(values: Sequence[float]) -> Summary | None:
+    """Mean and sample std (``ddof=1``, only when ``n >= 2``); ``None`` for no values."""
+    if len(values) == 0:
+        return None
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if arr.size >= 2 else None
+    return Summary(float(arr.mean()), std, int(arr.size))
+
+
+def format_signed(x: float) -> str:
+    """``"+0.0300"`` / ``"-0.0100"``; a difference that rounds to zero is ``"+0.0000"``."""
+    text = f"{x:+.4f}"
+    return "+0.0000" if text == "-0.0000" else text
+
+
+def format_summary(s: Summary | None, signed: bool = False) -> str:
+    """``"0.5200 ± 0.0200 (n=3)"``, ``"0.5200 (n=1)"`` or ``"–"`` for no values."""
+    if s is None:
+        return _MISSING
+    mean = format_signed(s.mean) if signed else f"{s.mean:.4f}"
+    if s.std is None:
+        return f"{mean} (n={s.n})"
+    return f"{mean} ± {s.std:.4f} (n={s.n})"
+
+
+def cell_summary(group: Mapping[int, FoldRecord] | None, metric: str = "iou") -> Summary | None:
+    """Summary of one test metric over the folds of a group (records lacking it skipped)."""
+    if not group:
+        return None
+    values = [v for r in group.values() if (v := r.metric(metric)) is not None]
+    return summarize(values)
+
+
+def paired_difference(
+    a: Mapping[int, FoldRecord] | None, b: Mapping[int, FoldRecord] | None, metric: str = "iou"
+) -> Paired:
+    """Differences ``a − b`` of a test metric on the folds both groups have.
+
+    Args:
+        a: ``{fold: record}`` of one method (one dataset, one protocol).
+        b: the same for the other method.
+        metric: test metric name.
+
+    Returns:
+        The per-fold differences on the shared folds (none when nothing is shared).
+    """
+    a, b = a or {}, b or {}
+    folds: list[int] = []
+    av: list[float] = []
+    bv: list[float] = []
+    for f in sorted(set(a) & set(b)):
+        x, y = a[f].metric(metric), b[f].metric(metric)
+        if x is not None and y is not None:
+            folds.append(f)
+            av.append(x)
+            bv.append(y)
+    diffs = [x - y for x, y in zip(av, bv, strict=True)]
+    nan = float("nan")
+    return Paired(
+        folds, diffs, float(np.mean(av)) if av else nan, float(np.mean(bv)) if bv else nan
+    )
+
+
+def _ordered(values: Iterable[str], first: Sequence[str]) -> list[str]:
+    values = set(values)
+    return [v for v in first if v in values] + sorted(values - set(first))
+
+
+def _dataset_name(dataset: str) -> str:
+    return DATASET_NAMES.get(dataset, dataset)
+
+
+def _short_commit(commit: str) -> str:
+    dirty = commit.endswith("-dirty")
+    sha = commit.removesuffix("-dirty")
+    short = sha[:10] if re.fullmatch(r"[0-9a-f]{40}", sha) else sha
+    return short + ("-dirty" if dirty else "")
+
+
+def _distinct(records: Iterable[FoldRecord], key: str) -> str:
+    values = sorted({str(r.data[key]) for r in records if r.data.get(key) is not None})
+    return ", ".join(values) if values else _MISSING
+
+
+def reproduce_command(protocol: str, dataset: str = "<dataset>", method: str = "<method>") -> str:
+    """The command that (re)runs the folds of one cell; done folds are skipped."""
+    return (
+        f"pseudoedgenet crossval --config configs/{dataset}/{method}.yaml --data data/{dataset} "
+        f"--folds 0-9 --protocol {protocol} --dataset {dataset} --out results/{dataset}/{method}"
+    )
+
+
+def _protocol_section(records: list[FoldRecord], protocols: list[str]) -> list[str]:
+    lines = [
+        "## Protocols",
+        "",
+        "Each protocol is a fixed schedule applied on top of a method's config "
+        "(`pseudoedgenet.experiments.crossval.PROTOCOLS`); results of different protocols "
+        "are never pooled. The values below are read from the fold files.",
+        "",
+        "| protocol | fold files | epochs | crops/epoch | crop | pretrained | precision "
+        "| device(s) | git commits |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in protocols:
+        rs = [r for r in records if r.protocol == p]
+        commits = sorted(
+            {_short_commit(str(r.data["git_commit"])) for r in rs if r.data.get("git_commit")}
+        )
+        lines.append(
+            f"| `{p}` | {len(rs)} | {_distinct(rs, 'epochs')} | {_distinct(rs, 'crops_per_epoch')} "
+            f"| {_distinct(rs, 'crop')} | {_distinct(rs, 'pretrained')} "
+            f"| {_distinct(rs, 'precision')} | {_distinct(rs, 'device')} "
+            f"| {', '.join(f'`{c}`' for c in commits) or _MISSING} |"
+        )
+    lines += ["", "A cell is reproduced (missing folds run, finished folds skipped) by:", ""]
+    for p in protocols:
+        lines += ["```bash", reproduce_command(p), "```"]
+    lines.append("")
+    return lines
+
+
+def _table(
+    title: str,
+    caption: str,
+    paper: Mapping[str, tuple[str, Mapping[str, tuple[float, float]]]],
+    groups: Groups,
+    protocol: str,
+    datasets: list[str],
+) -> list[str]:
+    head = "| method | config |" + "".join(
+        f" {_dataset_name(d)} (ours) | {_dataset_name(d)} (paper) |" for d in datasets
+    )
+    lines = [f"### {title} — protocol `{protocol}`", "", caption, "", head]
+    lines.append("|---|---|" + "---|---|" * len(datasets))
+    for method, (label, values) in paper.items():
+        row = f"| {label} | `{method}` |"
+        for d in datasets:
+            ours = format_summary(cell_summary(groups.get((d, method, protocol))))
+            ref = values.get(d)
+            row += f" {ours} | {f'{ref[0]:.4f} ± {ref[1]:.2f}' if ref else _MISSING} |"
+        lines.append(row)
+    lines += ["", "Dice, object F1 (match at IoU ≥ 0.5) and AJI of the same models:", ""]
+    head = "| method |" + "".join(
+        f" {_dataset_name(d)} {name} |" for d in datasets for _, name in SECONDARY_METRICS
+    )
+    lines += [head, "|---|" + "---|" * (len(datasets) * len(SECONDARY_METRICS))]
+    for method, (label, _) in paper.items():
+        row = f"| {label} |"
+        for d in datasets:
+            group = groups.get((d, method, protocol))
+            for key, _ in SECONDARY_METRICS:
+                row += f" {format_summary(cell_summary(group, key))} |"
+        lines.append(row)
+    lines.append("")
+    return lines
+
+
+def _other_methods(groups: Groups, protocol: str, datasets: list[str]) -> list[str]:
+    known = set(PAPER_TABLE1) | set(PAPER_TABLE2)
+    others = sorted({m for (_, m, p) in groups if p == protocol and m not in known})
+    if not others:
+        return []
+    lines = [f"### Other methods — protocol `{protocol}`", ""]
+    lines.append("| method |" + "".join(f" {_dataset_name(d)} IoU |" for d in datasets))
+    lines.append("|---|" + "---|" * len(datasets))
+    for m in others:
+        cells = "".join(
+            f" {format_summary(cell_summary(groups.get((d, m, protocol))))} |" for d in datasets
+        )
+        lines.append(f"| `{m}` |{cells}")
+    lines.append("")
+    return lines
+
+
+def _paper_mean(method: str, dataset: str) -> float | None:
+    ref = PAPER_TABLE1.get(method, PAPER_TABLE2.get(method, ("", {})))[1].get(dataset)
+    return None if ref is None else ref[0]
+
+
+def _paired_section(groups: Groups, protocol: str, datasets: list[str]) -> list[str]:
+    lines = [
+        f"### Paired comparisons — protocol `{protocol}`",
+        "",
+        "Test-IoU differences on the folds both methods have (same protocol, same test "
+        "images): mean ± sample std of the per-fold differences (n = shared folds). "
+        "*Margin > spread* says whether the mean difference exceeds that std. The paper's "
+        "difference is of its 10-fold means.",
+        "",
+        "| dataset | comparison | mean diff ± std (n) | margin > spread | per-fold differences "
+        "| paper |",
+        "|---|---|---|---|---|---|",
+    ]
+    ratio_lines: list[str] = []
+    for d in datasets:
+        for a, b, label in PAIRED_COMPARISONS:
+            pair = paired_difference(groups.get((d, a, protocol)), groups.get((d, b, protocol)))
+            s = pair.summary
+            if s is None:
+                verdict = per_fold = _MISSING
+            else:
+                verdict = _MISSING if s.std is None else ("yes" if s.mean > s.std else "no")
+                per_fold = ", ".join(
+                    f"f{f}: {format_signed(x)}" for f, x in zip(pair.folds, pair.diffs, strict=True)
+                )
+            pa, pb = _paper_mean(a, d), _paper_mean(b, d)
+            paper = _MISSING if pa is None or pb is None else f"{pa - pb:+.4f}"
+            lines.append(
+                f"| {_dataset_name(d)} | {label} | {format_summary(s, signed=True)} "
+                f"| {verdict} | {per_fold} | {paper} |"
+            )
+        pair = paired_difference(
+            groups.get((d, "pen_att", protocol)), groups.get((d, "fully_supervised", protocol))
+        )
+        pa, pf = _paper_mean("pen_att", d), _paper_mean("fully_supervised", d)
+        paper = _MISSING if pa is None or pf is None else f"{pa / pf:.2f}"
+        ours = (
+            f"{pair.a_mean / pair.b_mean:.2f} (n={len(pair.folds)})"
+            if pair.folds and pair.b_mean > 0
+            else _MISSING
+        )
+        ratio_lines.append(f"| {_dataset_name(d)} | {ours} | {paper} |")
+    lines += [
+        "",
+        "PEN(g+h) as a fraction of fully supervised training (ratio of the mean test IoUs "
+        "on the shared folds):",
+        "",
+        "| dataset | ours | paper |",
+        "|---|---|---|",
+        *ratio_lines,
+        "",
+    ]
+    return lines
+
+
+def _coverage_section(groups: Groups, protocols: list[str]) -> list[str]:
+    lines = [
+        "## Folds present",
+        "",
+        "| protocol | dataset | method | folds | best epochs | mean wall time | configs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    order = list(PAPER_TABLE1) + [m for m in PAPER_TABLE2 if m not in PAPER_TABLE1]
+    for p in protocols:
+        keys = [k for k in groups if k[2] == p]
+        for d in _ordered({k[0] for k in keys}, list(DATASET_NAMES)):
+            for m in _ordered({k[1] for k in keys if k[0] == d}, order):
+                g = groups[(d, m, p)]
+                folds = sorted(g)
+                epochs = [str(g[f].data.get("best_epoch", "?")) for f in folds]
+                walls = [float(r.data["wall_s"]) for r in g.values() if r.data.get("wall_s")]
+                wall = f"{np.mean(walls) / 60:.1f} min" if walls else _MISSING
+                shas = {r.data.get("config_sha256") for r in g.values()}
+                n_cfg = f"{len(shas)}" + (" (differ!)" if len(shas) > 1 else "")
+                lines.append(
+                    f"| `{p}` | {_dataset_name(d)} | `{m}` | {', '.join(map(str, folds))} "
+                    f"| {', '.join(epochs)} | {wall} | {n_cfg} |"
+                )
+    lines.append("")
+    return lines
+
+
+def run_folder(record: FoldRecord, results_dir: Path, runs_dir: Path) -> Path | None:
+    """The run folder (``metrics.csv``, ``best.ckpt``) of a fold record, if it exists.
+
+    ``pseudoedgenet crossval --out OUT`` puts fold ``i``'s run into
+    ``runs/crossval/OUT/fold_<i>`` by default, so for ``OUT = results/tnbc/pen_att``
+    and ``runs_dir = runs/crossval`` this is
+    ``runs/crossval/results/tnbc/pen_att/fold_<i>``. Also tried:
+    ``runs_dir/<dataset>/<method>/fold_<i>``.
+    """
+    rel = record.path.parent.relative_to(results_dir)
+    bases = [runs_dir / results_dir / rel] if not results_dir.is_absolute() else []
+    bases += [runs_dir / results_dir.name / rel, runs_dir / rel]
+    for base in bases:
+        candidate = base / f"fold_{record.fold}"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def read_val_curve(run_dir: str | Path) -> dict[int, float]:
+    """Validation IoU per epoch of one run folder.
+
+    Reads ``metrics.csv`` (Lightning CSV log; rows with a ``val/iou`` value), or, while a
+    run is still going and that file is not yet merged, ``logs/attempt_*/metrics.csv``
+    in attempt order. A later row of the same epoch (a resumed attempt) wins.
+
+    Args:
+        run_dir: a fold's run folder.
+
+    Returns:
+        ``{epoch: val IoU}`` with 1-based epochs (as ``best_epoch`` in the fold files);
+        empty when no log exists.
+
+    Raises:
+        DataError: a log without ``epoch`` and ``val/iou`` columns or with a bad number.
+    """
+    run_dir = Path(run_dir)
+    files = [run_dir / "metrics.csv"]
+    if not files[0].is_file():
+        files = sorted(
+            (run_dir / "logs").glob("attempt_*/metrics.csv"),
+            key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name[8:].isdigit() else 0,
+        )
+    curve: dict[int, float] = {}
+    for f in files:
+        if not f.is_file():
+            continue
+        with f.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None:
+                continue
+            if "epoch" not in reader.fieldnames or "val/iou" not in reader.fieldnames:
+                continue
+            for line, row in enumerate(reader, start=2):
+                value = row.get("val/iou") or ""
+                if not value.strip():
+                    continue
+                try:
+                    curve[int(float(row["epoch"])) + 1] = float(value)
+                except (TypeError, ValueError):
+                    raise DataError(f, f"line {line}: bad epoch or val/iou value") from None
+    return dict(sorted(curve.items()))
+
+
+def mean_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, tuple[float, int]]:
+    """Mean over runs per epoch: ``{epoch: (mean, number of runs with that epoch)}``."""
+    epochs = sorted({e for c in curves for e in c})
+    out: dict[int, tuple[float, int]] = {}
+    for e in epochs:
+        values = [c[e] for c in curves if e in c]
+        out[e] = (float(np.mean(values)), len(values))
+    return out
+
+
+def plot_val_curves(
+    curves: Mapping[str, Mapping[int, tuple[float, int]]], title: str, out: str | Path
+) -> Path:
+    """Draws one line per method: mean validation IoU over folds against epoch.
+
+    Args:
+        curves: label -> ``{epoch: (mean IoU, folds)}`` (see :func:`mean_curve`).
+        title: plot title.
+        out: PNG path (written atomically).
+
+    Returns:
+        ``out`` as a Path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    if len(curves) > 10:  # more lines than the default colour cycle
+        ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
+    for label, curve in curves.items():
+        epochs = sorted(curve)
+        n = sorted({curve[e][1] for e in epochs})
+        folds = f"n={n[0]}" if len(n) == 1 else f"n={n[0]}–{n[-1]}"
+        ax.plot(epochs, [curve[e][0] for e in epochs], marker=".", label=f"{label} ({folds})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation IoU (mean over folds)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(out)
+
+
+def _curves_section(
+    groups: Groups, results_dir: Path, runs_dir: Path, out_dir: Path, result: ReportResult
+) -> list[str]:
+    lines = ["## Validation IoU per epoch", ""]
+    order = list(PAPER_TABLE1) + [m for m in PAPER_TABLE2 if m not in PAPER_TABLE1]
+    datasets = _ordered({k[0] for k in groups}, list(DATASET_NAMES))
+    protocols_of = {d: {k[2] for k in groups if k[0] == d} for d in datasets}
+    any_plot = False
+    for d in datasets:
+        curves: dict[str, dict[int, tuple[float, int]]] = {}
+        protocols = _ordered(protocols_of[d], PROTOCOL_ORDER)
+        for p in protocols:
+            methods = _ordered({k[1] for k in groups if k[0] == d and k[2] == p}, order)
+            for m in methods:
+                runs = [run_folder(r, results_dir, runs_dir) for r in groups[(d, m, p)].values()]
+                per_fold = [c for r in runs if r is not None and (c := read_val_curve(r))]
+                if per_fold:
+                    label = m if len(protocols) == 1 else f"{m} [{p}]"
+                    curves[label] = mean_curve(per_fold)
+        if not curves:
+            continue
+        png = out_dir / f"val_iou_{d}.png"
+        plot_val_curves(curves, f"{_dataset_name(d)}: validation IoU per epoch", png)
+        result.images.append(png)
+        any_plot = True
+        lines += [f"![validation IoU per epoch, {_dataset_name(d)}]({png.name})", ""]
+    if any_plot:
+        lines += [
+            "Mean over the folds whose run folder has a log (`metrics.csv`, or the attempt "
+            "logs of a run still going); an epoch's mean covers the folds that reached it, "
+            "the legend gives the number of folds (a range when it varies by epoch). Epochs "
+            "are 1-based.",
+            "",
+        ]
+    else:
+        lines += [f"No run logs found under `{runs_dir}`.", ""]
+    return lines
+
+
+def _figure_section(
+    groups: Groups,
+    results_dir: Path,
+    runs_dir: Path | None,
+    data_dirs: Mapping[str, str | Path],
+    out_dir: Path,
+    n_images: int,
+    result: ReportResult,
+) -> list[str]:
+    lines = ["## Figure 2: qualitative examples", ""]
+    datasets = _ordered({k[0] for k in groups}, list(DATASET_NAMES))
+    for d in datasets:
+        note = None
+        protocols = _ordered(
+            {p for (dd, m, p), g in groups.items() if dd == d and m == "pen_att" and 0 in g},
+            PROTOCOL_ORDER,
+        )
+        if runs_dir is None:
+            note = "no --runs folder given"
+        elif d not in data_dirs or not Path(data_dirs[d]).is_dir():
+            note = f"prepared data folder not found ({data_dirs.get(d, 'none given')})"
+        elif not protocols:
+            note = "no pen_att fold-0 result"
+        else:
+            p = protocols[0]
+            pen_run = run_folder(groups[(d, "pen_att", p)][0], results_dir, runs_dir)
+            base_rec = groups.get((d, "baseline", p), {}).get(0)
+            base_run = run_folder(base_rec, results_dir, runs_dir) if base_rec else None
+            if pen_run is None or not (pen_run / "best.ckpt").is_file():
+                note = "no best.ckpt in the pen_att fold-0 run folder"
+            else:
+                base_ckpt = base_run / "best.ckpt" if base_run is not None else None
+                png = out_dir / f"figure2_{d}.png"
+                names = figure2_for_fold(
+                    data_dirs[d],
+                    pen_run / "best.ckpt",
+                    base_ckpt if base_ckpt is not None and base_ckpt.is_file() else None,
+                    png,
+                    fold=0,
+                    n_images=n_images,
+                )
+                result.images.append(png)
+                lines += [
+                    f"![Figure 2, {_dataset_name(d)}]({png.name})",
+                    "",
+                    f"*{_dataset_name(d)}, protocol `{p}`, test images of fold 0 "
+                    f"({', '.join(names)}): (a) input, (b) attention h, (c) raw edge g, "
+                    "(d) final edge g⊗h (edges: mean of x and y, grey = 0), (e) PEN(g+h) f, "
+                    "(f) baseline f"
+                    + (
+                        ""
+                        if base_ckpt is not None and base_ckpt.is_file()
+                        else " (n/a: no checkpoint)"
+                    )
+                    + ", (g) ground truth; segmentations at threshold 0.5.*",
+                    "",
+                ]
+        if note is not None:
+            result.notes.append(f"figure 2 for {d} skipped: {note}")
+            lines += [f"{_dataset_name(d)}: skipped ({note}).", ""]
+    return lines
+
+
+def figure2_for_fold(
+    data_dir: str | Path,
+    pen_ckpt: str | Path,
+    baseline_ckpt: str | Path | None,
+    out: str | Path,
+    fold: int = 0,
+    n_images: int = 3,
+) -> list[str]:
+    """Draws a Figure-2-style panel for the first test images of one fold.
+
+    Args:
+        data_dir: prepared dataset folder.
+        pen_ckpt: training checkpoint of PEN(g+h) (maps a–e).
+        baseline_ckpt: training checkpoint of the baseline (its sigmoid(f), column f), or
+            ``None`` for an "n/a" column.
+        out: PNG path (written atomically).
+        fold: test fold whose images are drawn.
+        n_images: number of images (rows).
+
+    Returns:
+        The names of the images drawn.
+    """
+    from pseudoedgenet.data.prepared import PreparedDataset
+    from pseudoedgenet.engine.train import load_module
+    from pseudoedgenet.experiments.figures import figure2_panel, network_maps
+
+    ds = PreparedDataset(Path(data_dir))
+    names = ds.split(fold).test[:n_images]
+    pen = load_module(pen_ckpt)
+    base = load_module(baseline_ckpt) if baseline_ckpt is not None else None
+    rows = []
+    for name in names:
+        image = ds.image(name)
+        rows.append(
+            {
+                "name": name,
+                "image": image,
+                "maps": network_maps(pen, image),
+                "baseline_prob": None if base is None else network_maps(base, image)["prob"],
+                "truth": ds.instances(name),
+            }
+        )
+    figure2_panel(rows, out)
+    return list(names)
+
+
+def build_report(
+    results_dir: str | Path,
+    out_md: str | Path,
+    runs_dir: str | Path | None = None,
+    data_dirs: Mapping[str, str | Path] | None = None,
+    figure_images: int = 3,
+) -> ReportResult:
+    """Writes the results report (markdown, plus PNGs next to it).
+
+    Args:
+        results_dir: folder with ``<dataset>/<method>/fold_<i>.json``.
+        out_md: markdown file to write (atomically); PNGs go into its folder.
+        runs_dir: root of the cross-validation run folders (e.g. ``runs/crossval``), for
+            the validation curves and the figure; ``None`` skips both.
+        data_dirs: dataset name -> prepared dataset folder; when given (with
+            ``runs_dir``), a Figure-2 panel is drawn per dataset from the fold-0
+            checkpoints of ``pen_att`` and ``baseline``.
+        figure_images: images (rows) per Figure-2 panel.
+
+    Returns:
+        What was written.
+
+    Raises:
+        DataError: a missing results folder, no fold files, or an invalid fold file.
+    """
+    results_dir, out_md = Path(results_dir), Path(out_md)
+    runs = Path(runs_dir) if runs_dir is not None else None
+    records = load_results(results_dir)
+    groups = group_records(records)
+    protocols = _ordered({r.protocol for r in records}, PROTOCOL_ORDER)
+    datasets = _ordered({r.dataset for r in records} | set(DATASET_NAMES), list(DATASET_NAMES))
+    result = ReportResult(out_md, len(records))
+    regen = f"pseudoedgenet report {results_dir} --out {out_md}" + (
+        f" --runs {runs}" if runs is not None else ""
+    )
+    lines = [
+        "<!-- Generated by `pseudoedgenet report`; do not edit: every number comes from the "
+        "fold files. -->",
+        "",
+        "# Results: PseudoEdgeNet (Yoo et al., MICCAI 2019) reproduced",
+        "",
+        f"Generated from {len(records)} fold files under `{results_dir}` by `{regen}`.",
+        "",
+        "- Cells are **mean ± sample std (ddof = 1) over the folds present (n=folds)** of the "
+        "test-fold IoU; with one fold, no std is shown; `–` = no fold yet.",
+        "- Test IoU is the per-image mean of the pixel IoU at threshold 0.5 over the test "
+        "fold's images (the record's `test.iou`); each fold tests the best-validation-IoU "
+        "checkpoint (test fold i, validation fold i+1, training the other 8).",
+        "- *paper* columns are the published values (10 folds, std printed with two "
+        "decimals), shown for reference only.",
+        "",
+    ]
+    lines += _protocol_section(records, protocols)
+    lines += ["## Table 1: methods", ""]
+    for p in protocols:
+        if any(k[1] in PAPER_TABLE1 and k[2] == p for k in groups):
+            lines += _table(
+                "Table 1",
+                "Test IoU, mean ± std over folds (n=folds), beside the paper's Table 1.",
+                PAPER_TABLE1,
+                groups,
+                p,
+                datasets,
+            )
+    lines += ["## Table 2: size of the edge network g (with attention h)", ""]
+    for p in protocols:
+        if any(k[1] in PAPER_TABLE2 and k[2] == p for k in groups):
+            lines += _table(
+                "Table 2",
+                "Test IoU, mean ± std over folds (n=folds), beside the paper's Table 2; the "
+                "4-layer row is `pen_att` and the FPN-ResNet50 row is `pen_large_g`, the same "
+                "runs as in Table 1.",
+                PAPER_TABLE2,
+                groups,
+                p,
+                datasets,
+            )
+    for p in protocols:
+        lines += _other_methods(groups, p, datasets)
+    lines += ["## Paired comparisons", ""]
+    for p in protocols:
+        lines += _paired_section(groups, p, datasets)
+    lines += _coverage_section(groups, protocols)
+    out_dir = out_md.parent
+    if runs is not None:
+        lines += _curves_section(groups, results_dir, runs, out_dir, result)
+    if data_dirs is not None:
+        lines += _figure_section(
+            groups, results_dir, runs, data_dirs, out_dir, figure_images, result
+        )
+    write_text(out_md, "\n".join(lines).rstrip() + "\n")
+    return result

@@ -1,0 +1,612 @@
+"""Reading images and whole-slide files region by region, at a chosen level.
+
+One interface, :class:`Slide`, covers
+
+- plain PNG/JPEG/TIFF images, decoded into memory with :func:`pseudoedgenet.data.io.read_image`
+  (:class:`ArraySlide`);
+- pyramidal or large TIFF-based slides (``.svs``, ``.ndpi``, ``.scn``, ``.bif``, generic
+  tiled/pyramidal ``.tif``) through `tiffslide <https://github.com/Bayer-Group/tiffslide>`_
+  (:class:`TiffSlideSlide`), which reads only the TIFF tiles a region touches;
+- other vendor formats (``.mrxs``, ``.vms``, ...) through OpenSlide when ``openslide-python``
+  is installed (:class:`OpenSlideSlide`; optional, the import is guarded).
+
+A slide is read at one pyramid *level*; every box and shape here is in pixels of that level,
+``(y0, y1, x0, x1)`` half-open, ``(H, W)``. Results are reported in *level-0* pixel
+coordinates: with the package's point convention (``(x, y)`` = (column, row), a pixel centred
+at integer coordinates), level pixel ``(x, y)`` has its centre at level-0
+``((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5)``, where ``(sx, sy)`` is the level's
+:attr:`Slide.downsample` (see :meth:`Slide.to_level0`).
+
+Background tiles are skipped with :func:`tissue_mask`: Otsu's threshold on the luminance of a
+low-resolution thumbnail (Otsu, 1979, "A threshold selection method from gray-level
+histograms", IEEE Trans. SMC 9(1)).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from pseudoedgenet.data.io import read_image
+from pseudoedgenet.errors import DataError
+from pseudoedgenet.inference.tiling import Tile, read_window
+
+PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
+TIFF_SUFFIXES = (".tif", ".tiff")
+TIFFSLIDE_SUFFIXES = (".svs", ".ndpi", ".scn", ".bif", ".svslide")
+OPENSLIDE_SUFFIXES = (".mrxs", ".vms", ".vmu")
+SUPPORTED_SUFFIXES = PLAIN_SUFFIXES + TIFF_SUFFIXES + TIFFSLIDE_SUFFIXES + OPENSLIDE_SUFFIXES
+
+#: A TIFF with more pixels than this (or with a pyramid) is read region by region.
+LARGE_PIXELS = 8192 * 8192
+
+Box = tuple[int, int, int, int]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Slide(ABC):
+    """An image read region by region at one pyramid level.
+
+    Attributes:
+        path: the file.
+        level: the pyramid level read (0 = full resolution).
+        level_count: number of levels in the file.
+        shape: ``(H, W)`` of the level read.
+        level0_shape: ``(H0, W0)`` of level 0.
+        mpp: microns per pixel ``(x, y)`` at the level read, or ``None`` when unknown.
+        pyramidal: ``True`` for slides read region by region (outputs are then streamed to
+            disk), ``False`` for an image held in memory.
+    """
+
+    path: Path
+    level: int
+    level_count: int
+    shape: tuple[int, int]
+    level0_shape: tuple[int, int]
+    mpp: tuple[float, float] | None
+    pyramidal: bool
+
+    @property
+    def downsample(self) -> tuple[float, float]:
+        """``(sx, sy)``: level-0 pixels per pixel of the level read, in x and y."""
+        return (self.level0_shape[1] / self.shape[1], self.level0_shape[0] / self.shape[0])
+
+    def to_level0(self, xy: np.ndarray) -> np.ndarray:
+        """Maps ``(x, y)`` coordinates of the level read to level-0 coordinates.
+
+        Shape:
+            ``(..., 2)`` float, ``(x, y)`` = (column, row) -> same shape, float64.
+        """
+        sx, sy = self.downsample
+        xy = np.asarray(xy, dtype=np.float64)
+        return np.stack([(xy[..., 0] + 0.5) * sx - 0.5, (xy[..., 1] + 0.5) * sy - 0.5], axis=-1)
+
+    @abstractmethod
+    def read(self, box: Box) -> np.ndarray:
+        """Reads a box that lies inside the level.
+
+        Args:
+            box: ``(y0, y1, x0, x1)`` with ``0 <= y0 < y1 <= H`` and ``0 <= x0 < x1 <= W``.
+
+        Returns:
+            ``(y1 - y0, x1 - x0, 3)`` uint8 RGB.
+
+        Raises:
+            DataError: the file cannot be decoded there (truncated or corrupt).
+        """
+
+    def window(self, box: Box) -> np.ndarray:
+        """Reads any box, reflecting at the level's borders like :func:`.tiling.read_window`.
+
+        Shape:
+            ``(y1 - y0, x1 - x0, 3)`` uint8 RGB; equal to ``read_window(whole_level, box)``.
+        """
+        y0, y1, x0, x1 = box
+        h, w = self.shape
+        cy0, cy1, cx0, cx1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+        crop = self.read((cy0, cy1, cx0, cx1))
+        return read_window(crop, (y0 - cy0, y1 - cy0, x0 - cx0, x1 - cx0))
+
+    @abstractmethod
+    def _best_level(self, downsample: float) -> tuple[int, tuple[int, int]]:
+        """The coarsest level at most ``downsample`` times smaller than level 0, its (H, W)."""
+
+    @abstractmethod
+    def _read_level(self, level: int, box: Box) -> np.ndarray:
+        """Reads a box of another level (``(h, w, 3)`` uint8)."""
+
+    def thumbnail(self, max_side: int = 1024) -> np.ndarray:
+        """The whole slide, downsampled so that its longer side is at most ``max_side``.
+
+        Reads the coarsest pyramid level that is still finer than needed, strip by strip,
+        so memory stays bounded for single-level slides too.
+
+        Returns:
+            ``(h, w, 3)`` uint8 RGB covering the full level-0 extent,
+            ``h = max(1, round(H0 / f))``, ``w = max(1, round(W0 / f))`` with
+            ``f = max(H0, W0) / max_side`` (no upsampling: ``f >= 1``).
+        """
+        h0, w0 = self.level0_shape
+        f = max(1.0, max(h0, w0) / max_side)
+        size = (max(1, round(w0 / f)), max(1, round(h0 / f)))
+        level, (lh, lw) = self._best_level(f)
+        stride = max(1, int(f / max(h0 / lh, w0 / lw)))
+        strip = max(stride, (2048 // stride) * stride)
+        parts = [
+            self._read_level(level, (y, min(y + strip, lh), 0, lw))[::stride, ::stride]
+            for y in range(0, lh, strip)
+        ]
+        small = np.concatenate(parts, axis=0)
+        if (small.shape[1], small.shape[0]) != size:
+            small = np.asarray(Image.fromarray(small).resize(size, Image.Resampling.BILINEAR))
+        return small
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Releases the file handle (no-op for in-memory images)."""
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ArraySlide(Slide):
+    """An image held in memory (one level).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        path: where it came from (for messages and output names).
+        mpp: microns per pixel ``(x, y)``, if known.
+    """
+
+    def __init__(
+        self, image: np.ndarray, path: str | Path = "<array>", mpp: tuple[float, float] | None = None
+    ) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        self.image = image
+        self.path = Path(path)
+        self.level = 0
+        self.level_count = 1
+        self.shape = (int(image.shape[0]), int(image.shape[1]))
+        self.level0_shape = self.shape
+        self.mpp = mpp
+        self.pyramidal = False
+
+    def read(self, box: Box) -> np.ndarray:
+        y0, y1, x0, x1 = box
+        return self.image[y0:y1, x0:x1]
+
+    def window(self, box: Box) -> np.ndarray:
+        return read_window(self.image, box)
+
+    def _best_level(self, downsample: float) -> tuple[int, tuple[int, int]]:
+        return 0, self.shape
+
+    def _read_level(self, level: int, box: Box) -> np.ndarray:
+        return self.read(box)
+
+
+def _as_rgb(arr: np.ndarray, path: Path) -> np.ndarray:
+    """(h, w, c) slide pixels -> (h, w, 3) uint8, refusing non-8-bit data."""
+    if arr.dtype != np.uint8:
+        raise DataError(path, f"unsupported pixel type {arr.dtype}: expected 8-bit RGB")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[2] == 1:
+        return np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+class _LevelSlide(Slide):
+    """Shared level bookkeeping of the file-backed readers."""
+
+    level_dims: list[tuple[int, int]]  # (H, W) per level
+
+    def _init_levels(
+        self,
+        path: Path,
+        level_dims: list[tuple[int, int]],
+        mpp0: tuple[float, float] | None,
+        level: int | None,
+        mpp: float | None,
+    ) -> None:
+        self.path = path
+        self.level_dims = level_dims
+        self.level_count = len(level_dims)
+        self.level0_shape = level_dims[0]
+        self.level = select_level(path, level_dims, mpp0, level, mpp)
+        self.shape = level_dims[self.level]
+        self.pyramidal = True
+        self.mpp = None
+        if mpp0 is not None:
+            sx, sy = self.downsample
+            self.mpp = (mpp0[0] * sx, mpp0[1] * sy)
+
+    def _best_level(self, downsample: float) -> tuple[int, tuple[int, int]]:
+        h0, w0 = self.level0_shape
+        best = 0
+        for i, (h, w) in enumerate(self.level_dims):
+            if max(h0 / h, w0 / w) <= downsample * 1.0001:
+                best = i
+        return best, self.level_dims[best]
+
+    def read(self, box: Box) -> np.ndarray:
+        return self._read_level(self.level, box)
+
+
+class TiffSlideSlide(_LevelSlide):
+    """A TIFF-based slide read with tiffslide (only the TIFF tiles a region touches).
+
+    Args:
+        path: ``.svs``, ``.ndpi``, ``.scn``, ``.bif`` or (pyramidal) ``.tif`` file.
+        level: pyramid level to read, or ``None``.
+        mpp: target microns per pixel (picks the nearest level), or ``None``. With neither,
+            level 0.
+
+    Raises:
+        DataError: unreadable file, a level that does not exist, ``mpp`` without metadata.
+    """
+
+    def __init__(self, path: str | Path, level: int | None = None, mpp: float | None = None):
+        import tiffslide
+
+        path = Path(path)
+        try:
+            self._slide = tiffslide.TiffSlide(path)
+            props = self._slide.properties
+            dims = [(int(h), int(w)) for w, h in self._slide.level_dimensions]
+        except Exception as exc:
+            raise DataError(path, f"cannot open slide ({_first_line(exc)})") from None
+        mx, my = props.get("tiffslide.mpp-x"), props.get("tiffslide.mpp-y")
+        mpp0 = (float(mx), float(my or mx)) if mx else None
+        try:
+            self._init_levels(path, dims, mpp0, level, mpp)
+        except DataError:
+            self._slide.close()
+            raise
+        self._downsamples = self._slide.level_downsamples
+
+    def _location(self, level: int, x: int, y: int) -> tuple[int, int]:
+        """A level-0 location that tiffslide maps back to ``(x, y)`` of ``level`` exactly."""
+        ds = self._downsamples[level]
+        out = []
+        for v in (x, y):
+            b = round(v * ds)
+            while int(b / ds) < v:
+                b += 1
+            while int(b / ds) > v:
+                b -= 1
+            out.append(b)
+        return out[0], out[1]
+
+    def _read_level(self, level: int, box: Box) -> np.ndarray:
+        y0, y1, x0, x1 = box
+        try:
+            arr = self._slide.read_region(
+                self._location(level, x0, y0), level, (x1 - x0, y1 - y0), as_array=True
+            )
+        except Exception as exc:
+            raise DataError(
+                self.path, f"cannot decode level {level} at x={x0}, y={y0} ({_first_line(exc)})"
+            ) from None
+        return _as_rgb(np.asarray(arr), self.path)
+
+    def close(self) -> None:
+        self._slide.close()
+
+
+class OpenSlideSlide(_LevelSlide):
+    """A slide read with OpenSlide (optional: ``pip install openslide-python openslide-bin``).
+
+    Arguments and errors as :class:`TiffSlideSlide`.
+    """
+
+    def __init__(self, path: str | Path, level: int | None = None, mpp: float | None = None):
+        path = Path(path)
+        try:
+            import openslide
+        except ImportError:
+            raise DataError(
+                path,
+                "this format needs OpenSlide: pip install openslide-python openslide-bin",
+            ) from None
+        try:
+            self._slide = openslide.OpenSlide(str(path))
+        except Exception as exc:
+            raise DataError(path, f"cannot open slide ({_first_line(exc)})") from None
+        props = self._slide.properties
+        dims = [(int(h), int(w)) for w, h in self._slide.level_dimensions]
+        mx, my = props.get("openslide.mpp-x"), props.get("openslide.mpp-y")
+        mpp0 = (float(mx), float(my or mx)) if mx else None
+        try:
+            self._init_levels(path, dims, mpp0, level, mpp)
+        except DataError:
+            self._slide.close()
+            raise
+        self._downsamples = self._slide.level_downsamples
+
+    def _read_level(self, level: int, box: Box) -> np.ndarray:
+        y0, y1, x0, x1 = box
+        ds = self._downsamples[level]
+        try:
+            region = self._slide.read_region(
+                (round(x0 * ds), round(y0 * ds)), level, (x1 - x0, y1 - y0)
+            )
+        except Exception as exc:
+            raise DataError(
+                self.path, f"cannot decode level {level} at x={x0}, y={y0} ({_first_line(exc)})"
+            ) from None
+        return _as_rgb(np.asarray(region.convert("RGB")), self.path)
+
+    def close(self) -> None:
+        self._slide.close()
+
+
+def select_level(
+    path: Path,
+    level_dims: Sequence[tuple[int, int]],
+    mpp0: tuple[float, float] | None,
+    level: int | None,
+    mpp: float | None,
+) -> int:
+    """Chooses the pyramid level to read.
+
+    Args:
+        path: the slide (for messages).
+        level_dims: ``(H, W)`` of every level, level 0 first.
+        mpp0: microns per pixel ``(x, y)`` of level 0, or ``None`` when the file lacks it.
+        level: an explicit level, or ``None``.
+        mpp: a target resolution in microns per pixel, or ``None``: the level whose
+            resolution is nearest in log scale (no resampling).
+
+    Returns:
+        The level index (0 when neither ``level`` nor ``mpp`` is given).
+
+    Raises:
+        DataError: both given, a level that does not exist, or ``mpp`` without metadata.
+    """
+    n = len(level_dims)
+    if level is not None and mpp is not None:
+        raise DataError(path, "give either a level or a target mpp, not both")
+    if level is not None:
+        if not 0 <= level < n:
+            levels = "level 0" if n == 1 else f"levels 0..{n - 1}"
+            raise DataError(path, f"level {level} does not exist (the file has {levels})")
+        return level
+    if mpp is not None:
+        if not (mpp > 0 and math.isfinite(mpp)):
+            raise DataError(path, f"target mpp must be a positive number, got {mpp}")
+        if mpp0 is None:
+            raise DataError(path, "no microns-per-pixel metadata: choose a level instead of --mpp")
+        h0, w0 = level_dims[0]
+        mpps = [mpp0[0] * w0 / w for _, w in level_dims]
+        return int(np.argmin([abs(math.log(m / mpp)) for m in mpps]))
+    return 0
+
+
+def _tiff_info(path: Path) -> tuple[int, int, bool]:
+    """(levels, pixels of level 0, tiled) of a TIFF file, without decoding pixels."""
+    try:
+        with tifffile.TiffFile(path) as tf:
+            series = tf.series[0]
+            page = series.levels[0].keyframe
+            shape = page.shape
+            return len(series.levels), int(shape[0]) * int(shape[1]), bool(page.is_tiled)
+    except Exception as exc:
+        raise DataError(
+            path, f"cannot decode image (truncated or not a TIFF: {_first_line(exc)})"
+        ) from None
+
+
+def open_slide(
+    path: str | Path,
+    level: int | None = None,
+    mpp: float | None = None,
+    backend: str = "auto",
+) -> Slide:
+    """Opens an image or a whole-slide file for reading at one level.
+
+    Plain PNG/JPEG and small single-level TIFF images are decoded into memory
+    (:class:`ArraySlide`); pyramidal TIFFs, TIFFs larger than :data:`LARGE_PIXELS` and
+    vendor slide formats are read region by region (:class:`TiffSlideSlide`, or
+    :class:`OpenSlideSlide` for formats tiffslide does not read or ``backend="openslide"``).
+
+    Args:
+        path: the file.
+        level: pyramid level, or ``None``.
+        mpp: target microns per pixel (nearest level), or ``None``.
+        backend: ``auto``, ``tiffslide`` or ``openslide`` for slide formats.
+
+    Returns:
+        A :class:`Slide`; close it (or use it as a context manager) when done.
+
+    Raises:
+        DataError: missing, unreadable or truncated file, unsupported format, a level that
+            does not exist, a target mpp the file has no metadata for.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DataError(
+            path,
+            f"unsupported format {suffix or '(no suffix)'!r}: expected one of "
+            + ", ".join(SUPPORTED_SUFFIXES),
+        )
+    if backend not in ("auto", "tiffslide", "openslide"):
+        raise ValueError(f"backend must be auto, tiffslide or openslide, got {backend!r}")
+    if suffix in OPENSLIDE_SUFFIXES or backend == "openslide":
+        return OpenSlideSlide(path, level, mpp)
+    if suffix in TIFFSLIDE_SUFFIXES:
+        return TiffSlideSlide(path, level, mpp)
+    if suffix in TIFF_SUFFIXES:
+        levels, pixels, tiled = _tiff_info(path)
+        if levels > 1 or pixels > LARGE_PIXELS or mpp is not None or backend == "tiffslide":
+            return TiffSlideSlide(path, level, mpp)
+    image = read_image(path)
+    select_level(path, [image.shape[:2]], None, level, mpp)
+    return ArraySlide(image, path)
+
+
+def tissue_mask(thumbnail: np.ndarray, min_background: float = 200.0, dilate: int = 2) -> np.ndarray:
+    """Tissue vs. bright background on a low-resolution thumbnail.
+
+    Otsu's threshold on the luminance separates dark tissue from bright glass. When the
+    bright class is not bright (mean luminance below ``min_background``), there is no glass
+    in view (e.g. a crop that is all tissue) and everything counts as tissue. The mask is
+    dilated by ``dilate`` pixels so that tissue borders are never skipped.
+
+    Args:
+        thumbnail: ``(h, w, 3)`` uint8 RGB.
+        min_background: least mean luminance (0..255) of the background class.
+        dilate: dilation radius in thumbnail pixels.
+
+    Returns:
+        ``(h, w)`` bool, ``True`` = tissue.
+    """
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    gray = thumbnail[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    if float(gray.max()) - float(gray.min()) < 1.0:
+        return np.full(gray.shape, float(gray.mean()) < min_background)
+    t = threshold_otsu(gray)
+    bright = gray > t
+    if not bright.any() or float(gray[bright].mean()) < min_background:
+        return np.ones(gray.shape, bool)
+    mask = ~bright
+    if dilate > 0:
+        yy, xx = np.mgrid[-dilate : dilate + 1, -dilate : dilate + 1]
+        mask = ndimage.binary_dilation(mask, structure=yy**2 + xx**2 <= dilate**2)
+    return np.asarray(mask, dtype=bool)
+
+
+def tiles_with_tissue(
+    tiles: Sequence[Tile], tissue: np.ndarray, shape: tuple[int, int]
+) -> list[Tile]:
+    """The tiles whose write region overlaps tissue.
+
+    Args:
+        tiles: tiles of an image of ``shape = (H, W)`` (level pixels).
+        tissue: ``(h, w)`` bool mask covering the same extent at low resolution.
+        shape: ``(H, W)`` of the level the tiles cut.
+
+    Returns:
+        The tiles (same order) whose write region maps onto at least one tissue pixel.
+    """
+    th, tw = tissue.shape
+    h, w = shape
+    # summed-area table: O(1) "any tissue in box" per tile
+    sat = np.zeros((th + 1, tw + 1), np.int64)
+    sat[1:, 1:] = np.cumsum(np.cumsum(tissue, axis=0), axis=1)
+    kept = []
+    for t in tiles:
+        y0, y1, x0, x1 = t.write
+        ty0, ty1 = int(y0 * th / h), min(th, max(int(y0 * th / h) + 1, math.ceil(y1 * th / h)))
+        tx0, tx1 = int(x0 * tw / w), min(tw, max(int(x0 * tw / w) + 1, math.ceil(x1 * tw / w)))
+        if sat[ty1, tx1] - sat[ty0, tx1] - sat[ty1, tx0] + sat[ty0, tx0] > 0:
+            kept.append(t)
+    return kept
+
+
+# ------------------------------------------------------------------ synthetic test slides
+
+
+def _synthetic_tile(
+    y0: int, x0: int, h: int, w: int, scale: float, size: int, seed: int
+) -> np.ndarray:
+    """Pixels ``[y0:y0+h, x0:x0+w]`` of a level with ``scale`` level-0 pixels per pixel."""
+    ys = (np.arange(y0, y0 + h, dtype=np.float64) + 0.5) * scale
+    xs = (np.arange(x0, x0 + w, dtype=np.float64) + 0.5) * scale
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    rng = np.random.default_rng(seed)
+    blobs = rng.uniform(0.15, 0.85, (4, 2)) * size
+    radii = rng.uniform(0.06, 0.12, 4) * size
+    tissue = np.zeros((h, w), bool)
+    for (by, bx), r in zip(blobs, radii, strict=True):
+        tissue |= (yy - by) ** 2 + (xx - bx) ** 2 < r**2
+    img = np.empty((h, w, 3), np.uint8)
+    img[...] = (242, 240, 244)  # glass
+    img[tissue] = (226, 160, 200)  # eosin-pink stroma
+    # nuclei: one dark disk of radius ~8 per 40 px cell, centre jittered by a hash of the cell
+    cell = 40.0
+    cy, cx = np.floor(yy / cell), np.floor(xx / cell)
+    hsh = np.sin(cy * 12.9898 + cx * 78.233 + seed) * 43758.5453
+    jy = (hsh - np.floor(hsh)) * 16 - 8
+    hsh2 = np.sin(cy * 39.3468 + cx * 11.135 + seed) * 24634.6345
+    jx = (hsh2 - np.floor(hsh2)) * 16 - 8
+    d2 = (yy - (cy + 0.5) * cell - jy) ** 2 + (xx - (cx + 0.5) * cell - jx) ** 2
+    img[tissue & (d2 < 8.0**2)] = (90, 40, 140)  # haematoxylin
+    return img
+
+
+def write_synthetic_slide(
+    path: str | Path,
+    size: int = 20000,
+    levels: int = 4,
+    tile: int = 256,
+    mpp: float = 0.25,
+    seed: int = 0,
+    compression: str = "jpeg",
+) -> Path:
+    """Writes a synthetic pyramidal TIFF: white glass, a few pink tissue blobs, dark nuclei.
+
+    The pixels are a function of level-0 coordinates, generated tile by tile, so writing a
+    20,000 x 20,000 slide needs memory for one tile only. Level ``i`` is downsampled by
+    ``2**i`` (stored as SubIFDs, as tifffile and tiffslide read them); the resolution tags
+    give ``mpp`` microns per pixel at level 0. For tests and benchmarks.
+
+    Args:
+        path: ``.tif`` file to write.
+        size: level-0 width and height.
+        levels: number of pyramid levels.
+        tile: TIFF tile side.
+        mpp: microns per level-0 pixel.
+        seed: blob placement and nucleus jitter.
+        compression: TIFF compression (``jpeg``, ``zlib``, ``none``...).
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+
+    def tiles_of(lvl: int) -> Iterator[np.ndarray]:
+        s = 2**lvl
+        n = math.ceil(size / s)
+        for y in range(0, n, tile):
+            for x in range(0, n, tile):
+                yield _synthetic_tile(y, x, tile, tile, float(s), size, seed)
+
+    comp: Any = None if compression == "none" else compression
+    res = 1e4 / mpp
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        for lvl in range(levels):
+            n = math.ceil(size / 2**lvl)
+            tw.write(
+                tiles_of(lvl),
+                shape=(n, n, 3),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                photometric="rgb",
+                compression=comp,
+                resolution=(res / 2**lvl, res / 2**lvl),
+                resolutionunit="CENTIMETER",
+                subifds=levels - 1 if lvl == 0 else None,
+                subfiletype=1 if lvl else 0,
+                metadata=None,
+            )
+    return path

@@ -1,0 +1,414 @@
+"""The results report: tables, paired differences, plots and the CLI, from synthetic fold files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pseudoedgenet.cli import main
+from pseudoedgenet.errors import DataError
+from pseudoedgenet.experiments.report import (
+    PAPER_TABLE1,
+    PAPER_TABLE2,
+    build_report,
+    format_signed,
+    load_results,
+    mean_curve,
+    paired_difference,
+    read_val_curve,
+    summarize,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_fold(
+    results: Path,
+    dataset: str,
+    method: str,
+    fold: int,
+    iou: float,
+    protocol: str = "cpu",
+    folder: str | None = None,
+    **extra: Any,
+) -> Path:
+    """Writes ``results/<dataset>/<folder or method>/fold_<fold>.json`` like crossval does."""
+    record = {
+        "dataset": dataset,
+        "protocol": protocol,
+        "method": method,
+        "fold": fold,
+        "epochs": 30 if protocol == "cpu" else 100,
+        "crop": 256,
+        "crops_per_epoch": 160 if protocol == "cpu" else 800,
+        "pretrained": "none",
+        "precision": "bf16-mixed",
+        "device": "cpu (2 threads, x86_64, AVX512)",
+        "config_sha256": f"sha-{method}",
+        "git_commit": "0123456789abcdef0123456789abcdef01234567",
+        "val_iou": iou + 0.01,
+        "best_epoch": 7,
+        "test": {"iou": iou, "dice": iou + 0.1, "f1": iou + 0.2, "aji": iou - 0.1},
+        "test_images": 5,
+        "wall_s": 600.0,
+        **extra,
+    }
+    path = results / dataset / (folder or method) / f"fold_{fold}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def table_rows(md: str, heading: str) -> dict[str, list[str]]:
+    """Rows of the first table after ``heading``: first cell -> the other cells."""
+    lines = md.splitlines()
+    start = lines.index(heading)
+    rows: dict[str, list[str]] = {}
+    in_table = False
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            in_table = True
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows.setdefault(cells[0], cells[1:])
+        elif in_table:
+            break
+    return rows
+
+
+def paired_rows(md: str, protocol: str) -> dict[tuple[str, str], list[str]]:
+    """``(dataset, comparison)`` -> the other cells of the paired table of a protocol."""
+    rows = {}
+    lines = md.splitlines()
+    start = lines.index(f"### Paired comparisons — protocol `{protocol}`")
+    for line in lines[start + 1 :]:
+        if line.startswith("### ") or line.startswith("PEN(g+h) as a fraction"):
+            break
+        if line.startswith("| ") and not line.startswith("| dataset"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[(cells[0], cells[1])] = cells[2:]
+    return rows
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    """TNBC: pen_att folds 0-2 (0.50, 0.52, 0.54), baseline fold 0 (0.45); no MoNuSeg."""
+    root = tmp_path / "results"
+    for fold, iou in enumerate([0.50, 0.52, 0.54]):
+        write_fold(root, "tnbc", "pen_att", fold, iou)
+    write_fold(root, "tnbc", "baseline", 0, 0.45)
+    return root
+
+
+# ------------------------------------------------------------------------- statistics
+
+
+def test_summarize_uses_sample_std() -> None:
+    s = summarize([0.5, 0.52, 0.57])
+    assert s is not None and s.n == 3
+    assert s.mean == pytest.approx(np.mean([0.5, 0.52, 0.57]))
+    assert s.std == pytest.approx(np.std([0.5, 0.52, 0.57], ddof=1))
+    one = summarize([0.4])
+    assert one is not None and one.std is None and one.n == 1
+    assert summarize([]) is None
+    assert format_signed(-1e-9) == "+0.0000" and format_signed(-0.01) == "-0.0100"
+
+
+def test_paired_difference_uses_shared_folds_only(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    for fold, iou in {0: 0.60, 1: 0.62, 2: 0.64, 3: 0.70}.items():
+        write_fold(root, "tnbc", "pen_att", fold, iou)
+    for fold, iou in {1: 0.57, 2: 0.57, 4: 0.10}.items():
+        write_fold(root, "tnbc", "baseline", fold, iou)
+    recs = load_results(root)
+    a = {r.fold: r for r in recs if r.method == "pen_att"}
+    b = {r.fold: r for r in recs if r.method == "baseline"}
+    pair = paired_difference(a, b)
+    assert pair.folds == [1, 2]
+    assert pair.diffs == pytest.approx([0.05, 0.07])
+    assert pair.a_mean == pytest.approx(0.63) and pair.b_mean == pytest.approx(0.57)
+    s = pair.summary
+    assert s is not None and s.n == 2
+    assert s.mean == pytest.approx(0.06) and s.std == pytest.approx(0.02 / np.sqrt(2))
+
+    out = build_report(root, tmp_path / "README.md").markdown
+    rows = paired_rows(out.read_text(), "cpu")
+    mean_std, verdict, per_fold, paper = rows[("TNBC", "PEN(g+h) − baseline")]
+    assert mean_std == "+0.0600 ± 0.0141 (n=2)"
+    assert verdict == "yes"
+    assert per_fold == "f1: +0.0500, f2: +0.0700"
+    assert paper == "+0.0534"  # 0.6038 − 0.5504, the paper's Table 1
+    assert rows[("MoNuSeg", "PEN(g+h) − baseline")][:3] == ["–", "–", "–"]
+    assert rows[("TNBC", "PEN(g) − baseline")][0] == "–"
+
+
+# ------------------------------------------------------------------------- tables
+
+
+def test_table_cells_show_mean_std_n_and_dashes(results: Path, tmp_path: Path) -> None:
+    res = build_report(results, tmp_path / "out" / "README.md")
+    md = res.markdown.read_text()
+    assert res.n_records == 4 and res.images == []
+    t1 = table_rows(md, "### Table 1 — protocol `cpu`")
+    assert list(t1) == ["method", "---", *(label for label, _ in PAPER_TABLE1.values())]
+    pen = t1["PseudoEdgeNet, small g and h"]
+    # config, MoNuSeg ours, MoNuSeg paper, TNBC ours, TNBC paper
+    assert pen == ["`pen_att`", "–", "0.6136 ± 0.04", "0.5200 ± 0.0200 (n=3)", "0.6038 ± 0.03"]
+    assert t1["Baseline [Laradji et al.]"][3] == "0.4500 (n=1)"
+    assert t1["DenseCRF [Tang et al.]"] == [
+        "`densecrf`",
+        "–",
+        "0.5813 ± 0.03",
+        "–",
+        "0.5555 ± 0.04",
+    ]
+    # secondary metrics: Dice = IoU + 0.1, F1 = IoU + 0.2, AJI = IoU − 0.1 per fold
+    second = table_rows(md, "Dice, object F1 (match at IoU ≥ 0.5) and AJI of the same models:")
+    assert second["PseudoEdgeNet, small g and h"] == [
+        "–",
+        "–",
+        "–",
+        "0.6200 ± 0.0200 (n=3)",
+        "0.7200 ± 0.0200 (n=3)",
+        "0.4200 ± 0.0200 (n=3)",
+    ]
+    t2 = table_rows(md, "### Table 2 — protocol `cpu`")
+    assert list(t2)[2:] == [label for label, _ in PAPER_TABLE2.values()]
+    assert t2["Small g: CNN, 4 conv layers"][3] == "0.5200 ± 0.0200 (n=3)"
+    assert t2["Small g: CNN, 2 conv layers"][3] == "–"
+    # protocol section and the command that reproduces a cell
+    protocols = table_rows(md, "## Protocols")
+    assert protocols["`cpu`"][:6] == ["4", "30", "160", "256", "none", "bf16-mixed"]
+    assert protocols["`cpu`"][7] == "`0123456789`"
+    assert (
+        "pseudoedgenet crossval --config configs/<dataset>/<method>.yaml --data data/<dataset> "
+        "--folds 0-9 --protocol cpu --dataset <dataset> --out results/<dataset>/<method>"
+    ) in md
+    assert "ddof = 1" in md
+    coverage = table_rows(md, "## Folds present")
+    assert coverage["`cpu`"] == ["TNBC", "`baseline`", "0", "7", "10.0 min", "1"]
+
+
+def test_protocols_are_kept_separate(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    for fold, iou in enumerate([0.50, 0.60]):
+        write_fold(root, "tnbc", "pen_att", fold, iou, protocol="cpu")
+    for fold, iou in enumerate([0.70, 0.72, 0.74]):
+        write_fold(root, "tnbc", "pen_att", fold, iou, protocol="paper", folder="pen_att_paper")
+    for fold, iou in enumerate([0.40, 0.40]):
+        write_fold(root, "tnbc", "baseline", fold, iou, protocol="paper", folder="base_paper")
+    md = build_report(root, tmp_path / "README.md").markdown.read_text()
+    paper = table_rows(md, "### Table 1 — protocol `paper`")
+    cpu = table_rows(md, "### Table 1 — protocol `cpu`")
+    assert md.index("protocol `paper`") < md.index("protocol `cpu`")
+    assert paper["PseudoEdgeNet, small g and h"][3] == "0.7200 ± 0.0200 (n=3)"
+    assert cpu["PseudoEdgeNet, small g and h"][3] == "0.5500 ± 0.0707 (n=2)"
+    assert paper["Baseline [Laradji et al.]"][3] == "0.4000 ± 0.0000 (n=2)"
+    assert cpu["Baseline [Laradji et al.]"][3] == "–"
+    # paired only within a protocol: the cpu baseline does not exist
+    assert paired_rows(md, "cpu")[("TNBC", "PEN(g+h) − baseline")][0] == "–"
+    assert paired_rows(md, "paper")[("TNBC", "PEN(g+h) − baseline")][0] == (
+        "+0.3100 ± 0.0141 (n=2)"
+    )
+    protocols = table_rows(md, "## Protocols")
+    assert protocols["`paper`"][:3] == ["5", "100", "800"]
+    assert protocols["`cpu`"][:3] == ["2", "30", "160"]
+
+
+def test_fully_supervised_ratio(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    for fold in range(2):
+        write_fold(root, "tnbc", "pen_att", fold, 0.60)
+        write_fold(root, "tnbc", "fully_supervised", fold, 0.75)
+    md = build_report(root, tmp_path / "README.md").markdown.read_text()
+    assert "| TNBC | 0.80 (n=2) | 0.91 |" in md
+    assert "| MoNuSeg | – | 0.94 |" in md
+
+
+# ------------------------------------------------------------------------- errors
+
+
+def test_invalid_json_is_one_line_error_naming_the_file(results: Path, tmp_path: Path) -> None:
+    bad = results / "tnbc" / "pen" / "fold_3.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"dataset": "tnbc", "method": ')
+    with pytest.raises(DataError) as exc:
+        build_report(results, tmp_path / "README.md")
+    assert exc.value.path == bad
+    assert str(bad) in str(exc.value) and "invalid JSON" in str(exc.value)
+    assert "\n" not in str(exc.value)
+    assert not (tmp_path / "README.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"protocol": None}, "'protocol'"),
+        ({"test": {"dice": 0.5}}, "test.iou"),
+        ({"fold": 5}, "file name says fold 1"),
+    ],
+)
+def test_invalid_record_is_refused(tmp_path: Path, change: dict[str, Any], problem: str) -> None:
+    root = tmp_path / "results"
+    path = write_fold(root, "tnbc", "pen_att", 1, 0.5)
+    record = {**json.loads(path.read_text()), **change}
+    path.write_text(json.dumps({k: v for k, v in record.items() if v is not None}))
+    with pytest.raises(DataError, match=problem) as exc:
+        load_results(root)
+    assert exc.value.path == path
+
+
+def test_duplicate_and_missing_results(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    with pytest.raises(DataError, match="results folder not found"):
+        load_results(root)
+    root.mkdir()
+    with pytest.raises(DataError, match="no fold files"):
+        load_results(root)
+    write_fold(root, "tnbc", "pen_att", 0, 0.5)
+    write_fold(root, "tnbc", "pen_att", 0, 0.6, folder="again")
+    with pytest.raises(DataError, match="same dataset/method/protocol/fold"):
+        load_results(root)
+
+
+# ------------------------------------------------------------------------- curves
+
+
+def write_metrics(run: Path, val: list[float], name: str = "metrics.csv") -> None:
+    """A Lightning-style CSV log: per epoch one validation row and one training row."""
+    lines = ["epoch,step,train/ce,train/edge,train/loss,val/dice,val/iou"]
+    for epoch, iou in enumerate(val):
+        step = 20 * (epoch + 1) - 1
+        lines.append(f"{epoch},{step},,,,{iou + 0.1},{iou}")
+        lines.append(f"{epoch},{step},0.5,0.01,0.51,,")
+    (run / name).parent.mkdir(parents=True, exist_ok=True)
+    (run / name).write_text("\n".join(lines) + "\n")
+
+
+def test_read_val_curve_and_mean(tmp_path: Path) -> None:
+    run = tmp_path / "fold_0"
+    write_metrics(run, [0.1, 0.3, 0.2])
+    assert read_val_curve(run) == {1: 0.1, 2: 0.3, 3: 0.2}
+    # a run still going: no merged metrics.csv yet, the attempt logs are read in order
+    going = tmp_path / "fold_1"
+    write_metrics(going, [0.2, 0.25], "logs/attempt_0/metrics.csv")
+    write_metrics(going, [0.2, 0.4], "logs/attempt_1/metrics.csv")
+    assert read_val_curve(going) == {1: 0.2, 2: 0.4}
+    assert read_val_curve(tmp_path / "nothing") == {}
+    mean = mean_curve([read_val_curve(run), read_val_curve(going)])
+    assert mean == {1: (pytest.approx(0.15), 2), 2: (pytest.approx(0.35), 2), 3: (0.2, 1)}
+
+
+def test_val_iou_plot_from_run_folders(results: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs" / "crossval"
+    # crossval's default run folder: runs/crossval/<--out>/fold_<i>, --out results/tnbc/pen_att
+    for fold in range(3):
+        write_metrics(
+            runs / "results" / "tnbc" / "pen_att" / f"fold_{fold}", [0.1, 0.2 + fold / 10]
+        )
+    write_metrics(runs / "results" / "tnbc" / "baseline" / "fold_0", [0.1, 0.15, 0.2])
+    out = tmp_path / "report" / "README.md"
+    res = build_report(results, out, runs_dir=runs)
+    png = out.parent / "val_iou_tnbc.png"
+    assert res.images == [png]
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert "![validation IoU per epoch, TNBC](val_iou_tnbc.png)" in out.read_text()
+    assert not (out.parent / "val_iou_monuseg.png").exists()
+
+
+# ------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """``cli(*args) -> (exit code, stdout, stderr)`` of ``pseudoedgenet.cli.main``."""
+
+    def run(*args: object) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["pseudoedgenet", *map(str, args)])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        out = capsys.readouterr()
+        return int(exc.value.code or 0), out.out, out.err
+
+    return run
+
+
+def test_cli_report(results: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / "README.md"
+    code, stdout, stderr = cli("report", results, "--out", out)
+    assert code == 0, stderr
+    assert f"wrote {out} (4 fold files, 0 images)" in stdout
+    assert "### Table 1 — protocol `cpu`" in out.read_text()
+    # default output: RESULTS/README.md; the report never counts itself as a result
+    code, _, stderr = cli("report", results)
+    assert code == 0, stderr
+    assert (results / "README.md").is_file()
+
+    (results / "tnbc" / "pen_att" / "fold_1.json").write_text("{not json")
+    code, _, stderr = cli("report", results, "--out", out)
+    assert code == 2
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr
+    assert lines[0].startswith(f"error: {results / 'tnbc' / 'pen_att' / 'fold_1.json'}: ")
+
+
+def test_cli_figures_skipped_with_a_note(results: Path, tmp_path: Path, cli) -> None:
+    code, stdout, stderr = cli(
+        "report", results, "--out", tmp_path / "README.md", "--figures", "--data", "tnbc=nowhere"
+    )
+    assert code == 0, stderr
+    assert "figure 2 for tnbc skipped" in stdout
+    assert "TNBC: skipped (" in (tmp_path / "README.md").read_text()
+    code, _, stderr = cli("report", results, "--figures", "--data", "tnbc")
+    assert code == 2 and "DATASET=FOLDER" in stderr
+
+
+# ------------------------------------------------------------------------- figure 2
+
+
+def save_fake_checkpoint(path: Path, overrides: list[str]) -> None:
+    """An untrained module saved in the layout ``load_module`` reads (small encoders)."""
+    import torch
+
+    from pseudoedgenet.config import Config, apply_overrides
+    from pseudoedgenet.engine.module import PseudoEdgeNetModule
+
+    cfg = apply_overrides(
+        Config(), ["model.encoder=resnet18", "train.channels_last=false", *overrides]
+    )
+    module = PseudoEdgeNetModule(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"hyper_parameters": {"config": cfg.to_dict()}, "state_dict": module.state_dict()}, path
+    )
+
+
+def test_figure2_panel_from_fold0_checkpoints(
+    results: Path, tmp_path: Path, make_folder_dataset
+) -> None:
+    from pseudoedgenet.data.folder import read_folder
+    from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
+
+    make_folder_dataset(tmp_path / "src", n=4)
+    data = tmp_path / "data" / "tnbc"
+    prepare_dataset(read_folder(tmp_path / "src"), data, source={"reader": "folder"}, k=4)
+    runs = tmp_path / "runs"
+    save_fake_checkpoint(runs / "results" / "tnbc" / "pen_att" / "fold_0" / "best.ckpt", [])
+    save_fake_checkpoint(
+        runs / "results" / "tnbc" / "baseline" / "fold_0" / "best.ckpt",
+        ["method=baseline", "model.edge=none", "model.attention=false"],
+    )
+    out = tmp_path / "report" / "README.md"
+    res = build_report(results, out, runs_dir=runs, data_dirs={"tnbc": data, "monuseg": data})
+    png = out.parent / "figure2_tnbc.png"
+    assert png in res.images and png.read_bytes()[:8] == PNG_MAGIC
+    md = out.read_text()
+    test_names = PreparedDataset(data).split(0).test
+    assert "![Figure 2, TNBC](figure2_tnbc.png)" in md
+    assert f"test images of fold 0 ({', '.join(test_names[:3])})" in md
+    assert "(n/a: no checkpoint)" not in md
+    assert res.notes == []  # MoNuSeg has no records, so no figure and no note

@@ -229,15 +229,110 @@ def report(
     typer.echo(f"wrote {res.markdown} ({res.n_records} fold files, {len(res.images)} images)")
 
 
+class ExportFormat(str, Enum):
+    checkpoint = "checkpoint"
+    torchscript = "torchscript"
+    onnx = "onnx"
+
+
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="best.ckpt / last.ckpt of a run")],
     out: Annotated[Path, typer.Option(help="file to write (f alone)")],
+    format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="checkpoint (this package's f file), torchscript (torch.jit) or onnx "
+            "(needs pip install 'pseudoedgenet[onnx]')",
+        ),
+    ] = ExportFormat.checkpoint,
 ) -> None:
     """Exports the segmentation network f alone (g and h are training-only)."""
-    from pseudoedgenet.engine.train import export_segmenter
+    from pseudoedgenet.export import export_model
 
-    typer.echo(f"wrote {export_segmenter(checkpoint, out)}")
+    typer.echo(f"wrote {export_model(checkpoint, out, format.value)}")
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="exported f file or best.ckpt of a run")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="images (PNG/JPEG/TIFF) or slides (.svs, pyramidal .tif, ...)"),
+    ],
+    out: Annotated[Path, typer.Option(help="output folder: one OUT/<stem>/ per input")],
+    device: Annotated[Device, typer.Option(help="where f runs")] = Device.auto,
+    precision: Annotated[
+        Precision,
+        typer.Option(help="auto: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32"),
+    ] = Precision.auto,
+    batch_size: Annotated[int, typer.Option(help="tiles per forward pass")] = 4,
+    tile_size: Annotated[int, typer.Option(help="tile side in pixels (multiple of 32)")] = 512,
+    overlap: Annotated[
+        int, typer.Option(help="context margin per tile side (tiles step by tile - 2*overlap)")
+    ] = 64,
+    threshold: Annotated[float, typer.Option(help="foreground where p >= threshold")] = 0.5,
+    level: Annotated[int | None, typer.Option(help="pyramid level to read (0 = full)")] = None,
+    mpp: Annotated[
+        float | None, typer.Option(help="read the level nearest this many microns per pixel")
+    ] = None,
+    watershed: Annotated[
+        bool, typer.Option(help="split touching nuclei by a distance-transform watershed")
+    ] = False,
+    tissue_mask: Annotated[
+        bool | None,
+        typer.Option(
+            "--tissue-mask/--no-tissue-mask",
+            help="skip background tiles (Otsu on a thumbnail); default: for slides only",
+        ),
+    ] = None,
+    whole_image: Annotated[
+        bool | None,
+        typer.Option(
+            "--whole-image/--tiled",
+            help="one forward pass per image (as testing does) or tiles; default: whole "
+            "for images up to 1536x1536, tiles beyond and for slides",
+        ),
+    ] = None,
+    shard: Annotated[
+        str, typer.Option(help="i/n: process every n-th input starting at i (0-based)")
+    ] = "0/1",
+    force: Annotated[bool, typer.Option(help="replace existing OUT/<stem> folders")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Segments nuclei in images or whole slides: probability map, masks, instances,
+    QuPath GeoJSON, CSV measurements and an overlay per input."""
+    from pseudoedgenet.inference.run import PredictConfig, parse_shard, predict_files
+
+    cfg = PredictConfig(
+        tile=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        threshold=threshold,
+        device=device.value,
+        precision=precision.value,
+        level=level,
+        mpp=mpp,
+        watershed=watershed,
+        tissue_mask=tissue_mask,
+        whole_image=whole_image,
+        progress=progress,
+    )
+    predict_files(checkpoint, inputs, out, cfg, parse_shard(shard), force, log=typer.echo)
 
 
 def main() -> None:

@@ -96,7 +96,7 @@ def prepare_predictor(
     elif precision == "fp16":
         dtype = torch.float16
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model = model.to(memory_format=torch.channels_last)
     if dtype is not None:
         try:
             x = torch.zeros(1, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
@@ -150,10 +150,7 @@ def predict_tiles(
         pending: Future[np.ndarray] | None = None
         with torch.inference_mode():
             for i, chunk in enumerate(batches):
-                if pending is not None:
-                    batch = pending.result()
-                else:
-                    batch = load(chunk)
+                batch = pending.result() if pending is not None else load(chunk)
                 pending = (
                     pool.submit(load, batches[i + 1])
                     if pool is not None and i + 1 < len(batches)
@@ -177,6 +174,46 @@ def predict_tiles(
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
+
+
+def predict_whole(
+    predictor: Predictor,
+    image: np.ndarray,
+    device: str | torch.device = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = True,
+) -> np.ndarray:
+    """Foreground probability from one forward pass over the whole image.
+
+    The image is padded at the bottom and right to a multiple of 32 by reflection
+    (``numpy.pad`` mode ``reflect``), exactly as validation and testing do
+    (:mod:`pseudoedgenet.data.datamodule`), so the result is the probability map the test
+    metrics are computed from. Memory grows with the image: use it for images of a few
+    megapixels, :func:`predict_tiles` beyond.
+
+    Args:
+        predictor: ``(1, 3, H', W')`` float RGB 0..255 -> ``(1, 1, H', W')`` logits.
+        image: ``(H, W, 3)`` uint8 RGB.
+        device: where the predictor runs.
+        autocast_dtype: mixed precision dtype or ``None`` for fp32.
+        channels_last: feed the input in channels-last memory format.
+
+    Returns:
+        ``(H, W)`` float32 probabilities in [0, 1].
+    """
+    h, w = image.shape[:2]
+    padded = np.pad(image, ((0, (-h) % 32), (0, (-w) % 32), (0, 0)), mode="reflect")
+    dev = torch.device(device)
+    with torch.inference_mode():
+        x = torch.from_numpy(padded).to(dev).permute(2, 0, 1)[None].float()
+        x = x.contiguous(
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format
+        )
+        with torch.autocast(
+            dev.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+        ):
+            logits = predictor(x)
+        return torch.sigmoid(logits.float())[0, 0, :h, :w].cpu().numpy()
 
 
 def predict_probability(

@@ -172,7 +172,10 @@ class ArraySlide(Slide):
     """
 
     def __init__(
-        self, image: np.ndarray, path: str | Path = "<array>", mpp: tuple[float, float] | None = None
+        self,
+        image: np.ndarray,
+        path: str | Path = "<array>",
+        mpp: tuple[float, float] | None = None,
     ) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
@@ -391,7 +394,7 @@ def select_level(
             raise DataError(path, f"target mpp must be a positive number, got {mpp}")
         if mpp0 is None:
             raise DataError(path, "no microns-per-pixel metadata: choose a level instead of --mpp")
-        h0, w0 = level_dims[0]
+        w0 = level_dims[0][1]
         mpps = [mpp0[0] * w0 / w for _, w in level_dims]
         return int(np.argmin([abs(math.log(m / mpp)) for m in mpps]))
     return 0
@@ -454,7 +457,7 @@ def open_slide(
     if suffix in TIFFSLIDE_SUFFIXES:
         return TiffSlideSlide(path, level, mpp)
     if suffix in TIFF_SUFFIXES:
-        levels, pixels, tiled = _tiff_info(path)
+        levels, pixels, _ = _tiff_info(path)
         if levels > 1 or pixels > LARGE_PIXELS or mpp is not None or backend == "tiffslide":
             return TiffSlideSlide(path, level, mpp)
     image = read_image(path)
@@ -462,7 +465,9 @@ def open_slide(
     return ArraySlide(image, path)
 
 
-def tissue_mask(thumbnail: np.ndarray, min_background: float = 200.0, dilate: int = 2) -> np.ndarray:
+def tissue_mask(
+    thumbnail: np.ndarray, min_background: float = 200.0, dilate: int = 2
+) -> np.ndarray:
     """Tissue vs. bright background on a low-resolution thumbnail.
 
     Otsu's threshold on the luminance separates dark tissue from bright glass. When the
@@ -481,7 +486,7 @@ def tissue_mask(thumbnail: np.ndarray, min_background: float = 200.0, dilate: in
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
-    gray = thumbnail[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    gray = thumbnail[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     if float(gray.max()) - float(gray.min()) < 1.0:
         return np.full(gray.shape, float(gray.mean()) < min_background)
     t = threshold_otsu(gray)
@@ -530,17 +535,26 @@ def _synthetic_tile(
     y0: int, x0: int, h: int, w: int, scale: float, size: int, seed: int
 ) -> np.ndarray:
     """Pixels ``[y0:y0+h, x0:x0+w]`` of a level with ``scale`` level-0 pixels per pixel."""
-    ys = (np.arange(y0, y0 + h, dtype=np.float64) + 0.5) * scale
-    xs = (np.arange(x0, x0 + w, dtype=np.float64) + 0.5) * scale
-    yy, xx = np.meshgrid(ys, xs, indexing="ij")
     rng = np.random.default_rng(seed)
     blobs = rng.uniform(0.15, 0.85, (4, 2)) * size
     radii = rng.uniform(0.06, 0.12, 4) * size
+    img = np.empty((h, w, 3), np.uint8)
+    img[...] = (242, 240, 244)  # glass
+    ty0, ty1, tx0, tx1 = y0 * scale, (y0 + h) * scale, x0 * scale, (x0 + w) * scale
+    near = (
+        (blobs[:, 0] + radii > ty0)
+        & (blobs[:, 0] - radii < ty1)
+        & (blobs[:, 1] + radii > tx0)
+        & (blobs[:, 1] - radii < tx1)
+    )
+    if not near.any():
+        return img
+    ys = (np.arange(y0, y0 + h, dtype=np.float64) + 0.5) * scale
+    xs = (np.arange(x0, x0 + w, dtype=np.float64) + 0.5) * scale
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
     tissue = np.zeros((h, w), bool)
     for (by, bx), r in zip(blobs, radii, strict=True):
         tissue |= (yy - by) ** 2 + (xx - bx) ** 2 < r**2
-    img = np.empty((h, w, 3), np.uint8)
-    img[...] = (242, 240, 244)  # glass
     img[tissue] = (226, 160, 200)  # eosin-pink stroma
     # nuclei: one dark disk of radius ~8 per 40 px cell, centre jittered by a hash of the cell
     cell = 40.0

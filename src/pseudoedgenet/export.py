@@ -1,0 +1,148 @@
+"""Exporting the segmentation network f alone: checkpoint, TorchScript or ONNX.
+
+All three take the same input and give the same output as
+:class:`pseudoedgenet.engine.module.Segmenter`:
+
+Shape:
+    - input ``image``: ``(N, 3, H, W)`` float32 RGB in 0..255 (H, W multiples of 32; the
+      ImageNet normalisation is inside the model).
+    - output ``logits``: ``(N, 1, H, W)`` float32 foreground logits (apply a sigmoid for
+      probabilities).
+
+- ``checkpoint``: the package's own ``f`` file (:func:`pseudoedgenet.engine.train.export_segmenter`,
+  state dict + config, loaded with ``torch.load(weights_only=True)``); needs this package.
+- ``torchscript``: ``torch.jit.trace`` on a ``1 x 3 x 256 x 256`` input; runs with torch
+  alone (``torch.jit.load``), any batch size and any H, W multiple of 32.
+- ``onnx``: ``torch.onnx.export`` (the ``torch.export``-based exporter) with dynamic batch,
+  height and width; needs ``pip install pseudoedgenet[onnx]`` (onnx, onnxscript; onnxruntime
+  to run it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from pseudoedgenet.errors import ConfigError
+
+FORMATS = ("checkpoint", "torchscript", "onnx")
+
+
+def _tmp_next_to(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def export_torchscript(checkpoint: str | Path, out: str | Path, size: int = 256) -> Path:
+    """Traces f on a ``1 x 3 x size x size`` input and saves it with ``torch.jit.save``.
+
+    Args:
+        checkpoint: training checkpoint or exported f file.
+        out: ``.pt`` file to write (atomically).
+        size: side of the tracing input (multiple of 32).
+
+    Returns:
+        ``out``.
+    """
+    from pseudoedgenet.engine.train import load_segmenter
+
+    seg = load_segmenter(checkpoint).eval()
+    out = Path(out)
+    tmp = _tmp_next_to(out)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # the shape checks of the FPN become constants: harmless for H, W multiples of 32
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(seg, torch.zeros(1, 3, size, size), check_trace=False)
+            torch.jit.save(traced, str(tmp))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 18, size: int = 256) -> Path:
+    """Exports f to ONNX with dynamic batch, height and width.
+
+    Uses the ``torch.export``-based exporter (``dynamo=True``); opset 18 is the lowest it
+    implements natively.
+
+    Args:
+        checkpoint: training checkpoint or exported f file.
+        out: ``.onnx`` file to write (atomically).
+        opset: ONNX opset version.
+        size: side of the example input (multiple of 32).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ConfigError: ``onnx``/``onnxscript`` are not installed.
+    """
+    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"ONNX export needs {' and '.join(missing)}: pip install 'pseudoedgenet[onnx]'"
+        )
+    from torch.export import Dim
+
+    from pseudoedgenet.engine.train import load_segmenter
+
+    seg = load_segmenter(checkpoint).eval()
+    out = Path(out)
+    tmp = _tmp_next_to(out)
+    h, w = Dim("h", min=1, max=4096), Dim("w", min=1, max=4096)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                seg,
+                (torch.zeros(1, 3, size, size),),
+                input_names=["image"],
+                output_names=["logits"],
+                opset_version=opset,
+                dynamo=True,
+                dynamic_shapes=({0: Dim("batch", max=1024), 2: 32 * h, 3: 32 * w},),
+                verbose=False,
+            )
+        if program is None:
+            raise RuntimeError("torch.onnx.export returned no program")
+        program.save(str(tmp))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def export_model(checkpoint: str | Path, out: str | Path, format: str = "checkpoint") -> Path:
+    """Exports f in one of :data:`FORMATS`.
+
+    Args:
+        checkpoint: ``best.ckpt`` / ``last.ckpt`` of a run (``torchscript`` and ``onnx``
+            also take an exported f file).
+        out: file to write.
+        format: ``checkpoint`` (the package's f file), ``torchscript`` or ``onnx``.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ConfigError: unknown format or missing ONNX packages.
+        DataError: unreadable checkpoint.
+    """
+    if format == "checkpoint":
+        from pseudoedgenet.engine.train import export_segmenter
+
+        return export_segmenter(checkpoint, out)
+    if format == "torchscript":
+        return export_torchscript(checkpoint, out)
+    if format == "onnx":
+        return export_onnx(checkpoint, out)
+    raise ConfigError(f"unknown export format {format!r}: expected one of {', '.join(FORMATS)}")

@@ -1,0 +1,120 @@
+"""Exporting f: TorchScript and ONNX give the checkpoint's output."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pseudoedgenet import __version__
+from pseudoedgenet.cli import main
+from pseudoedgenet.config import Config, apply_overrides
+from pseudoedgenet.engine.module import Segmenter
+from pseudoedgenet.engine.train import load_segmenter
+from pseudoedgenet.errors import ConfigError
+from pseudoedgenet.export import export_model
+from pseudoedgenet.models import build_model
+
+
+@pytest.fixture(scope="module")
+def f_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported f file (FPN-ResNet18, random weights)."""
+    torch.manual_seed(0)
+    seg = Segmenter(build_model("segnet_fpn", encoder="resnet18"))
+    cfg = apply_overrides(Config(), ["model.encoder=resnet18"])
+    path = tmp_path_factory.mktemp("f") / "f.pt"
+    torch.save(
+        {
+            "format": "pseudoedgenet-f",
+            "version": __version__,
+            "config": cfg.to_dict(),
+            "state_dict": seg.state_dict(),
+        },
+        path,
+    )
+    return path
+
+
+def _inputs() -> list[torch.Tensor]:
+    """Batch and sizes other than the 1 x 3 x 256 x 256 used for tracing/export."""
+    g = torch.Generator().manual_seed(1)
+    return [
+        torch.rand(2, 3, 96, 160, generator=g) * 255,
+        torch.rand(1, 3, 320, 224, generator=g) * 255,
+    ]
+
+
+def _reference(f_file: Path, x: torch.Tensor) -> np.ndarray:
+    with torch.inference_mode():
+        return load_segmenter(f_file)(x).numpy()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_torchscript_matches_the_checkpoint(f_file: Path, tmp_path: Path) -> None:
+    out = export_model(f_file, tmp_path / "f.ts", "torchscript")
+    scripted = torch.jit.load(str(out))
+    for x in _inputs():
+        with torch.inference_mode():
+            got = scripted(x).numpy()
+        ref = _reference(f_file, x)
+        assert got.shape == ref.shape == (x.shape[0], 1, *x.shape[2:])
+        assert np.abs(got - ref).max() < 1e-4
+    assert [p.name for p in tmp_path.iterdir()] == ["f.ts"]  # no temporary left
+
+
+def test_onnx_matches_the_checkpoint(f_file: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    out = export_model(f_file, tmp_path / "f.onnx", "onnx")
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    for x in _inputs():
+        (got,) = sess.run(["logits"], {"image": x.numpy()})
+        ref = _reference(f_file, x)
+        assert got.shape == ref.shape
+        # same graph, different kernels: float32 rounding only
+        assert np.abs(got - ref).max() < 1e-3 * max(1.0, float(np.abs(ref).max()))
+
+
+def test_onnx_without_the_extra_says_what_to_install(
+    f_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match=r"pip install 'pseudoedgenet\[onnx\]'"):
+        export_model(f_file, tmp_path / "f.onnx", "onnx")
+    with pytest.raises(ConfigError, match="unknown export format"):
+        export_model(f_file, tmp_path / "f.x", "tflite")
+
+
+def test_export_cli_formats(
+    f_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def run(*args: object) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["pseudoedgenet", *map(str, args)])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        out = capsys.readouterr()
+        return int(exc.value.code or 0), out.out, out.err
+
+    code, out, err = run("export", f_file, "--out", tmp_path / "f.ts", "--format", "torchscript")
+    assert code == 0, err
+    assert out.strip() == f"wrote {tmp_path / 'f.ts'}"
+    assert (tmp_path / "f.ts").is_file()
+    # the default format needs a training checkpoint (it re-exports f from g, h, f)
+    code, _, err = run("export", f_file, "--out", tmp_path / "g.pt")
+    assert code == 2 and err.strip().startswith("error:") and "\n" not in err.strip()
+    code, _, err = run(
+        "export", tmp_path / "nope.ckpt", "--out", tmp_path / "h.pt", "--format", "torchscript"
+    )
+    assert code == 2 and "checkpoint not found" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,3 +80,28 @@ def build_folder_dataset(
 def make_folder_dataset() -> Callable[..., dict[str, SyntheticImage]]:
     """Factory fixture: ``make_folder_dataset(root, n=4, ...)``, see ``build_folder_dataset``."""
     return build_folder_dataset
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """``cli(*args) -> (exit code, stdout, stderr)`` of ``pseudoedgenet.cli.main``."""
+    from pseudoedgenet.cli import main
+
+    def run(*args: object) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["pseudoedgenet", *map(str, args)])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        out = capsys.readouterr()
+        return int(exc.value.code or 0), out.out, out.err
+
+    return run
+
+
+def error_line(stderr: str) -> str:
+    """The single ``error:`` line of stderr (progress bars may precede it), no traceback."""
+    assert "Traceback" not in stderr
+    lines = [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert lines[-1] == errors[0]
+    return errors[0]

@@ -16,37 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import error_line
 from pseudoedgenet import __version__
-from pseudoedgenet.cli import main
 from pseudoedgenet.data.io import read_image, read_label_image, read_points_csv
 from pseudoedgenet.data.splits import make_folds
 from pseudoedgenet.labels import IGNORE, NEGATIVE, POSITIVE, voronoi_labels
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """``cli(*args) -> (exit code, stdout, stderr)`` of ``pseudoedgenet.cli.main``."""
-
-    def run(*args: object) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["pseudoedgenet", *map(str, args)])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        out = capsys.readouterr()
-        return int(exc.value.code or 0), out.out, out.err
-
-    return run
-
-
-def error_line(stderr: str) -> str:
-    """The single ``error:`` line of stderr (progress bars may precede it), checked."""
-    assert "Traceback" not in stderr
-    lines = [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("error:")]
-    assert len(errors) == 1, stderr
-    assert lines[-1] == errors[0]
-    return errors[0]
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 import torch
 
 from pseudoedgenet import __version__
-from pseudoedgenet.cli import main
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.engine.module import Segmenter
 from pseudoedgenet.engine.train import load_segmenter
@@ -97,16 +95,9 @@ def test_onnx_without_the_extra_says_what_to_install(
 def test_export_cli_formats(
     f_file: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli,
 ) -> None:
-    def run(*args: object) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["pseudoedgenet", *map(str, args)])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        out = capsys.readouterr()
-        return int(exc.value.code or 0), out.out, out.err
-
+    run = cli
     code, out, err = run("export", f_file, "--out", tmp_path / "f.ts", "--format", "torchscript")
     assert code == 0, err
     assert out.strip() == f"wrote {tmp_path / 'f.ts'}"

@@ -17,8 +17,8 @@ from PIL import Image
 from skimage.draw import disk, polygon
 from skimage.measure import label
 
+from conftest import error_line
 from pseudoedgenet import __version__
-from pseudoedgenet.cli import main
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.data.io import read_image, read_label_image
 from pseudoedgenet.engine.module import Segmenter
@@ -68,28 +68,6 @@ def small_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1500 x 1500 synthetic pyramidal TIFF (levels 1, 1/2, 1/4; 0.25 um/px at level 0)."""
     path = tmp_path_factory.mktemp("slide") / "slide.tif"
     return write_synthetic_slide(path, size=1500, levels=3, seed=3, compression="zlib")
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    """``cli(*args) -> (exit code, stdout, stderr)`` of ``pseudoedgenet.cli.main``."""
-
-    def run(*args: object) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["pseudoedgenet", *map(str, args)])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        out = capsys.readouterr()
-        return int(exc.value.code or 0), out.out, out.err
-
-    return run
-
-
-def error_line(stderr: str) -> str:
-    """The single ``error:`` line of stderr, with no traceback."""
-    assert "Traceback" not in stderr
-    lines = [ln for ln in stderr.replace("\r", "\n").splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    return lines[0]
 
 
 # ------------------------------------------------------------------------------ reading

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from pseudoedgenet.cli import main
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.experiments.report import (
     PAPER_TABLE1,
@@ -321,20 +319,6 @@ def test_val_iou_plot_from_run_folders(results: Path, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------- CLI
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """``cli(*args) -> (exit code, stdout, stderr)`` of ``pseudoedgenet.cli.main``."""
-
-    def run(*args: object) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["pseudoedgenet", *map(str, args)])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        out = capsys.readouterr()
-        return int(exc.value.code or 0), out.out, out.err
-
-    return run
 
 
 def test_cli_report(results: Path, tmp_path: Path, cli) -> None:

@@ -70,13 +70,20 @@ def load_module(path: str | Path, map_location: str = "cpu") -> PseudoEdgeNetMod
     Uses ``torch.load(..., weights_only=True)``: nothing in the file is unpickled as code.
     The checkpoint carries the config, so nothing else is needed.
     """
-    path = Path(path)
+    return _module_from_checkpoint(Path(path), _safe_load(path, map_location))
+
+
+def _safe_load(path: str | Path, map_location: str) -> Any:
+    """``torch.load(weights_only=True)`` with one-line errors naming the file."""
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise DataError(path, "checkpoint not found") from None
     except Exception as exc:
         raise DataError(path, f"not a readable checkpoint ({type(exc).__name__})") from None
+
+
+def _module_from_checkpoint(path: Path, ckpt: Any) -> PseudoEdgeNetModule:
     try:
         config = ckpt["hyper_parameters"]["config"]
         state = ckpt["state_dict"]
@@ -115,12 +122,7 @@ def load_segmenter(path: str | Path, map_location: str = "cpu") -> Segmenter:
         :class:`Segmenter` in eval mode: ``(N, 3, H, W)`` RGB 0..255 -> logits.
     """
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise DataError(path, "checkpoint not found") from None
-    except Exception as exc:
-        raise DataError(path, f"not a readable checkpoint ({type(exc).__name__})") from None
+    payload = _safe_load(path, map_location)
     if isinstance(payload, dict) and payload.get("format") == "pseudoedgenet-f":
         from pseudoedgenet.config import config_from_dict
         from pseudoedgenet.models import build_model
@@ -129,7 +131,7 @@ def load_segmenter(path: str | Path, map_location: str = "cpu") -> Segmenter:
         seg = Segmenter(build_model("segnet_fpn", encoder=cfg.model.encoder, pretrained="none"))
         seg.load_state_dict(payload["state_dict"])
         return seg.eval()
-    return load_module(path, map_location).segmenter().eval()
+    return _module_from_checkpoint(path, payload).segmenter().eval()
 
 
 def _fit(

@@ -41,6 +41,7 @@ DEMO_OVERRIDES = [
     "data.batch_size=4",
     "data.num_workers=0",
     "train.plateau_patience=2",
+    "loss.edge_warmup_epochs=2",
 ]
 
 

@@ -242,7 +242,7 @@ def test_tiled_f_approximates_whole_image_f() -> None:
     at every stride, GroupNorm in the FPN decoder), so tiles can only approximate the
     whole-image prediction. Measured here (random weights, median threshold): mean
     |dp| 0.086 / 0.070 and 81 % / 85 % agreement for margins 32 / 128; on a (briefly)
-    trained f, 0.023 / 0.021 and >= 97 % (docs/inference.md). The test pins that the
+    trained f, 0.023 / 0.021 and >= 97 % (README, "Slide-scale inference"). The test pins that the
     machinery is exact per tile, that more context helps, and loose bounds on the error;
     the predict command sidesteps the issue for images up to 1536 x 1536 by predicting
     them whole (as validation and testing do).

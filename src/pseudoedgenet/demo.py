@@ -6,7 +6,7 @@ with point CSVs and instance masks, see examples/ATTRIBUTION.md):
 1. ``prepare`` the folder dataset (points, folds) and write the Voronoi label maps;
 2. train PseudoEdgeNet (f = FPN-ResNet50, small g, attention h) on fold 0 for a short
    schedule from scratch on the CPU;
-3. predict every crop with the best-validation f (tiled), save masks and overlays;
+3. predict every crop with the best-validation f: masks, overlays, QuPath GeoJSON, CSV;
 4. draw a Figure-2-style panel (input, attention, edges, segmentation, ground truth).
 
 A two-minute schedule shows the pipeline working, not the paper's accuracy: see the
@@ -20,18 +20,16 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.data.folder import read_folder
-from pseudoedgenet.data.io import write_png
+from pseudoedgenet.data.io import read_label_image, write_png
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset, write_labels
 from pseudoedgenet.engine.train import load_module, train_fold
 from pseudoedgenet.experiments.figures import figure2_panel, network_maps
-from pseudoedgenet.inference.predict import predict_probability
+from pseudoedgenet.inference.run import PredictConfig, predict_files
 from pseudoedgenet.labels import voronoi_labels
 from pseudoedgenet.metrics import SegmentationMetric
-from pseudoedgenet.viz import draw_labels, overlay_mask
+from pseudoedgenet.viz import draw_labels
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "monuseg_crops"
 DEMO_OVERRIDES = [
@@ -69,19 +67,21 @@ def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) ->
     result = train_fold(
         cfg, data, 0, out / "run", extra={"dataset": "monuseg_crops", "protocol": "demo"}
     )
-    module = load_module(out / "run" / "best.ckpt")
-    seg = module.segmenter().eval()
+    best = out / "run" / "best.ckpt"
+    module = load_module(best)
+    images = sorted((data / "images").glob("*.png"))
+    predict_files(
+        best, images, out / "predictions", PredictConfig(progress=False), log=lambda _: None
+    )
     metric = SegmentationMetric()
     rows = []
     for name in ds.names:
-        image, truth = ds.image(name), ds.instances(name)
-        prob = predict_probability(seg, image, tile=128, margin=32)
-        mask = prob > cfg.train.threshold
-        write_png(out / "masks" / f"{name}.png", mask.astype(np.uint8) * 255)
-        write_png(out / "overlays" / f"{name}.png", overlay_mask(image, mask))
+        truth = ds.instances(name)
+        mask = read_label_image(out / "predictions" / name / "mask.png") > 0
         if truth is not None:
             metric.update(mask, truth)
         if name in ds.split(0).test:
+            image = ds.image(name)
             rows.append(
                 {"name": name, "image": image, "maps": network_maps(module, image), "truth": truth}
             )
@@ -94,8 +94,9 @@ def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) ->
         f"F1 {scores['f1']:.3f}  AJI {scores['aji']:.3f}"
     )
     print(
-        f"  outputs: {out}/figure.png, {out}/labels_example.png, {out}/masks/, "
-        f"{out}/overlays/, {out}/run/ (best.ckpt, config.yaml, metrics.csv)"
+        f"  outputs: {out}/figure.png, {out}/labels_example.png, {out}/run/ (best.ckpt, "
+        f"config.yaml, metrics.csv), {out}/predictions/<name>/ (mask.png, overlay.png, "
+        "nuclei.geojson for QuPath, nuclei.csv)"
     )
     return result
 

@@ -111,7 +111,7 @@ class PredictConfig:
             validation/testing predict; ``None`` = for in-memory images of at most
             ``whole_max_pixels`` pixels. (f is an FPN with a receptive field of several
             hundred pixels and GroupNorm in its decoder, so tiles only approximate the
-            whole-image prediction; see docs/inference.md.)
+            whole-image prediction; see the README, "Slide-scale inference".)
         whole_max_pixels: size limit of the automatic whole-image pass.
         large_pixels: images with more pixels than this (and all slides) are stitched into
             on-disk stores and written as tiled TIFFs.

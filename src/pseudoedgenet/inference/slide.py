@@ -238,6 +238,24 @@ class _LevelSlide(Slide):
             sx, sy = self.downsample
             self.mpp = (mpp0[0] * sx, mpp0[1] * sy)
 
+    def _init_from_handle(
+        self, path: Path, prefix: str, level: int | None, mpp: float | None
+    ) -> None:
+        """Reads level sizes and ``<prefix>.mpp-x/y`` from the open ``self._slide`` handle
+        (tiffslide and OpenSlide share this API) and picks the level; closes the handle on
+        a bad level."""
+        slide = self._slide  # type: ignore[attr-defined]
+        props = slide.properties
+        dims = [(int(h), int(w)) for w, h in slide.level_dimensions]
+        mx, my = props.get(f"{prefix}.mpp-x"), props.get(f"{prefix}.mpp-y")
+        mpp0 = (float(mx), float(my or mx)) if mx else None
+        try:
+            self._init_levels(path, dims, mpp0, level, mpp)
+        except DataError:
+            slide.close()
+            raise
+        self._downsamples = slide.level_downsamples
+
     def _best_level(self, downsample: float) -> tuple[int, tuple[int, int]]:
         h0, w0 = self.level0_shape
         best = 0
@@ -269,18 +287,11 @@ class TiffSlideSlide(_LevelSlide):
         path = Path(path)
         try:
             self._slide = tiffslide.TiffSlide(path)
-            props = self._slide.properties
-            dims = [(int(h), int(w)) for w, h in self._slide.level_dimensions]
+            self._init_from_handle(path, "tiffslide", level, mpp)
+        except DataError:
+            raise
         except Exception as exc:
             raise DataError(path, f"cannot open slide ({_first_line(exc)})") from None
-        mx, my = props.get("tiffslide.mpp-x"), props.get("tiffslide.mpp-y")
-        mpp0 = (float(mx), float(my or mx)) if mx else None
-        try:
-            self._init_levels(path, dims, mpp0, level, mpp)
-        except DataError:
-            self._slide.close()
-            raise
-        self._downsamples = self._slide.level_downsamples
 
     def _location(self, level: int, x: int, y: int) -> tuple[int, int]:
         """A level-0 location that tiffslide maps back to ``(x, y)`` of ``level`` exactly."""
@@ -330,16 +341,7 @@ class OpenSlideSlide(_LevelSlide):
             self._slide = openslide.OpenSlide(str(path))
         except Exception as exc:
             raise DataError(path, f"cannot open slide ({_first_line(exc)})") from None
-        props = self._slide.properties
-        dims = [(int(h), int(w)) for w, h in self._slide.level_dimensions]
-        mx, my = props.get("openslide.mpp-x"), props.get("openslide.mpp-y")
-        mpp0 = (float(mx), float(my or mx)) if mx else None
-        try:
-            self._init_levels(path, dims, mpp0, level, mpp)
-        except DataError:
-            self._slide.close()
-            raise
-        self._downsamples = self._slide.level_downsamples
+        self._init_from_handle(path, "openslide", level, mpp)
 
     def _read_level(self, level: int, box: Box) -> np.ndarray:
         y0, y1, x0, x1 = box

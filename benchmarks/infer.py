@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from pseudoedgenet import __version__
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.data.io import read_image
 from pseudoedgenet.engine.module import Segmenter
+from pseudoedgenet.engine.runtime import peak_rss_mib
 from pseudoedgenet.engine.train import load_segmenter
 from pseudoedgenet.inference.predict import predict_probability, prepare_predictor
 from pseudoedgenet.inference.slide import write_synthetic_slide
@@ -65,17 +65,6 @@ def model(checkpoint: str | None, encoder: str) -> torch.nn.Module:
         return load_segmenter(checkpoint)
     torch.manual_seed(0)
     return Segmenter(build_model("segnet_fpn", encoder=encoder)).eval()
-
-
-def peak_rss_mib() -> float:
-    """VmHWM of this process in MiB (Linux), else ru_maxrss."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def reset_peak_rss() -> bool:
@@ -205,9 +194,7 @@ def slide(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "slide": f"{args.size} x {args.size} synthetic pyramidal TIFF (written in {t_write:.0f} s)",
         "model": args.checkpoint or f"random FPN-{args.encoder}",
-        "child_peak_rss_mib": round(
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
-        ),
+        "child_peak_rss_mib": meta["peak_rss_mib"],
         "child_wall_s": round(wall, 1),
         **{k: meta[k] for k in keys},
     }

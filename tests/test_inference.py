@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -415,20 +414,19 @@ def test_20k_slide_runs_with_bounded_memory(tmp_path: Path) -> None:
     slide = write_synthetic_slide(tmp_path / "big.tif", size=20000, levels=4)
     f = write_random_f(tmp_path / "f.pt", bias=3.0)
     exe = Path(sys.executable).with_name("pseudoedgenet")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run(
         [str(exe), "predict", str(f), str(slide), "--out", str(tmp_path / "out"),
          "--level", "2", "--device", "cpu", "--no-progress"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    assert peak_kb >= before
     meta = json.loads((tmp_path / "out/big/predict.json").read_text())
     assert meta["level0_shape"] == [20000, 20000] and meta["shape"] == [5000, 5000]
     assert meta["tiles_run"] < meta["tiles"] / 2  # the glass is skipped
     assert meta["nuclei"] > 100
     with tifffile.TiffFile(tmp_path / "out/big/instances.tif") as tf:
         assert tf.pages[0].is_tiled and tf.pages[0].shape == (5000, 5000)
-    print(f"peak RSS {peak_kb / 1024:.0f} MiB")
-    assert peak_kb < 2.5 * 1024 * 1024  # KiB on Linux: well under 4 GB
+    # The child's own VmHWM: ru_maxrss of a child also counts the pytest process it was
+    # forked from (the high-water mark survives exec), several GiB late in a full run.
+    print(f"peak RSS {meta['peak_rss_mib']:.0f} MiB")
+    assert 100 < meta["peak_rss_mib"] < 2.5 * 1024  # well under 4 GB

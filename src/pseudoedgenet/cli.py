@@ -133,7 +133,9 @@ def _config(
 
 ConfigOpt = Annotated[Path, typer.Option(help="YAML config, e.g. configs/tnbc/pen_att.yaml")]
 DataOpt = Annotated[Path, typer.Option(help="prepared dataset folder")]
-ProtocolOpt = Annotated[str | None, typer.Option(help="named protocol: paper, cpu, smoke")]
+ProtocolOpt = Annotated[
+    str | None, typer.Option(help="named protocol: paper, cpu, cpu-long, smoke")
+]
 EpochsOpt = Annotated[int | None, typer.Option(help="override train.epochs")]
 StepsOpt = Annotated[int | None, typer.Option(help="override train.max_steps")]
 CropOpt = Annotated[int | None, typer.Option(help="override data.crop")]
@@ -176,7 +178,7 @@ def crossval(
     runs: Annotated[
         Path | None, typer.Option(help="checkpoint folder (default runs/crossval/<out>)")
     ] = None,
-    protocol: Annotated[str, typer.Option(help="paper, cpu or smoke")] = "paper",
+    protocol: Annotated[str, typer.Option(help="paper, cpu, cpu-long or smoke")] = "paper",
     dataset: Annotated[str | None, typer.Option(help="dataset name for the records")] = None,
     overrides: SetOpt = None,
 ) -> None:

@@ -19,10 +19,12 @@ from pseudoedgenet.errors import ConfigError
 
 #: Named training protocols: overrides applied on top of a method's config. ``paper`` is
 #: the full schedule for a GPU; ``cpu`` keeps model, loss, schedule and crop size, with
-#: fewer epochs, so that a fold of the full method fits in about 25 minutes on 2 cores.
+#: fewer epochs, so that a fold of the full method fits in about 25 minutes on 2 cores;
+#: ``cpu-long`` doubles ``cpu``'s epochs (a fold of ``pen_att`` in about 50 minutes).
 PROTOCOLS: dict[str, list[str]] = {
     "paper": ["train.epochs=100", "data.crops_per_epoch=800"],
     "cpu": ["train.epochs=30", "data.crops_per_epoch=160"],
+    "cpu-long": ["train.epochs=60", "data.crops_per_epoch=160"],
     "smoke": [
         "train.epochs=1",
         "data.crops_per_epoch=16",

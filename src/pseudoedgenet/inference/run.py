@@ -47,6 +47,7 @@ import torch
 
 from pseudoedgenet import __version__
 from pseudoedgenet.data.io import write_png
+from pseudoedgenet.engine.runtime import peak_rss_mib
 from pseudoedgenet.errors import ConfigError, DataError
 from pseudoedgenet.inference.predict import (
     PRECISIONS,
@@ -529,6 +530,7 @@ def predict_slide(
         "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype],
         "predict_s": round(t_pred, 2),
         "total_s": round(time.perf_counter() - t0, 2),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
         "megapixels_per_s": round(
             sum((t.write[1] - t.write[0]) * (t.write[3] - t.write[2]) for t in run)
             / 1e6

@@ -28,7 +28,7 @@ from pseudoedgenet.data.datamodule import CropDataset
 from pseudoedgenet.data.folder import read_folder
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
 from pseudoedgenet.engine.module import PseudoEdgeNetModule
-from pseudoedgenet.inference.predict import predict_probability
+from pseudoedgenet.inference.predict import predict_probability, prepare_predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {
@@ -92,12 +92,19 @@ def time_infer(fast: bool, image: np.ndarray, device: str, repeats: int) -> tupl
     torch.manual_seed(0)
     cfg = apply_overrides(Config(method="baseline"), METHODS["baseline"])
     module = PseudoEdgeNetModule(cfg).to(device).eval()
-    seg = module.segmenter()
-    if fast:
-        seg = seg.to(memory_format=torch.channels_last)
-    dtype = (torch.bfloat16 if device == "cpu" else torch.float16) if fast else None
+    # fast: bf16/fp16 autocast, channels-last, batch norms folded into the convolutions;
+    # reference: plain fp32, NCHW, the model as trained.
+    seg, dtype = prepare_predictor(
+        module.segmenter(), device, "auto" if fast else "fp32", channels_last=fast, fuse=fast
+    )
     predict_probability(
-        seg, image[:512, :512], tile=512, margin=64, device=device, autocast_dtype=dtype
+        seg,
+        image[:512, :512],
+        tile=512,
+        margin=64,
+        device=device,
+        autocast_dtype=dtype,
+        channels_last=fast,
     )  # warm-up
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         seg(torch.zeros(1, 3, 512, 512, device=device))
@@ -107,7 +114,14 @@ def time_infer(fast: bool, image: np.ndarray, device: str, repeats: int) -> tupl
     t0 = time.perf_counter()
     for _ in range(repeats):
         predict_probability(
-            seg, image, tile=512, margin=64, batch_size=4, device=device, autocast_dtype=dtype
+            seg,
+            image,
+            tile=512,
+            margin=64,
+            batch_size=4,
+            device=device,
+            autocast_dtype=dtype,
+            channels_last=fast,
         )
     sync(device)
     mp = repeats * image.shape[0] * image.shape[1] / 1e6

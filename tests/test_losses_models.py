@@ -180,3 +180,18 @@ def test_methods_have_their_loss_terms(overrides: list[str], terms: set[str]) ->
     assert set(losses) == terms
     total = sum(v for k, v in losses.items() if k != "loss")
     assert losses["loss"].item() == pytest.approx(float(total.detach()))
+
+
+def test_fpn_merge_is_the_sum_of_its_branches() -> None:
+    """The FPN's merge (a chain of additions) equals smp's stacked sum, element by element."""
+    from segmentation_models_pytorch.decoders.fpn.decoder import MergeBlock
+
+    from pseudoedgenet.models.networks import AddMerge
+
+    net = build_model("segnet_fpn", encoder="resnet18")
+    assert isinstance(net.decoder.merge, AddMerge)
+    torch.manual_seed(0)
+    branches = [torch.randn(2, 8, 5, 7) for _ in range(4)]
+    assert torch.allclose(AddMerge()(branches), MergeBlock("add")(branches), atol=1e-6)
+    ones = [torch.full((1, 1, 2, 2), float(v)) for v in (1, 2, 3, 4)]
+    assert torch.equal(AddMerge()(ones), torch.full((1, 1, 2, 2), 10.0))

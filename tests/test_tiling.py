@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from pseudoedgenet.engine.module import Segmenter
 from pseudoedgenet.inference.predict import (
+    fuse_conv_bn,
     predict_probability,
     predict_tiles,
     predict_whole,
@@ -278,3 +279,30 @@ def test_tiled_f_approximates_whole_image_f() -> None:
     assert err[128] < err[32]
     assert err[128] < 0.1
     assert agree[128] > 0.8
+
+
+@pytest.mark.parametrize(("encoder", "expected"), [("resnet18", 20), ("resnet50", 53)])
+def test_fuse_conv_bn_folds_every_encoder_batch_norm_and_keeps_the_function(
+    encoder: str, expected: int
+) -> None:
+    """ResNet-18: stem + 8 blocks x 2 + 3 shortcuts = 20; ResNet-50: 1 + 16 x 3 + 4 = 53."""
+    torch.manual_seed(0)
+    seg = Segmenter(build_model("segnet_fpn", encoder=encoder))
+    for m in seg.modules():  # non-trivial statistics, so that a wrong fold would show
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    seg.eval()
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.inference_mode():
+        ref = seg(x)
+    with pytest.raises(ValueError, match="eval mode"):
+        fuse_conv_bn(Segmenter(build_model("segnet_fpn", encoder="resnet18")).train())
+    assert fuse_conv_bn(seg) == expected
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in seg.modules())
+    assert fuse_conv_bn(seg) == 0  # idempotent
+    with torch.inference_mode():
+        out = seg(x)
+    assert torch.allclose(out, ref, atol=1e-4 * float(ref.abs().max()) + 1e-5)

@@ -1,6 +1,7 @@
 """Inference: tiling geometry, sliding-window prediction, slide reading, the predict driver."""
 
 from pseudoedgenet.inference.predict import (
+    fuse_conv_bn,
     predict_probability,
     predict_tiles,
     prepare_predictor,
@@ -12,6 +13,7 @@ from pseudoedgenet.inference.tiling import Tile, make_tiles, read_window
 __all__ = [
     "Slide",
     "Tile",
+    "fuse_conv_bn",
     "make_tiles",
     "open_slide",
     "predict_probability",

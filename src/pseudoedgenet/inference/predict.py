@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm.auto import tqdm
 
 from pseudoedgenet.errors import ConfigError
@@ -55,17 +56,60 @@ def _bf16_cpu_ok() -> bool:
         return False
 
 
+def fuse_conv_bn(model: nn.Module) -> int:
+    """Folds every batch norm into the convolution that feeds it, in place (eval only).
+
+    Recognises the two ways ResNet encoders wire them: sibling attributes ``convK`` /
+    ``bnK`` (torchvision's stem and blocks, whose ``forward`` applies ``bnK`` right after
+    ``convK``) and a ``Conv2d`` directly followed by a ``BatchNorm2d`` in an
+    ``nn.Sequential`` (down-sampling shortcuts, small g). The fused weights come from
+    :func:`torch.nn.utils.fusion.fuse_conv_bn_eval`; the batch norm becomes
+    ``nn.Identity``. Same function in exact arithmetic (fp32 outputs agree to ~1e-5);
+    saves the normalisation pass over every activation. The model must be in eval mode
+    and is not trainable afterwards.
+
+    Args:
+        model: any module; batch norms it does not recognise are left alone.
+
+    Returns:
+        The number of batch norms folded.
+    """
+    if model.training:
+        raise ValueError("fuse_conv_bn needs a model in eval mode")
+    folded = 0
+    for mod in list(model.modules()):
+        children = dict(mod.named_children())
+        for name, bn in children.items():
+            conv = children.get("conv" + name[2:]) if name.startswith("bn") else None
+            if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d):
+                setattr(mod, "conv" + name[2:], fuse_conv_bn_eval(conv, bn))
+                setattr(mod, name, nn.Identity())
+                folded += 1
+        if isinstance(mod, nn.Sequential):
+            layers = list(mod.children())
+            for i in range(1, len(layers)):
+                conv, bn = layers[i - 1], layers[i]
+                if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d):
+                    mod[i - 1] = fuse_conv_bn_eval(conv, bn)
+                    mod[i] = nn.Identity()
+                    folded += 1
+    return folded
+
+
 def prepare_predictor(
     model: nn.Module,
     device: str | torch.device = "cpu",
     precision: str = "auto",
     channels_last: bool = True,
+    fuse: bool = True,
 ) -> tuple[nn.Module, torch.dtype | None]:
     """Puts a model in inference form and chooses its autocast precision.
 
-    The fast path: eval mode, channels-last weights, and autocast in bf16 on CPUs with
+    The fast path: eval mode, batch norms folded into their convolutions
+    (:func:`fuse_conv_bn`), channels-last weights, and autocast in bf16 on CPUs with
     native bf16 (fp32 elsewhere) or fp16 on CUDA. ``fp32`` disables autocast. A precision
-    the device cannot run falls back to fp32 (checked with one tiny forward pass).
+    the device cannot run falls back to fp32 (checked with one tiny forward pass). The
+    model is modified in place: use it for inference only.
 
     Args:
         model: ``(N, 3, H, W)`` RGB 0..255 -> ``(N, 1, H, W)`` logits (a ``Segmenter``).
@@ -73,6 +117,7 @@ def prepare_predictor(
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         channels_last: convert the weights to channels-last memory format (pass the same
             flag to :func:`predict_tiles`).
+        fuse: fold batch norms into convolutions.
 
     Returns:
         ``(model, autocast_dtype)``: the model on ``device`` and the dtype for
@@ -85,6 +130,8 @@ def prepare_predictor(
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     dev = torch.device(device)
     model = model.eval().to(dev)
+    if fuse:
+        fuse_conv_bn(model)
     dtype: torch.dtype | None = None
     if precision == "auto":
         if dev.type == "cuda":
@@ -226,6 +273,7 @@ def predict_probability(
     autocast_dtype: torch.dtype | None = None,
     out: np.ndarray | None = None,
     progress: bool = False,
+    channels_last: bool = True,
 ) -> np.ndarray:
     """Foreground probability of every pixel, by tiles (see :mod:`.tiling`).
 
@@ -241,6 +289,7 @@ def predict_probability(
         out: optional preallocated ``(H, W)`` float array (e.g. a ``numpy.memmap``) to
             stitch into.
         progress: show a progress bar.
+        channels_last: feed tiles in channels-last memory format.
 
     Returns:
         ``(H, W)`` float32 probabilities in [0, 1] (``out`` if given).
@@ -262,5 +311,6 @@ def predict_probability(
         autocast_dtype=autocast_dtype,
         progress=progress,
         prefetch=False,
+        channels_last=channels_last,
     )
     return result

@@ -37,12 +37,34 @@ def fpn(encoder: str = "resnet50", out_channels: int = 1, pretrained: str = "non
     """
     if pretrained not in PRETRAINED:
         raise ConfigError(f"pretrained must be one of {sorted(PRETRAINED)}, got {pretrained!r}")
-    return smp.FPN(
+    model = smp.FPN(
         encoder_name=encoder,
         encoder_weights=PRETRAINED[pretrained],
         classes=out_channels,
         activation=None,
     )
+    model.decoder.merge = AddMerge()
+    return model
+
+
+class AddMerge(nn.Module):
+    """The FPN's "add" merge of its pyramid branches, as a chain of additions.
+
+    Same sum as segmentation-models-pytorch's ``MergeBlock("add")``, which stacks the
+    branches into one 5-D tensor and reduces it: on CPU that copy and reduction took a
+    fifth of f's bf16 forward time at 1024 x 1024 (``torch.profiler``: ``aten::sum`` and
+    ``aten::cat``, 0.29 s of 1.3 s); the additions take a few milliseconds. No parameters,
+    so checkpoints are unchanged.
+
+    Shape:
+        list of ``(N, C, H, W)`` tensors -> ``(N, C, H, W)``.
+    """
+
+    def forward(self, branches: list[torch.Tensor]) -> torch.Tensor:
+        out = branches[0]
+        for b in branches[1:]:
+            out = out + b
+        return out
 
 
 class SmallEdgeNet(nn.Sequential):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from pseudoedgenet.engine.module import Segmenter
 from pseudoedgenet.inference.predict import (
+    FixedBatch,
     fuse_conv_bn,
     predict_probability,
     predict_tiles,
@@ -306,3 +307,39 @@ def test_fuse_conv_bn_folds_every_encoder_batch_norm_and_keeps_the_function(
     with torch.inference_mode():
         out = seg(x)
     assert torch.allclose(out, ref, atol=1e-4 * float(ref.abs().max()) + 1e-5)
+
+
+def test_fixed_batch_pads_only_the_last_partial_batch_of_a_seen_shape() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(x.shape))
+        return x.mean(dim=1, keepdim=True) * 2
+
+    wrapped = FixedBatch(spy, 4)  # type: ignore[arg-type]
+    x = torch.rand(6, 3, 8, 8)
+    full, last = wrapped(x[:4]), wrapped(x[4:])
+    assert seen == [(4, 3, 8, 8), (4, 3, 8, 8)]  # the 2 last tiles ran padded to 4
+    assert last.shape == (2, 1, 8, 8)
+    assert torch.equal(torch.cat([full, last]), x.mean(dim=1, keepdim=True) * 2)
+    whole = wrapped(torch.rand(1, 3, 16, 24))  # a shape never seen in a full batch
+    assert seen[-1] == (1, 3, 16, 24) and whole.shape == (1, 1, 16, 24)
+
+
+@pytest.mark.slow
+def test_compiled_predictor_matches_eager() -> None:
+    """``--compile``: Inductor with frozen weights gives the eager probabilities."""
+    torch.manual_seed(0)
+    image = (np.random.default_rng(0).random((150, 170, 3)) * 255).astype(np.uint8)
+    eager, _ = prepare_predictor(
+        Segmenter(build_model("segnet_fpn", encoder="resnet18")), "cpu", "fp32"
+    )
+    torch.manual_seed(0)
+    compiled, _ = prepare_predictor(
+        Segmenter(build_model("segnet_fpn", encoder="resnet18")), "cpu", "fp32", compile_batch=4
+    )
+    assert isinstance(compiled, FixedBatch)
+    kw = {"tile": 64, "margin": 16, "batch_size": 4}  # 5 x 6 = 30 tiles: 7 x 4 + 2 padded
+    ref = predict_probability(eager, image, **kw)
+    out = predict_probability(compiled, image, **kw)
+    assert np.abs(out - ref).max() < 1e-3

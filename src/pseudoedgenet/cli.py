@@ -314,6 +314,13 @@ def predict(
         str, typer.Option(help="i/n: process every n-th input starting at i (0-based)")
     ] = "0/1",
     force: Annotated[bool, typer.Option(help="replace existing OUT/<stem> folders")] = False,
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile f: ~30-60 s once per input size, then ~2x faster on CPU",
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Segments nuclei in images or whole slides: probability map, masks, instances,
@@ -332,6 +339,7 @@ def predict(
         watershed=watershed,
         tissue_mask=tissue_mask,
         whole_image=whole_image,
+        compile=compile_model,
         progress=progress,
     )
     predict_files(checkpoint, inputs, out, cfg, parse_shard(shard), force, log=typer.echo)

@@ -96,12 +96,49 @@ def fuse_conv_bn(model: nn.Module) -> int:
     return folded
 
 
+class FixedBatch(nn.Module):
+    """Pads the last, smaller batch of a tiled run so that a compiled model compiles once.
+
+    ``torch.compile`` specialises on input shapes: the last batch of tiles would trigger
+    a second compilation (tens of seconds on a CPU). A batch smaller than ``batch_size``
+    whose sample shape has already been seen in a full batch is padded with zeros and the
+    extra outputs dropped; anything else (e.g. a whole-image pass of batch 1) runs as is.
+
+    Shape:
+        ``(N, C, H, W)`` -> the model's output for those ``N`` inputs.
+    """
+
+    def __init__(self, model: nn.Module, batch_size: int) -> None:
+        super().__init__()
+        self.model, self.batch_size = model, batch_size
+        self._full: set[tuple[int, ...]] = set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, sample = x.shape[0], tuple(x.shape[1:])
+        if n == self.batch_size:
+            self._full.add(sample)
+        if n >= self.batch_size or sample not in self._full:
+            return self.model(x)
+        pad = x.new_zeros((self.batch_size - n, *sample))
+        padded = torch.cat([x, pad]).contiguous(memory_format=_memory_format(x))
+        return self.model(padded)[:n]
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return (
+        torch.channels_last
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        else torch.contiguous_format
+    )
+
+
 def prepare_predictor(
     model: nn.Module,
     device: str | torch.device = "cpu",
     precision: str = "auto",
     channels_last: bool = True,
     fuse: bool = True,
+    compile_batch: int | None = None,
 ) -> tuple[nn.Module, torch.dtype | None]:
     """Puts a model in inference form and chooses its autocast precision.
 
@@ -118,6 +155,11 @@ def prepare_predictor(
         channels_last: convert the weights to channels-last memory format (pass the same
             flag to :func:`predict_tiles`).
         fuse: fold batch norms into convolutions.
+        compile_batch: if given, ``torch.compile`` the model (Inductor, weights frozen
+            as constants) behind :class:`FixedBatch` with this batch size. The first call
+            per input size compiles (about 30-60 s for FPN-ResNet50 on 2 CPU cores, needs
+            a C++ compiler on CPU); afterwards a forward pass takes about half the eager
+            time on CPU. Worth it for slides and large batches of same-size images.
 
     Returns:
         ``(model, autocast_dtype)``: the model on ``device`` and the dtype for
@@ -151,6 +193,9 @@ def prepare_predictor(
                 model(x)
         except (RuntimeError, NotImplementedError):
             dtype = None
+    if compile_batch is not None:
+        compiled = torch.compile(model, dynamic=False, options={"freezing": True})
+        model = FixedBatch(compiled, compile_batch)  # type: ignore[arg-type]
     return model, dtype
 
 

@@ -117,6 +117,9 @@ class PredictConfig:
         large_pixels: images with more pixels than this (and all slides) are stitched into
             on-disk stores and written as tiled TIFFs.
         overlay_max_side: longer side of ``overlay.png``.
+        compile: ``torch.compile`` f (see
+            :func:`pseudoedgenet.inference.predict.prepare_predictor`): a one-off
+            compilation per input size, then about 2x faster on CPU; for slides.
         progress: show progress bars.
     """
 
@@ -138,6 +141,7 @@ class PredictConfig:
     whole_max_pixels: int = 1536 * 1536
     large_pixels: int = 4096 * 4096
     overlay_max_side: int = 2048
+    compile: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -607,7 +611,12 @@ def predict_files(
     for p in paths:
         open_slide(p, cfg.level, cfg.mpp).close()
     device = resolve_device(cfg.device)
-    model, dtype = prepare_predictor(load_segmenter(checkpoint), device, cfg.precision)
+    model, dtype = prepare_predictor(
+        load_segmenter(checkpoint),
+        device,
+        cfg.precision,
+        compile_batch=cfg.batch_size if cfg.compile else None,
+    )
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
     for p in paths:

@@ -3,7 +3,8 @@
     python benchmarks/run.py [--quick] [--json OUT.json] [--device cpu|cuda]
 
 Measures training images/s at 256 x 256 (batch 8) for ``baseline``, ``pen`` and
-``pen_att`` (forward + backward + Adam step of f, g, h), inference megapixels/s of f on a
+``pen_att`` (the training DataLoader's next batch, then forward + backward + Adam step of
+f, g, h), inference megapixels/s of f on a
 2048 x 2048 image (tiled, stitched), and the data pipeline alone (crop + augmentation +
 Voronoi labels) in images/s. Each figure is reported next to its plain-fp32 reference
 (fp32, contiguous NCHW, for-loop Adam) as a ratio, with the achieved GFLOP/s (FLOPs counted
@@ -24,7 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pseudoedgenet.config import Config, apply_overrides
-from pseudoedgenet.data.datamodule import CropDataset
+from pseudoedgenet.data.datamodule import CropDataset, PointDataModule
 from pseudoedgenet.data.folder import read_folder
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
 from pseudoedgenet.engine.module import PseudoEdgeNetModule
@@ -42,19 +43,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def real_batch(ds: PreparedDataset, n: int, crop: int) -> dict[str, torch.Tensor]:
-    cfg = apply_overrides(Config(), [f"data.crop={crop}", f"data.crops_per_epoch={n}"])
-    crops = CropDataset(ds, ds.names, cfg.data, seed=0)
-    items = [crops[i] for i in range(n)]
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
-
-
 def time_train(
-    method: str, fast: bool, batch: dict[str, torch.Tensor], steps: int, device: str
+    method: str, fast: bool, ds: PreparedDataset, steps: int, device: str
 ) -> tuple[float, float]:
-    """Returns (images/s, GFLOP per step) of full training steps."""
+    """Returns (images/s, GFLOP per step) of full training steps, data loading included.
+
+    Batches come from the training DataLoader exactly as ``pseudoedgenet train`` builds it
+    (random 256 x 256 crops, augmentation, Voronoi labels, ``data.num_workers`` worker
+    processes sharing the same cores), one step per batch: forward, backward, optimizer.
+    """
     torch.manual_seed(0)
-    cfg = apply_overrides(Config(), [*METHODS[method], f"train.channels_last={fast}"])
+    cfg = apply_overrides(
+        Config(),
+        [
+            *METHODS[method],
+            f"train.channels_last={fast}",
+            f"data.crops_per_epoch={8 * (steps + 2)}",
+        ],
+    )
     module = PseudoEdgeNetModule(cfg).to(device)
     if fast:
         module = module.to(memory_format=torch.channels_last)
@@ -63,11 +69,12 @@ def time_train(
         if fast
         else torch.optim.Adam(module.parameters(), lr=1e-3, foreach=False)
     )
-    batch = {k: v.to(device) for k, v in batch.items()}
     dtype = torch.bfloat16 if device == "cpu" else torch.float16
     scaler = torch.amp.GradScaler(device, enabled=fast and dtype == torch.float16)
+    batches = iter(PointDataModule(ds, None, cfg.data).train_dataloader())
 
     def step() -> None:
+        batch = {k: v.to(device) for k, v in next(batches).items()}
         with torch.autocast(device, dtype=dtype, enabled=fast):
             loss = module.compute_losses(batch)["loss"]
         opt.zero_grad(set_to_none=True)
@@ -84,7 +91,7 @@ def time_train(
     for _ in range(steps):
         step()
     sync(device)
-    return steps * batch["image"].shape[0] / (time.perf_counter() - t0), flops
+    return steps * cfg.data.batch_size / (time.perf_counter() - t0), flops
 
 
 def time_infer(fast: bool, image: np.ndarray, device: str, repeats: int) -> tuple[float, float]:
@@ -150,7 +157,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--only", nargs="*", default=None, help="subset of benchmark names")
     args = ap.parse_args()
-    steps = 2 if args.quick else 6
+    steps = 3 if args.quick else 12
     tmp = Path("runs/bench_data")
     if not (tmp / "dataset.json").is_file():
         prepare_dataset(
@@ -161,7 +168,6 @@ def main() -> None:
             force=True,
         )
     ds = PreparedDataset(tmp)
-    batch = real_batch(ds, 8, 256)
     results: dict[str, Any] = {}
 
     def want(name: str) -> bool:
@@ -171,10 +177,10 @@ def main() -> None:
         name = f"train_{method}"
         if not want(name):
             continue
-        ref, flops = time_train(method, False, batch, steps, args.device)
-        fast, _ = time_train(method, True, batch, steps, args.device)
+        ref, flops = time_train(method, False, ds, steps, args.device)
+        fast, _ = time_train(method, True, ds, steps, args.device)
         results[name] = {
-            "unit": "images/s (256x256, batch 8)",
+            "unit": "images/s (256x256, batch 8, data loading included)",
             "fp32": round(ref, 3),
             "fast": round(fast, 3),
             "ratio": round(fast / ref, 2),

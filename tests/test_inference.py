@@ -336,6 +336,22 @@ def test_predict_cli_end_to_end(cli, f_file: Path, tmp_path: Path) -> None:  # t
     assert not meta["whole_image"] and meta["tiles"] == 9 and meta["config"]["watershed"]
 
 
+@pytest.mark.slow
+def test_predict_cli_compile_gives_the_eager_result(cli, f_file: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    image = sorted((REPO / "examples/monuseg_crops/images").glob("*.png"))[0]
+    opts = ["--tiled", "--tile-size", "128", "--overlap", "16", "--precision", "fp32"]
+    for name, extra in (("eager", []), ("compiled", ["--compile"])):
+        code, _, err = cli(
+            "predict", f_file, image, "--out", tmp_path / name, *opts, *extra, "--no-progress"
+        )
+        assert code == 0, err
+    eager = tifffile.imread(tmp_path / "eager" / image.stem / "prob.tif").astype(int)
+    compiled = tifffile.imread(tmp_path / "compiled" / image.stem / "prob.tif").astype(int)
+    assert np.abs(compiled - eager).max() <= 1  # 9 tiles in batches of 4, 4 and 1 (padded)
+    meta = json.loads((tmp_path / "compiled" / image.stem / "predict.json").read_text())
+    assert meta["config"]["compile"] and meta["tiles"] == 9
+
+
 def test_predict_cli_shards_split_the_inputs(cli, f_file: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     inputs = sorted((REPO / "examples/monuseg_crops/images").glob("*.png"))[:5]
     for i in range(2):

@@ -86,7 +86,7 @@ PAIRED_COMPARISONS: tuple[tuple[str, str, str], ...] = (
 DATASET_NAMES: dict[str, str] = {"monuseg": "MoNuSeg", "tnbc": "TNBC"}
 
 #: Protocol order in the report (others follow, sorted).
-PROTOCOL_ORDER: tuple[str, ...] = ("paper", "cpu")
+PROTOCOL_ORDER: tuple[str, ...] = ("paper", "cpu-long", "cpu")
 
 #: Secondary metrics of the fold records' ``test`` block, with their column names.
 SECONDARY_METRICS: tuple[tuple[str, str], ...] = (("dice", "Dice"), ("f1", "F1"), ("aji", "AJI"))

@@ -8,7 +8,9 @@
 
 ``throughput`` runs tiled prediction of f (tile 512, overlap 64, batch 4) on the same real
 image twice in one process: plain fp32 (contiguous NCHW, no autocast) and the fast path
-(channels-last weights and inputs, bf16 autocast on CPUs with native bf16 / fp16 on CUDA),
+(channels-last weights and inputs, bf16 autocast on CPUs with native bf16 / fp16 on CUDA,
+batch norms folded into the convolutions), with ``--compile`` a third time through
+``torch.compile`` (``predict --compile``; the compilation happens in the untimed warm-up),
 and prints megapixels/s, the peak RSS of each (the kernel's high-water mark, reset between
 the two via ``/proc/self/clear_refs``) and how far the fast path's probabilities are from
 fp32's. Without ``--checkpoint``, f has random weights (the paper's FPN-ResNet50 by
@@ -93,17 +95,20 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
         "version": __version__,
     }
     probs = {}
-    for name, precision, channels_last in (
-        ("fp32", "fp32", False),
-        ("fast", "auto", True),
-    ):
-        # fp32: the model as trained, plain NCHW; fast: bf16 + channels-last + BN folded
+    paths = [("fp32", "fp32", False), ("fast", "auto", True)]
+    if args.compile:
+        paths.append(("compiled", "auto", True))
+    for name, precision, channels_last in paths:
+        # fp32: the model as trained, plain NCHW; fast: bf16 + channels-last + BN folded;
+        # compiled: fast + torch.compile (compiled during the warm-up, not timed)
+        t0 = time.perf_counter()
         net, dtype = prepare_predictor(
             model(args.checkpoint, args.encoder),
             args.device,
             precision,
             channels_last,
             fuse=channels_last,
+            compile_batch=args.batch_size if name == "compiled" else None,
         )
         kw: dict[str, Any] = {
             "tile": args.tile,
@@ -113,7 +118,8 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             "autocast_dtype": dtype,
             "channels_last": channels_last,
         }
-        predict_probability(net, image[:512, :512], **kw)  # warm-up (oneDNN kernels)
+        predict_probability(net, image, **kw)  # warm-up (oneDNN kernels, compilation)
+        warmup_s = time.perf_counter() - t0
         reset = reset_peak_rss()
         times = []
         for _ in range(args.repeats):
@@ -128,6 +134,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             "channels_last": channels_last,
             "seconds": round(best, 3),
             "megapixels_per_s": round(mp / best, 3),
+            "setup_and_first_pass_s": round(warmup_s, 1),
             "peak_rss_mib": round(peak_rss_mib(), 1),
             "peak_rss_reset": reset,
         }
@@ -139,6 +146,13 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
         "max_abs_dp": float(d.max()),
         "mask_agreement@0.5": float(np.mean((probs["fast"] >= 0.5) == (probs["fp32"] >= 0.5))),
     }
+    if "compiled" in probs:
+        results["compiled_speedup"] = round(
+            results["fp32"]["seconds"] / results["compiled"]["seconds"], 2
+        )
+        results["compiled_vs_fast_max_abs_dp"] = float(
+            np.abs(probs["compiled"] - probs["fast"]).max()
+        )
     return results
 
 
@@ -242,6 +256,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="render: PNG to write")
     ap.add_argument("--crop", type=int, nargs=4, default=None, help="render: x y width height")
     ap.add_argument("--json", type=Path, default=None, help="also write the result here")
+    ap.add_argument("--compile", action="store_true", help="throughput: add a compiled path")
     args = ap.parse_args()
     args.image = args.image or default_image()
     args.encoder = args.encoder or ("resnet18" if args.mode == "slide" else "resnet50")

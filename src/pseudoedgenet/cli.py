@@ -318,7 +318,7 @@ def predict(
         bool,
         typer.Option(
             "--compile",
-            help="torch.compile f: ~30-60 s once per input size, then ~2x faster on CPU",
+            help="torch.compile f: ~25 s once per input size, then ~1.4x faster on CPU",
         ),
     ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,

@@ -119,7 +119,7 @@ class PredictConfig:
         overlay_max_side: longer side of ``overlay.png``.
         compile: ``torch.compile`` f (see
             :func:`pseudoedgenet.inference.predict.prepare_predictor`): a one-off
-            compilation per input size, then about 2x faster on CPU; for slides.
+            compilation per input size, then ~1.4x faster on CPU; for slides.
         progress: show progress bars.
     """
 

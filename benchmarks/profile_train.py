@@ -1,35 +1,32 @@
 """Where a fast-path training step spends its time: ``torch.profiler`` over a few steps.
 
     python benchmarks/profile_train.py [--method pen_att] [--steps 3] [--out FILE.txt]
+    python benchmarks/profile_train.py --time-compile [--steps 4]
 
 One process, the fast path of ``benchmarks/run.py`` (bf16 autocast, channels-last, fused
 Adam) on one batch of 8 real 256 x 256 crops (the model step alone, no DataLoader), after
 two warm-up steps. Prints the operators with the most self CPU time and a summary by kind:
 convolutions (forward and backward), batch/group normalisation, element-wise and other.
+``--time-compile`` instead times ``--steps`` such steps eagerly and with the networks
+compiled (``train.compile``), and prints images/s of both and the compilation time.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from run import METHODS, bench_dataset  # benchmarks/run.py, beside this script
 from torch.profiler import ProfilerActivity, profile
 
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.data.datamodule import CropDataset
-from pseudoedgenet.data.folder import read_folder
-from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
 from pseudoedgenet.engine.module import PseudoEdgeNetModule
 
-ROOT = Path(__file__).resolve().parents[1]
-METHODS = {
-    "baseline": ["model.edge=none", "model.attention=false"],
-    "pen": ["model.attention=false"],
-    "pen_att": [],
-}
 #: operator-name patterns per kind, first match wins
 KINDS = (
     ("convolution", r"convolution|conv2d|mkldnn_conv"),
@@ -47,27 +44,12 @@ def kind_of(name: str) -> str:
     return "other"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--method", choices=sorted(METHODS), default="pen_att")
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--rows", type=int, default=20)
-    ap.add_argument("--out", type=Path, default=None, help="also write the report here")
-    args = ap.parse_args()
-
-    tmp = ROOT / "runs/bench_data"
-    if not (tmp / "dataset.json").is_file():
-        prepare_dataset(
-            read_folder(ROOT / "examples/monuseg_crops"), tmp, source={"reader": "folder"}, k=4
-        )
-    ds = PreparedDataset(tmp)
-    cfg = apply_overrides(Config(), [*METHODS[args.method], "data.crops_per_epoch=8"])
-    crops = CropDataset(ds, ds.names, cfg.data, seed=0)
-    items = [crops[i] for i in range(8)]
-    batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
-
+def make_step(cfg: Config, batch: dict[str, torch.Tensor], compiled: bool) -> Callable[[], None]:
+    """One fast-path training step (bf16 autocast, channels-last, fused Adam) on ``batch``."""
     torch.manual_seed(0)
     module = PseudoEdgeNetModule(cfg).to(memory_format=torch.channels_last)
+    if compiled:
+        module.net.compile(dynamic=False)
     opt = torch.optim.Adam(module.parameters(), lr=1e-3, fused=True)
 
     def step() -> None:
@@ -77,6 +59,39 @@ def main() -> None:
         loss.backward()
         opt.step()
 
+    return step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--method", choices=sorted(METHODS), default="pen_att")
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--rows", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=None, help="also write the report here")
+    ap.add_argument("--time-compile", action="store_true", help="eager vs compiled images/s")
+    args = ap.parse_args()
+
+    ds = bench_dataset()
+    cfg = apply_overrides(Config(), [*METHODS[args.method], "data.crops_per_epoch=8"])
+    crops = CropDataset(ds, ds.names, cfg.data, seed=0)
+    items = [crops[i] for i in range(8)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+    if args.time_compile:
+        for compiled in (False, True):
+            step = make_step(cfg, batch, compiled)
+            t0 = time.perf_counter()
+            step()
+            step()
+            first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            rate = args.steps * len(items) / (time.perf_counter() - t0)
+            label = "compiled" if compiled else "eager"
+            print(f"{label}: {rate:.2f} images/s, first two steps {first:.1f} s", flush=True)
+        return
+    step = make_step(cfg, batch, compiled=False)
     step()
     step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -108,4 +123,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from pseudoedgenet.data.datamodule import CropDataset, PointDataModule
 from pseudoedgenet.data.folder import read_folder
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
 from pseudoedgenet.engine.module import PseudoEdgeNetModule
+from pseudoedgenet.engine.runtime import peak_rss_mib
 from pseudoedgenet.inference.predict import predict_probability, prepare_predictor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +39,18 @@ METHODS = {
 }
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def bench_dataset() -> PreparedDataset:
+    """The bundled example crops, prepared once under ``runs/bench_data``."""
+    tmp = ROOT / "runs/bench_data"
+    if not (tmp / "dataset.json").is_file():
+        prepare_dataset(
+            read_folder(ROOT / "examples" / "monuseg_crops"),
+            tmp,
+            source={"reader": "folder"},
+            k=4,
+            force=True,
+        )
+    return PreparedDataset(tmp)
 
 
 def time_train(
@@ -58,7 +68,7 @@ def time_train(
         [
             *METHODS[method],
             f"train.channels_last={fast}",
-            f"data.crops_per_epoch={8 * (steps + 2)}",
+            f"data.crops_per_epoch={Config().data.batch_size * (steps + 2)}",
         ],
     )
     module = PseudoEdgeNetModule(cfg).to(device)
@@ -158,16 +168,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="subset of benchmark names")
     args = ap.parse_args()
     steps = 3 if args.quick else 12
-    tmp = Path("runs/bench_data")
-    if not (tmp / "dataset.json").is_file():
-        prepare_dataset(
-            read_folder(ROOT / "examples" / "monuseg_crops"),
-            tmp,
-            source={"reader": "folder"},
-            k=4,
-            force=True,
-        )
-    ds = PreparedDataset(tmp)
+    ds = bench_dataset()
     results: dict[str, Any] = {}
 
     def want(name: str) -> bool:
@@ -185,7 +186,7 @@ def main() -> None:
             "fast": round(fast, 3),
             "ratio": round(fast / ref, 2),
             "gflops": round(fast * flops / 8, 1),
-            "peak_rss_mb": round(peak_rss_mb()),
+            "peak_rss_mb": round(peak_rss_mib()),
         }
         print(name, results[name], flush=True)
     if want("infer_f"):
@@ -208,7 +209,7 @@ def main() -> None:
             "fast": round(fast, 3),
             "ratio": round(fast / ref, 2),
             "gflops": round(fast * gf / megapixels, 1),
-            "peak_rss_mb": round(peak_rss_mb()),
+            "peak_rss_mb": round(peak_rss_mib()),
         }
         print("infer_f", results["infer_f"], flush=True)
     if want("data_pipeline"):
@@ -219,7 +220,7 @@ def main() -> None:
             "fast": round(rate, 2),
             "ratio": 1.0,
             "gflops": None,
-            "peak_rss_mb": round(peak_rss_mb()),
+            "peak_rss_mb": round(peak_rss_mib()),
         }
         print("data_pipeline", results["data_pipeline"], flush=True)
     results["_meta"] = {

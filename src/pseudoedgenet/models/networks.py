@@ -51,10 +51,10 @@ class AddMerge(nn.Module):
     """The FPN's "add" merge of its pyramid branches, as a chain of additions.
 
     Same sum as segmentation-models-pytorch's ``MergeBlock("add")``, which stacks the
-    branches into one 5-D tensor and reduces it: on CPU that copy and reduction took a
-    fifth of f's bf16 forward time at 1024 x 1024 (``torch.profiler``: ``aten::sum`` and
-    ``aten::cat``, 0.29 s of 1.3 s); the additions take a few milliseconds. No parameters,
-    so checkpoints are unchanged.
+    branches into one 5-D tensor and reduces it: on CPU that copy and reduction were among
+    the most expensive operators of f's bf16 forward (``torch.profiler``: ``aten::sum``,
+    ``aten::cat``); plain additions avoid both. No parameters, so checkpoints are
+    unchanged.
 
     Shape:
         list of ``(N, C, H, W)`` tensors -> ``(N, C, H, W)``.

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import error_line
 from skimage.draw import disk
 
 from pseudoedgenet.config import Config, apply_overrides
@@ -235,3 +236,86 @@ def test_short_real_tnbc_run_lowers_the_loss(shared_data: Path, tmp_path: Path) 
     losses, gap = _overfit(cfg, batch, steps=30)
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
     assert gap > 0.2
+
+
+SMOKE = [
+    "model.encoder=resnet18",
+    "model.attention_encoder=resnet18",
+    "data.crop=64",
+    "data.crops_per_epoch=8",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "train.precision=32",
+]
+
+
+def test_evaluate_checkpoint_repeats_the_test_of_training(
+    tiny_dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    from pseudoedgenet.engine.evaluate import evaluate_checkpoint
+    from pseudoedgenet.errors import ConfigError
+
+    cfg = apply_overrides(Config(), [*SMOKE, "train.epochs=1"])
+    res = train_fold(cfg, tiny_dataset.root, 1, tmp_path / "run")
+    again = evaluate_checkpoint(tmp_path / "run" / "best.ckpt", tiny_dataset.root, 1, "cpu")
+    assert again["test_images"] == res["test_images"] == len(tiny_dataset.split(1).test)
+    for k, v in res["test"].items():
+        assert again["test"][k] == pytest.approx(v, abs=1e-9), k
+    every = evaluate_checkpoint(tmp_path / "run" / "best.ckpt", tiny_dataset.root, None, "cpu")
+    assert every["test_images"] == len(tiny_dataset.names) and every["fold"] is None
+    with pytest.raises(ConfigError, match="fold 3 out of range 0..2"):
+        evaluate_checkpoint(tmp_path / "run" / "best.ckpt", tiny_dataset.root, 3, "cpu")
+
+
+def test_holdout_trains_on_all_and_tests_the_other_set(
+    tiny_dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    from pseudoedgenet.errors import DataError
+    from pseudoedgenet.experiments.holdout import holdout
+
+    test_root = tmp_path / "test"
+    prepare_dataset(
+        [synthetic_sample(f"t{i}", 100 + i) for i in range(2)],
+        test_root,
+        source={"reader": "synthetic"},
+        k=2,
+    )
+    cfg = apply_overrides(Config(), [*SMOKE, "train.epochs=1"])
+    out = tmp_path / "res" / "pen_att.json"
+    rec = holdout(cfg, tiny_dataset.root, test_root, out, tmp_path / "runs", "smoke")
+    assert rec["test_images"] == 2 and rec["train_images"] == len(tiny_dataset.names)
+    assert rec["selection"] == "last" and rec["fold"] is None and rec["protocol"] == "smoke"
+    assert rec["dataset"] == "synthetic-test" and 0.0 <= rec["test"]["aji"] <= 1.0
+    assert json.loads(out.read_text()) == rec
+    # a second call reads the file back instead of training again
+    stamp = (tmp_path / "runs" / "last.ckpt").stat().st_mtime_ns
+    assert holdout(cfg, tiny_dataset.root, test_root, out, tmp_path / "runs", "smoke") == rec
+    assert (tmp_path / "runs" / "last.ckpt").stat().st_mtime_ns == stamp
+    # the same images on both sides is refused before any training
+    with pytest.raises(DataError, match="shares 6 image"):
+        holdout(
+            cfg, tiny_dataset.root, tiny_dataset.root, tmp_path / "x.json", tmp_path / "r2", "smoke"
+        )
+
+
+def test_cli_train_then_evaluate(tiny_dataset: PreparedDataset, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    sets = [a for s in SMOKE if not s.startswith("data.crop=") for a in ("--set", s)]
+    run = tmp_path / "run"
+    code, out, _ = cli(
+        "train", "--config", "configs/tnbc/pen_att.yaml", "--data", tiny_dataset.root,
+        "--fold", 0, "--out", run, "--max-steps", 2, "--crop", 128, *sets,
+    )  # fmt: skip
+    assert code == 0, out
+    assert {"best.ckpt", "last.ckpt", "config.yaml", "metrics.csv"} <= {
+        p.name for p in run.iterdir()
+    }
+    scores = tmp_path / "scores.json"
+    code, out, _ = cli(
+        "evaluate", run / "best.ckpt", "--data", tiny_dataset.root, "--fold", 0, "--json", scores
+    )
+    assert code == 0 and "IoU" in out
+    assert json.loads(scores.read_text())["test"] == json.loads(out.splitlines()[-1])["test"]
+    code, _, err = cli("evaluate", run / "best.ckpt", "--data", tiny_dataset.root, "--fold", 7)
+    assert code != 0 and "fold 7 out of range" in error_line(err)
+    code, _, err = cli("evaluate", tmp_path / "scores.json", "--data", tiny_dataset.root)
+    assert code != 0 and "scores.json" in error_line(err)

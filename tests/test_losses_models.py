@@ -11,7 +11,7 @@ from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.engine.module import PseudoEdgeNetModule
 from pseudoedgenet.errors import ConfigError
 from pseudoedgenet.losses import edge_l1, local_crf_loss, point_bce
-from pseudoedgenet.models import MODELS, SmallEdgeNet, build_model, sobel
+from pseudoedgenet.models import MODELS, SmallEdgeNet, build_model, sobel, zero_output_conv
 
 LN2 = math.log(2.0)
 
@@ -140,20 +140,62 @@ def _tiny_cfg(*extra: str) -> Config:
     )
 
 
-def test_edge_loss_gradient_reaches_f_g_h() -> None:
-    torch.manual_seed(0)
-    module = PseudoEdgeNetModule(_tiny_cfg())
-    batch = {
+def _edge_only_batch() -> dict[str, torch.Tensor]:
+    return {
         "image": torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8),
         "labels": torch.full((2, 64, 64), 255, dtype=torch.uint8),  # no CE signal at all
         "mask": torch.zeros(2, 64, 64, dtype=torch.uint8),
     }
-    losses = module.compute_losses(batch)
+
+
+def _grad_norms(module: PseudoEdgeNetModule) -> dict[str, float]:
+    return {
+        part: sum(
+            float(p.grad.abs().sum())
+            for p in getattr(module.net, part).parameters()
+            if p.grad is not None
+        )
+        for part in ("f", "g", "h")
+    }
+
+
+def test_edge_loss_gradient_reaches_f_g_h() -> None:
+    torch.manual_seed(0)
+    module = PseudoEdgeNetModule(_tiny_cfg("model.edge_init=default"))
+    losses = module.compute_losses(_edge_only_batch())
     assert losses["ce"].item() == 0.0 and losses["edge"].item() > 0
     losses["loss"].backward()
-    for part in ("f", "g", "h"):
-        grads = [p.grad for p in getattr(module.net, part).parameters() if p.grad is not None]
-        assert grads and sum(float(g.abs().sum()) for g in grads) > 0, part
+    norms = _grad_norms(module)
+    assert all(v > 0 for v in norms.values()), norms
+
+
+def test_zero_init_edge_starts_at_zero_and_h_gets_gradient_after_one_step() -> None:
+    torch.manual_seed(0)
+    module = PseudoEdgeNetModule(_tiny_cfg("model.edge_init=zero"))
+    batch = _edge_only_batch()
+    diagnostics: dict[str, torch.Tensor] = {}
+    losses = module.compute_losses(batch, diagnostics)
+    # g ⊗ h == 0 exactly, so the L1 term equals mean |s(f)| and explains none of it
+    assert diagnostics["edge_fit"].item() == pytest.approx(0.0, abs=1e-6)
+    assert 0.0 < diagnostics["attention"].item() < 1.0
+    losses["loss"].backward()
+    norms = _grad_norms(module)
+    assert norms["f"] > 0 and norms["g"] > 0 and norms["h"] == 0.0  # h waits for g
+    torch.optim.SGD(module.parameters(), lr=0.1).step()
+    module.zero_grad()
+    module.compute_losses(batch)["loss"].backward()
+    assert _grad_norms(module)["h"] > 0
+
+
+def test_zero_output_conv_zeroes_only_the_output_layer() -> None:
+    for net in (build_model("edge_small"), build_model("edge_fpn", encoder="resnet18")):
+        zero_output_conv(net)
+        net.eval()
+        with torch.no_grad():
+            out = net(torch.randn(1, 3, 64, 64))
+        assert out.shape[1] == 2 and float(out.abs().max()) == 0.0
+        convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert float(convs[0].weight.abs().sum()) > 0
 
 
 @pytest.mark.parametrize(

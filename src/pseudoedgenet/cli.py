@@ -194,6 +194,58 @@ def crossval(
 
 
 @app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="best.ckpt / last.ckpt of a training run")],
+    data: DataOpt,
+    fold: Annotated[
+        int | None,
+        typer.Option(help="test fold of the rotation; omit to score every image of DATA"),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="also write the scores to this JSON file")
+    ] = None,
+    accelerator: Annotated[str, typer.Option(help="auto, cpu or gpu")] = "auto",
+) -> None:
+    """Prints test IoU, Dice, object F1 and AJI of a checkpoint's f (threshold 0.5)."""
+    import json
+
+    from pseudoedgenet.data.io import write_json
+    from pseudoedgenet.engine.evaluate import evaluate_checkpoint
+
+    res = evaluate_checkpoint(checkpoint, data, fold, accelerator)
+    if json_out is not None:
+        write_json(json_out, res)
+    t = res["test"]
+    typer.echo(
+        f"{res['test_images']} images: IoU {t['iou']:.4f}  Dice {t['dice']:.4f}  "
+        f"F1 {t['f1']:.4f}  AJI {t['aji']:.4f}  (mean per image; pooled IoU "
+        f"{res['test_pooled']['iou']:.4f})"
+    )
+    typer.echo(json.dumps({"test": t}))
+
+
+@app.command()
+def holdout(
+    config: ConfigOpt,
+    train_data: Annotated[Path, typer.Option(help="prepared training folder (all images)")],
+    test_data: Annotated[Path, typer.Option(help="prepared test folder, e.g. data/monuseg-test")],
+    out: Annotated[Path, typer.Option(help="result file, e.g. results/monuseg-test/pen_att.json")],
+    runs: Annotated[
+        Path | None, typer.Option(help="checkpoint folder (default runs/holdout/<out stem>)")
+    ] = None,
+    protocol: Annotated[str, typer.Option(help="paper, cpu, cpu-long or smoke")] = "paper",
+    dataset: Annotated[str | None, typer.Option(help="dataset name for the record")] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Trains on every training image and tests the last checkpoint on a separate test set."""
+    from pseudoedgenet.experiments.holdout import holdout as run_holdout
+
+    cfg = _config(config, protocol, None, None, None, overrides)
+    run_dir = runs if runs is not None else Path("runs/holdout") / out.parent.name / out.stem
+    run_holdout(cfg, train_data, test_data, out, run_dir, protocol, dataset)
+
+
+@app.command()
 def report(
     results: Annotated[
         Path, typer.Argument(help="results folder: <dataset>/<method>/fold_<i>.json")

@@ -71,6 +71,15 @@ class ModelConfig:
         edge_encoder: encoder of the large g (resnet18/34/50).
         attention: use the attention network h (needs g).
         attention_encoder: encoder of h (FPN-ResNet18 in the paper).
+        edge_init: initial weights of g's output convolution: ``zero`` (g(I) ⊗ h(I)
+            starts at exactly 0) or ``default`` (PyTorch's default init).
+        edge_scale: γ_g, a constant multiplying g's output. The function class is the same
+            (the weights absorb any constant), but under Adam every parameter step moves
+            the output by about γ_g times as much, so g moves at the scale of its target
+            s(f) (mean |s| ≈ 0.02) instead of overshooting it. 1.0 = no scaling.
+        attention_scale: γ_h, h(I) = sigmoid(γ_h · logits): the same idea for h's logits.
+            Without both scales h is driven to 0 everywhere within ~10 Adam steps and
+            never recovers (see the README, "Attention collapse"). 1.0 = no scaling.
     """
 
     encoder: str = "resnet50"
@@ -81,6 +90,9 @@ class ModelConfig:
     edge_encoder: str = "resnet50"
     attention: bool = True
     attention_encoder: str = "resnet18"
+    edge_init: str = "zero"
+    edge_scale: float = 0.02
+    attention_scale: float = 0.05
 
     def __post_init__(self) -> None:
         _check(self.pretrained in ("none", "imagenet"), "model.pretrained must be none or imagenet")
@@ -89,6 +101,9 @@ class ModelConfig:
             not (self.attention and self.edge == "none"), "model.attention needs an edge network"
         )
         _check(self.edge_layers >= 1, "model.edge_layers must be >= 1")
+        _check(self.edge_init in ("zero", "default"), "model.edge_init must be zero or default")
+        _check(self.edge_scale > 0, "model.edge_scale must be > 0")
+        _check(self.attention_scale > 0, "model.attention_scale must be > 0")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from torch import nn
 from pseudoedgenet.config import Config, config_from_dict
 from pseudoedgenet.losses.functional import edge_l1, local_crf_loss, point_bce
 from pseudoedgenet.metrics import SegmentationMetric
-from pseudoedgenet.models import PseudoEdgeNet, build_model, sobel
+from pseudoedgenet.models import PseudoEdgeNet, build_model, sobel, zero_output_conv
 
 #: ImageNet statistics, used for input normalisation with and without pretrained weights.
 MEAN = (0.485, 0.456, 0.406)
@@ -57,12 +57,14 @@ def build_network(cfg: Config) -> PseudoEdgeNet:
         g = build_model("edge_small", layers=m.edge_layers, width=m.edge_width)
     elif m.edge == "fpn":
         g = build_model("edge_fpn", encoder=m.edge_encoder, pretrained=m.pretrained)
+    if g is not None and m.edge_init == "zero":
+        zero_output_conv(g)
     h = (
         build_model("attention_fpn", encoder=m.attention_encoder, pretrained=m.pretrained)
         if m.attention
         else None
     )
-    return PseudoEdgeNet(f, g, h)
+    return PseudoEdgeNet(f, g, h, m.edge_scale, m.attention_scale)
 
 
 class PseudoEdgeNetModule(L.LightningModule):
@@ -97,8 +99,17 @@ class PseudoEdgeNetModule(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x, edges=edges)
 
-    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def compute_losses(
+        self,
+        batch: dict[str, torch.Tensor],
+        diagnostics: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Forward pass and every loss term of one batch (keys ``loss``, ``ce``, ...).
+
+        If ``diagnostics`` is a dict, PEN runs put two numbers in it (no gradient):
+        ``edge_fit`` = 1 − |s(f) − g⊗h| / |s(f)|, the share of f's Sobel edges the pseudo
+        edge explains (0 when g⊗h ≡ 0, 1 when it matches exactly), and ``attention``, the
+        mean of h(I).
 
         During the first ``loss.edge_warmup_epochs`` epochs g and h are not run and the
         edge term is absent (f learns nuclei blobs from the points first).
@@ -114,9 +125,15 @@ class PseudoEdgeNetModule(L.LightningModule):
         total = ce
         prob = torch.sigmoid(logits.float())
         if "edge" in out:
-            edge = lc.edge_weight * edge_l1(sobel(prob, lc.sobel_normalized), out["edge"])
-            losses["edge"] = edge
-            total = total + edge
+            s = sobel(prob, lc.sobel_normalized)
+            l1 = edge_l1(s, out["edge"])
+            losses["edge"] = lc.edge_weight * l1
+            total = total + losses["edge"]
+            if diagnostics is not None:  # is the pseudo edge alive?
+                with torch.no_grad():
+                    diagnostics["edge_fit"] = 1.0 - l1.detach() / s.abs().mean().clamp_min(1e-12)
+                    if "attention" in out:
+                        diagnostics["attention"] = out["attention"].detach().float().mean()
         if lc.crf_weight > 0:
             crf = lc.crf_weight * local_crf_loss(
                 prob,
@@ -132,9 +149,10 @@ class PseudoEdgeNetModule(L.LightningModule):
         return losses
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        losses = self.compute_losses(batch)
+        diagnostics: dict[str, torch.Tensor] = {}
+        losses = self.compute_losses(batch, diagnostics)
         n = batch["image"].shape[0]
-        for k, v in losses.items():
+        for k, v in {**losses, **diagnostics}.items():
             self.log(
                 f"train/{k}",
                 v.detach(),

@@ -50,6 +50,8 @@ class EpochLine(Callback):
             "train/ce": "ce",
             "train/edge": "edge",
             "train/crf": "crf",
+            "train/edge_fit": "edge_fit",
+            "train/attention": "h",
             "val/iou": "val_iou",
         }
         parts += [f"{short} {float(m[key]):.4f}" for key, short in names.items() if key in m]
@@ -89,9 +91,26 @@ def _module_from_checkpoint(path: Path, ckpt: Any) -> PseudoEdgeNetModule:
         state = ckpt["state_dict"]
     except (KeyError, TypeError):
         raise DataError(path, "not a pseudoedgenet training checkpoint") from None
-    module = PseudoEdgeNetModule(config)
+    module = PseudoEdgeNetModule(_legacy_model_keys(config))
     module.load_state_dict(state)
     return module.eval()
+
+
+#: What checkpoints written before ``model.edge_init/edge_scale/attention_scale`` existed
+#: were trained with (the defaults have changed since).
+_LEGACY_MODEL = {"edge_init": "default", "edge_scale": 1.0, "attention_scale": 1.0}
+
+
+def _legacy_model_keys(config: Any) -> Any:
+    """Fills the model keys an older checkpoint's config lacks with the values it used."""
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        return config
+    model = (
+        {**_LEGACY_MODEL, **config["model"]}
+        if "edge_scale" not in config["model"]
+        else config["model"]
+    )
+    return {**config, "model": model}
 
 
 def export_segmenter(checkpoint: str | Path, out: str | Path) -> Path:
@@ -174,7 +193,7 @@ def _fit(
         module,
         datamodule=dm,
         ckpt_path=last if last.is_file() else None,
-        weights_only=False if last.is_file() else None,
+        weights_only=True,
     )
     if not has_val and last.is_file() and not (out / "best.ckpt").is_file():
         (out / "best.ckpt").write_bytes(last.read_bytes())

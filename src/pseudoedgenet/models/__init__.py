@@ -6,7 +6,17 @@ from pseudoedgenet.models.networks import (
     SmallEdgeNet,
     build_model,
     fpn,
+    zero_output_conv,
 )
 from pseudoedgenet.models.sobel import Sobel, sobel
 
-__all__ = ["MODELS", "PseudoEdgeNet", "SmallEdgeNet", "Sobel", "build_model", "fpn", "sobel"]
+__all__ = [
+    "MODELS",
+    "PseudoEdgeNet",
+    "SmallEdgeNet",
+    "Sobel",
+    "build_model",
+    "fpn",
+    "sobel",
+    "zero_output_conv",
+]

@@ -93,6 +93,27 @@ class SmallEdgeNet(nn.Sequential):
         super().__init__(*mods)
 
 
+def zero_output_conv(net: nn.Module) -> nn.Module:
+    """Sets the weights and bias of ``net``'s output convolution to zero, in place.
+
+    The output convolution is the last ``nn.Conv2d`` in module order (the last layer of
+    :class:`SmallEdgeNet`, the segmentation head of an smp FPN). The network then outputs
+    exactly 0 at first while its gradients stay non-zero (they flow through the
+    convolution's input features, which are not zero).
+
+    Returns:
+        ``net`` itself.
+    """
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ConfigError(f"{type(net).__name__} has no Conv2d to initialise")
+    last = convs[-1]
+    nn.init.zeros_(last.weight)
+    if last.bias is not None:
+        nn.init.zeros_(last.bias)
+    return net
+
+
 def _segnet(encoder: str = "resnet50", pretrained: str = "none") -> nn.Module:
     return fpn(encoder, 1, pretrained)
 
@@ -142,26 +163,45 @@ class PseudoEdgeNet(nn.Module):
         f: segmentation network, ``(N, 3, H, W) -> (N, 1, H, W)`` logits.
         g: edge network ``(N, 3, H, W) -> (N, 2, H, W)`` or ``None`` (baseline).
         h: attention network ``(N, 3, H, W) -> (N, 1, H, W)`` logits or ``None``.
+        edge_scale: γ_g; the pseudo edge is ``γ_g · g(I)``.
+        attention_scale: γ_h; the attention is ``sigmoid(γ_h · h(I))``.
+
+    The scales do not change what the networks can express (the output layers' weights
+    absorb them); they slow g's and h's outputs under Adam (see
+    :class:`pseudoedgenet.config.ModelConfig`).
 
     ``forward(x, edges=True)`` returns a dict: ``logits`` (N, 1, H, W) always; with
-    ``edges`` (g and h are skipped otherwise), ``edge`` = g(I) ⊗ h(I) (N, 2, H, W) when g
-    exists, plus ``raw_edge`` = g(I) and ``attention`` = sigmoid(h(I))
+    ``edges`` (g and h are skipped otherwise), ``edge`` = γ_g g(I) ⊗ h(I) (N, 2, H, W)
+    when g exists, plus ``raw_edge`` = γ_g g(I) and ``attention`` = sigmoid(γ_h h(I))
     (N, 1, H, W) when h exists.
     """
 
-    def __init__(self, f: nn.Module, g: nn.Module | None = None, h: nn.Module | None = None):
+    def __init__(
+        self,
+        f: nn.Module,
+        g: nn.Module | None = None,
+        h: nn.Module | None = None,
+        edge_scale: float = 1.0,
+        attention_scale: float = 1.0,
+    ):
         super().__init__()
         if h is not None and g is None:
             raise ConfigError("an attention network h needs an edge network g")
         self.f, self.g, self.h = f, g, h
+        self.edge_scale, self.attention_scale = edge_scale, attention_scale
 
     def forward(self, x: torch.Tensor, edges: bool = True) -> dict[str, torch.Tensor]:
         out = {"logits": self.f(x)}
         if edges and self.g is not None:
             raw = self.g(x)
+            if self.edge_scale != 1.0:
+                raw = raw * self.edge_scale
             out["raw_edge"] = raw
             if self.h is not None:
-                att = torch.sigmoid(self.h(x))
+                logits = self.h(x)
+                if self.attention_scale != 1.0:
+                    logits = logits * self.attention_scale
+                att = torch.sigmoid(logits)
                 out["attention"] = att
                 out["edge"] = raw * att
             else:

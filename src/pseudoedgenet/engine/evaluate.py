@@ -1,0 +1,79 @@
+"""Test a trained checkpoint on a prepared dataset: a fold's test images, or all of them.
+
+The same code path as the test at the end of training (:func:`train_fold`): whole images,
+zero-padded to a multiple of 32, f alone at the run's precision, threshold 0.5 (the
+run's ``train.threshold``), scores of :class:`pseudoedgenet.metrics.SegmentationMetric`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from pseudoedgenet.data.datamodule import PointDataModule
+from pseudoedgenet.data.prepared import PreparedDataset
+from pseudoedgenet.engine.runtime import device_description, resolve_precision
+from pseudoedgenet.engine.train import load_module
+from pseudoedgenet.errors import ConfigError, DataError
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | Path,
+    fold: int | None = None,
+    accelerator: str = "auto",
+) -> dict[str, Any]:
+    """Scores a training checkpoint's f on ground-truth instance masks.
+
+    Args:
+        checkpoint: ``best.ckpt`` or ``last.ckpt`` of a run (loaded with
+            ``weights_only=True``).
+        data: prepared dataset folder (``pseudoedgenet prepare``) with instance masks.
+        fold: test fold of the paper's rotation, or ``None`` for every image of the
+            folder (e.g. the MoNuSeg 2018 test split, prepared on its own).
+        accelerator: ``auto``, ``cpu`` or ``gpu``.
+
+    Returns:
+        ``{"test": {"iou", "dice", "f1", "aji"}`` (mean over images), ``"test_pooled"``
+        (from summed counts), ``"test_images"``, ``"fold"``, ``"data"``,
+        ``"checkpoint"``, ``"precision"``, ``"device"``, ``"wall_s"``}.
+
+    Raises:
+        DataError: the folder has no instance masks, or the checkpoint is not ours.
+        ConfigError: ``fold`` out of range.
+    """
+    t0 = time.perf_counter()
+    ds = PreparedDataset(Path(data))
+    if not ds.has_instances:
+        raise DataError(ds.root, "has no instance masks to evaluate against")
+    if fold is not None and not 0 <= fold < len(ds.folds):
+        raise ConfigError(f"fold {fold} out of range 0..{len(ds.folds) - 1} for {ds.root}")
+    module = load_module(checkpoint)
+    cfg = module.cfg
+    dm = PointDataModule(ds, fold, cfg.data, cfg.train.seed)
+    dm.test_names = list(ds.names) if fold is None else dm.test_names
+    precision = resolve_precision(cfg.train.precision, accelerator)
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,  # type: ignore[arg-type]
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+    )
+    trainer.test(module, datamodule=dm, verbose=False)
+    return {
+        "test": module.test_metric.compute("mean"),
+        "test_pooled": module.test_metric.compute("pooled"),
+        "test_images": len(dm.test_names),
+        "fold": fold,
+        "data": str(data),
+        "checkpoint": str(checkpoint),
+        "precision": precision,
+        "device": device_description(accelerator),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import error_line
 from skimage.draw import disk
 
+from conftest import error_line
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.data.datamodule import CropDataset
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
@@ -263,7 +263,7 @@ def test_evaluate_checkpoint_repeats_the_test_of_training(
         assert again["test"][k] == pytest.approx(v, abs=1e-9), k
     every = evaluate_checkpoint(tmp_path / "run" / "best.ckpt", tiny_dataset.root, None, "cpu")
     assert every["test_images"] == len(tiny_dataset.names) and every["fold"] is None
-    with pytest.raises(ConfigError, match="fold 3 out of range 0..2"):
+    with pytest.raises(ConfigError, match=r"fold 3 out of range 0\.\.2"):
         evaluate_checkpoint(tmp_path / "run" / "best.ckpt", tiny_dataset.root, 3, "cpu")
 
 
@@ -319,3 +319,30 @@ def test_cli_train_then_evaluate(tiny_dataset: PreparedDataset, tmp_path: Path, 
     assert code != 0 and "fold 7 out of range" in error_line(err)
     code, _, err = cli("evaluate", tmp_path / "scores.json", "--data", tiny_dataset.root)
     assert code != 0 and "scores.json" in error_line(err)
+
+
+def test_results_subdir_keeps_protocols_apart() -> None:
+    from pseudoedgenet.experiments.crossval import results_subdir
+
+    assert results_subdir("tnbc", "cpu", "pen_att") == Path("tnbc/pen_att")
+    assert results_subdir("tnbc", "cpu-long", "pen_att") == Path("tnbc-cpu-long/pen_att")
+    assert results_subdir("monuseg", "paper", "baseline") == Path("monuseg-paper/baseline")
+
+
+def test_crossval_skips_done_folds_and_refuses_another_protocol(
+    tiny_dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    from pseudoedgenet.errors import ConfigError
+    from pseudoedgenet.experiments.crossval import crossval
+
+    cfg = apply_overrides(Config(), [*SMOKE, "model.edge=none", "model.attention=false",
+                                     "method=baseline", "train.epochs=1"])  # fmt: skip
+    out, runs = tmp_path / "res", tmp_path / "runs"
+    (first,) = crossval(cfg, tiny_dataset.root, [2], out, runs, "smoke")
+    assert first["fold"] == 2 and first["protocol"] == "smoke" and first["dataset"] == "synthetic"
+    assert json.loads((out / "fold_2.json").read_text()) == first
+    stamp = (runs / "fold_2" / "last.ckpt").stat().st_mtime_ns
+    assert crossval(cfg, tiny_dataset.root, [2], out, runs, "smoke") == [first]
+    assert (runs / "fold_2" / "last.ckpt").stat().st_mtime_ns == stamp
+    with pytest.raises(ConfigError, match=r"fold_2.json holds method 'baseline', protocol 'smoke'"):
+        crossval(cfg, tiny_dataset.root, [2], out, runs, "cpu")

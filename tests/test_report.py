@@ -303,7 +303,7 @@ def test_read_val_curve_and_mean(tmp_path: Path) -> None:
 
 def test_val_iou_plot_from_run_folders(results: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs" / "crossval"
-    # crossval's default run folder: runs/crossval/<--out>/fold_<i>, --out results/tnbc/pen_att
+    # run folders given as runs/crossval/<--out>/fold_<i>, --out results/tnbc/pen_att
     for fold in range(3):
         write_metrics(
             runs / "results" / "tnbc" / "pen_att" / f"fold_{fold}", [0.1, 0.2 + fold / 10]

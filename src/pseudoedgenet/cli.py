@@ -173,24 +173,36 @@ def train(
 def crossval(
     config: ConfigOpt,
     data: DataOpt,
-    out: Annotated[Path, typer.Option(help="results folder, e.g. results/tnbc/pen_att")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="results folder (default results/<dataset>/<method> for the cpu protocol, "
+            "results/<dataset>-<protocol>/<method> for the others)"
+        ),
+    ] = None,
     folds: Annotated[str, typer.Option(help="folds to run: 0-9, 0,2,5 or 3")] = "0-9",
     runs: Annotated[
-        Path | None, typer.Option(help="checkpoint folder (default runs/crossval/<out>)")
+        Path | None,
+        typer.Option(help="checkpoint folder (default runs/crossval/ + the same subfolder)"),
     ] = None,
     protocol: Annotated[str, typer.Option(help="paper, cpu, cpu-long or smoke")] = "paper",
-    dataset: Annotated[str | None, typer.Option(help="dataset name for the records")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="dataset name for the records (default: the reader)")
+    ] = None,
     overrides: SetOpt = None,
 ) -> None:
     """k-fold cross-validation (test i, validation i+1); writes OUT/fold_<i>.json per fold."""
     from pseudoedgenet.data.prepared import PreparedDataset
     from pseudoedgenet.experiments.crossval import crossval as run_crossval
-    from pseudoedgenet.experiments.crossval import parse_folds
+    from pseudoedgenet.experiments.crossval import parse_folds, results_subdir
 
     cfg = _config(config, protocol, None, None, None, overrides)
-    k = len(PreparedDataset(data).folds)
-    run_dir = runs if runs is not None else Path("runs/crossval") / out
-    run_crossval(cfg, data, parse_folds(folds, k), out, run_dir, protocol, dataset)
+    ds = PreparedDataset(data)
+    name = dataset or str(ds.meta.get("source", {}).get("reader", data.name))
+    sub = results_subdir(name, protocol, cfg.method)
+    out = out if out is not None else Path("results") / sub
+    run_dir = runs if runs is not None else Path("runs/crossval") / sub
+    run_crossval(cfg, data, parse_folds(folds, len(ds.folds)), out, run_dir, protocol, name)
 
 
 @app.command()

@@ -35,6 +35,19 @@ PROTOCOLS: dict[str, list[str]] = {
 }
 
 
+#: The protocol whose results live in ``results/<dataset>/<method>``; every other protocol
+#: gets its own folder ``results/<dataset>-<protocol>/<method>``, so fold files of
+#: different protocols never share a name.
+DEFAULT_RESULTS_PROTOCOL = "cpu"
+
+
+def results_subdir(dataset: str, protocol: str, method: str) -> Path:
+    """``<dataset>/<method>`` for the ``cpu`` protocol, ``<dataset>-<protocol>/<method>``
+    otherwise (relative to ``results/`` and to ``runs/crossval/``)."""
+    folder = dataset if protocol == DEFAULT_RESULTS_PROTOCOL else f"{dataset}-{protocol}"
+    return Path(folder) / method
+
+
 def parse_folds(spec: str, k: int) -> list[int]:
     """``"0-9"``, ``"0,2,5"`` or ``"3"`` -> sorted fold indices, validated against ``k``."""
     folds: set[int] = set()
@@ -93,8 +106,14 @@ def crossval(
     for fold in folds:
         path = out / f"fold_{fold}.json"
         if path.is_file():
+            done = json.loads(path.read_text())
+            if done.get("protocol") != protocol or done.get("method") != cfg.method:
+                raise ConfigError(
+                    f"{path} holds method {done.get('method')!r}, protocol "
+                    f"{done.get('protocol')!r}, not {cfg.method!r}, {protocol!r}: use another --out"
+                )
             print(f"fold {fold}: {path} exists, skipped")
-            results.append(json.loads(path.read_text()))
+            results.append(done)
             continue
         res = train_fold(
             cfg, data, fold, runs / f"fold_{fold}", extra={"dataset": name, "protocol": protocol}

@@ -344,9 +344,12 @@ def _distinct(records: Iterable[FoldRecord], key: str) -> str:
 
 def reproduce_command(protocol: str, dataset: str = "<dataset>", method: str = "<method>") -> str:
     """The command that (re)runs the folds of one cell; done folds are skipped."""
+    from pseudoedgenet.experiments.crossval import results_subdir
+
+    out = f"results/{results_subdir(dataset, protocol, method).as_posix()}"
     return (
         f"pseudoedgenet crossval --config configs/{dataset}/{method}.yaml --data data/{dataset} "
-        f"--folds 0-9 --protocol {protocol} --dataset {dataset} --out results/{dataset}/{method}"
+        f"--folds 0-9 --protocol {protocol} --dataset {dataset} --out {out}"
     )
 
 
@@ -523,11 +526,12 @@ def _coverage_section(groups: Groups, protocols: list[str]) -> list[str]:
 def run_folder(record: FoldRecord, results_dir: Path, runs_dir: Path) -> Path | None:
     """The run folder (``metrics.csv``, ``best.ckpt``) of a fold record, if it exists.
 
-    ``pseudoedgenet crossval --out OUT`` puts fold ``i``'s run into
-    ``runs/crossval/OUT/fold_<i>`` by default, so for ``OUT = results/tnbc/pen_att``
-    and ``runs_dir = runs/crossval`` this is
-    ``runs/crossval/results/tnbc/pen_att/fold_<i>``. Also tried:
-    ``runs_dir/<dataset>/<method>/fold_<i>``.
+    ``pseudoedgenet crossval`` puts fold ``i``'s run into
+    ``runs/crossval/<dataset>[-<protocol>]/<method>/fold_<i>`` by default, the results
+    folder's sub-path under ``runs_dir`` (e.g. ``runs/crossval/tnbc-cpu-long/pen_att``
+    for ``results/tnbc-cpu-long/pen_att``). Also tried, for runs made with an explicit
+    ``--runs``: ``runs_dir/<results folder>/<sub-path>`` and
+    ``runs_dir/<results folder name>/<sub-path>``.
     """
     rel = record.path.parent.relative_to(results_dir)
     bases = [runs_dir / results_dir / rel] if not results_dir.is_absolute() else []

@@ -396,3 +396,40 @@ def test_figure2_panel_from_fold0_checkpoints(
     assert f"test images of fold 0 ({', '.join(test_names[:3])})" in md
     assert "(n/a: no checkpoint)" not in md
     assert res.notes == []  # MoNuSeg has no records, so no figure and no note
+
+
+def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> None:
+    path = results / "monuseg-test" / "pen_att.json"
+    path.parent.mkdir()
+    path.write_text(
+        json.dumps(
+            {
+                "dataset": "monuseg-test",
+                "method": "pen_att",
+                "protocol": "cpu",
+                "fold": None,
+                "selection": "last",
+                "epochs": 30,
+                "train_images": 30,
+                "test_images": 14,
+                "test_data": "data/monuseg-test",
+                "test": {"iou": 0.61234, "dice": 0.75, "f1": 0.5, "aji": 0.4},
+                "test_pooled": {"iou": 0.62},
+                "wall_s": 1500.0,
+            }
+        )
+    )
+    (results / "monuseg-test" / "notes.json").write_text("{}")  # not a result: ignored
+    out = tmp_path / "README.md"
+    build_report(results, out)
+    md = out.read_text()
+    rows = table_rows(md, "## Test set (split-based view)")
+    assert rows["monuseg-test"] == [
+        "`pen_att`", "`cpu`", "0.6123", "0.6200", "0.7500", "0.5000", "0.4000", "30 / 14",
+        "30", "25 min", "`monuseg-test/pen_att.json`",
+    ]  # fmt: skip
+    # fold tables are unchanged by it
+    assert build_report(results, out).n_records == 4
+    path.write_text('{"test_data": "x", "method": "pen_att", "protocol": "cpu"}')
+    with pytest.raises(DataError, match="pen_att.json"):
+        build_report(results, out)

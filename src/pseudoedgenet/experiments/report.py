@@ -496,6 +496,72 @@ def _paired_section(groups: Groups, protocol: str, datasets: list[str]) -> list[
     return lines
 
 
+def load_holdout(results_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Split-based results (``pseudoedgenet holdout``): ``<folder>/<method>.json`` files
+    with a ``test_data`` field, sorted by path. Fold files and other JSON are ignored.
+
+    Raises:
+        DataError: a holdout file that is not valid JSON or lacks ``test.iou``.
+    """
+    found = []
+    for path in sorted(Path(results_dir).glob("*/*.json")):
+        if _FOLD_FILE.search(path.name):
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
+            raise DataError(path, f"cannot read result file ({type(exc).__name__})") from None
+        if not isinstance(record, dict) or "test_data" not in record:
+            continue
+        _require(path, record, "method", str)
+        _require(path, record, "protocol", str)
+        test = _require(path, record, "test", dict)
+        _require(path, test, "iou", (int, float))
+        found.append((path, record))
+    return found
+
+
+def _holdout_section(results_dir: Path) -> list[str]:
+    items = load_holdout(results_dir)
+    if not items:
+        return []
+    lines = [
+        "## Test set (split-based view)",
+        "",
+        "Trained on every image of the training set (no validation: the last epoch is "
+        "tested), tested once on a separate test set never used for training or model "
+        "selection (for MoNuSeg: the 14 images of the 2018 test set). Scores are means over "
+        "the test images; pooled IoU from summed pixel counts.",
+        "",
+        "| dataset | method | protocol | IoU | pooled IoU | Dice | object F1 | AJI "
+        "| train / test images | epochs | wall | file |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path, r in items:
+        t, pooled = r["test"], r.get("test_pooled", {})
+        wall = f"{r['wall_s'] / 60:.0f} min" if isinstance(r.get("wall_s"), int | float) else "–"
+        lines.append(
+            f"| {r.get('dataset', '–')} | `{r['method']}` | `{r['protocol']}` "
+            f"| {t['iou']:.4f} | {pooled.get('iou', float('nan')):.4f} "
+            f"| {t.get('dice', float('nan')):.4f} | {t.get('f1', float('nan')):.4f} "
+            f"| {t.get('aji', float('nan')):.4f} "
+            f"| {r.get('train_images', '–')} / {r.get('test_images', '–')} "
+            f"| {r.get('epochs', '–')} | {wall} | `{path.relative_to(results_dir).as_posix()}` |"
+        )
+    lines += [
+        "",
+        "```bash",
+        "pseudoedgenet prepare monuseg --src ../shared/data/monuseg --split test "
+        "--out data/monuseg-test",
+        "pseudoedgenet holdout --config configs/monuseg/<method>.yaml --train-data data/monuseg "
+        "--test-data data/monuseg-test --protocol <protocol> --dataset monuseg-test "
+        "--out results/monuseg-test/<method>.json",
+        "```",
+        "",
+    ]
+    return lines
+
+
 def _coverage_section(groups: Groups, protocols: list[str]) -> list[str]:
     lines = [
         "## Folds present",
@@ -867,6 +933,7 @@ def build_report(
     for p in protocols:
         lines += _paired_section(groups, p, datasets)
     lines += _coverage_section(groups, protocols)
+    lines += _holdout_section(results_dir)
     out_dir = out_md.parent
     if runs is not None:
         lines += _curves_section(groups, results_dir, runs, out_dir, result)

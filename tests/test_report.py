@@ -431,5 +431,5 @@ def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> N
     # fold tables are unchanged by it
     assert build_report(results, out).n_records == 4
     path.write_text('{"test_data": "x", "method": "pen_att", "protocol": "cpu"}')
-    with pytest.raises(DataError, match="pen_att.json"):
+    with pytest.raises(DataError, match=r"pen_att\.json"):
         build_report(results, out)

@@ -324,8 +324,8 @@ def test_cli_train_then_evaluate(tiny_dataset: PreparedDataset, tmp_path: Path, 
 def test_results_subdir_keeps_protocols_apart() -> None:
     from pseudoedgenet.experiments.crossval import results_subdir
 
-    assert results_subdir("tnbc", "cpu", "pen_att") == Path("tnbc/pen_att")
-    assert results_subdir("tnbc", "cpu-long", "pen_att") == Path("tnbc-cpu-long/pen_att")
+    assert results_subdir("tnbc", "cpu-long", "pen_att") == Path("tnbc/pen_att")
+    assert results_subdir("tnbc", "cpu", "pen_att") == Path("tnbc-cpu/pen_att")
     assert results_subdir("monuseg", "paper", "baseline") == Path("monuseg-paper/baseline")
 
 

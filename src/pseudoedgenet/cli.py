@@ -176,7 +176,7 @@ def crossval(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="results folder (default results/<dataset>/<method> for the cpu protocol, "
+            help="results folder (default results/<dataset>/<method> for the cpu-long protocol, "
             "results/<dataset>-<protocol>/<method> for the others)"
         ),
     ] = None,

@@ -38,12 +38,13 @@ PROTOCOLS: dict[str, list[str]] = {
 #: The protocol whose results live in ``results/<dataset>/<method>``; every other protocol
 #: gets its own folder ``results/<dataset>-<protocol>/<method>``, so fold files of
 #: different protocols never share a name.
-DEFAULT_RESULTS_PROTOCOL = "cpu"
+DEFAULT_RESULTS_PROTOCOL = "cpu-long"
 
 
 def results_subdir(dataset: str, protocol: str, method: str) -> Path:
-    """``<dataset>/<method>`` for the ``cpu`` protocol, ``<dataset>-<protocol>/<method>``
-    otherwise (relative to ``results/`` and to ``runs/crossval/``)."""
+    """``<dataset>/<method>`` for the ``cpu-long`` protocol (the one this project's
+    headline CPU results use), ``<dataset>-<protocol>/<method>`` otherwise (relative to
+    ``results/`` and to ``runs/crossval/``)."""
     folder = dataset if protocol == DEFAULT_RESULTS_PROTOCOL else f"{dataset}-{protocol}"
     return Path(folder) / method
 

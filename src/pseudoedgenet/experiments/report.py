@@ -594,8 +594,8 @@ def run_folder(record: FoldRecord, results_dir: Path, runs_dir: Path) -> Path | 
 
     ``pseudoedgenet crossval`` puts fold ``i``'s run into
     ``runs/crossval/<dataset>[-<protocol>]/<method>/fold_<i>`` by default, the results
-    folder's sub-path under ``runs_dir`` (e.g. ``runs/crossval/tnbc-cpu-long/pen_att``
-    for ``results/tnbc-cpu-long/pen_att``). Also tried, for runs made with an explicit
+    folder's sub-path under ``runs_dir`` (e.g. ``runs/crossval/tnbc-cpu/pen_att``
+    for ``results/tnbc-cpu/pen_att``). Also tried, for runs made with an explicit
     ``--runs``: ``runs_dir/<results folder>/<sub-path>`` and
     ``runs_dir/<results folder name>/<sub-path>``.
     """

@@ -34,6 +34,7 @@ from pseudoedgenet.data.io import write_json
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.engine.module import Normalize, build_network
 from pseudoedgenet.engine.train import load_module
+from pseudoedgenet.losses.functional import edge_l1
 from pseudoedgenet.models import sobel
 
 
@@ -76,11 +77,9 @@ def run_variant(
     for step in range(1, steps + 1):
         x, s = batches[(step - 1) % len(batches)]
         with torch.autocast("cpu", torch.bfloat16):
-            raw = net.g(x)
-            logits = net.h(x)
-        raw = raw.float() * net.edge_scale
-        att = torch.sigmoid(logits.float() * net.attention_scale)
-        loss = (s - raw * att).abs().mean()
+            out = net.edges(x)
+        raw, att = out["raw_edge"].float(), out["attention"].float()
+        loss = edge_l1(s, out["edge"])
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -365,7 +365,7 @@ def _fit_edges_to_frozen_target(overrides: list[str], steps: int) -> tuple[float
     assert net.g is not None and net.h is not None
     opt = torch.optim.Adam([*net.g.parameters(), *net.h.parameters()], lr=1e-3)
     for _ in range(steps):
-        out = net(x)
+        out = net.edges(x)
         loss = (s - out["edge"]).abs().mean()
         opt.zero_grad()
         loss.backward()
@@ -385,3 +385,14 @@ def test_attention_survives_with_the_output_scales() -> None:
     assert abs(fit) < 0.01 and h_edge < 0.01
     fit, h_edge = _fit_edges_to_frozen_target([], 30)
     assert fit > 0.5 and h_edge > 0.5
+
+
+def test_checkpoints_from_before_the_output_scales_load_with_what_they_used() -> None:
+    from pseudoedgenet.engine.train import _legacy_model_keys
+
+    old = {"method": "pen_att", "model": {"encoder": "resnet50"}}
+    assert _legacy_model_keys(old)["model"] == {
+        "encoder": "resnet50", "edge_init": "default", "edge_scale": 1.0, "attention_scale": 1.0,
+    }  # fmt: skip
+    new = {"model": {"edge_scale": 0.02}}
+    assert _legacy_model_keys(new) is new

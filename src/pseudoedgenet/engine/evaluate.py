@@ -54,7 +54,8 @@ def evaluate_checkpoint(
     module = load_module(checkpoint)
     cfg = module.cfg
     dm = PointDataModule(ds, fold, cfg.data, cfg.train.seed)
-    dm.test_names = list(ds.names) if fold is None else dm.test_names
+    if fold is None:
+        dm.test_names = list(ds.names)
     precision = resolve_precision(cfg.train.precision, accelerator)
     trainer = L.Trainer(
         accelerator=accelerator,

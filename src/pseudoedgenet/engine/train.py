@@ -103,14 +103,10 @@ _LEGACY_MODEL = {"edge_init": "default", "edge_scale": 1.0, "attention_scale": 1
 
 def _legacy_model_keys(config: Any) -> Any:
     """Fills the model keys an older checkpoint's config lacks with the values it used."""
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, dict) or "edge_scale" in model:
         return config
-    model = (
-        {**_LEGACY_MODEL, **config["model"]}
-        if "edge_scale" not in config["model"]
-        else config["model"]
-    )
-    return {**config, "model": model}
+    return {**config, "model": {**_LEGACY_MODEL, **model}}
 
 
 def export_segmenter(checkpoint: str | Path, out: str | Path) -> Path:

@@ -94,6 +94,6 @@ def figure2_panel(rows: list[dict[str, Any]], out: str | Path, threshold: float 
             axes[r, 0].set_ylabel(row["name"], fontsize=8)
     fig.tight_layout()
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
     return Path(out)

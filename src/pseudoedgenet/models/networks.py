@@ -190,20 +190,28 @@ class PseudoEdgeNet(nn.Module):
         self.f, self.g, self.h = f, g, h
         self.edge_scale, self.attention_scale = edge_scale, attention_scale
 
+    def edges(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """g and h alone (f is not run): ``edge``, ``raw_edge`` and ``attention`` as in
+        :meth:`forward`; empty without g."""
+        out: dict[str, torch.Tensor] = {}
+        if self.g is None:
+            return out
+        raw = self.g(x)
+        if self.edge_scale != 1.0:
+            raw = raw * self.edge_scale
+        out["raw_edge"] = raw
+        if self.h is None:
+            out["edge"] = raw
+            return out
+        logits = self.h(x)
+        if self.attention_scale != 1.0:
+            logits = logits * self.attention_scale
+        out["attention"] = torch.sigmoid(logits)
+        out["edge"] = raw * out["attention"]
+        return out
+
     def forward(self, x: torch.Tensor, edges: bool = True) -> dict[str, torch.Tensor]:
         out = {"logits": self.f(x)}
-        if edges and self.g is not None:
-            raw = self.g(x)
-            if self.edge_scale != 1.0:
-                raw = raw * self.edge_scale
-            out["raw_edge"] = raw
-            if self.h is not None:
-                logits = self.h(x)
-                if self.attention_scale != 1.0:
-                    logits = logits * self.attention_scale
-                att = torch.sigmoid(logits)
-                out["attention"] = att
-                out["edge"] = raw * att
-            else:
-                out["edge"] = raw
+        if edges:
+            out.update(self.edges(x))
         return out

@@ -13,6 +13,8 @@ from pseudoedgenet.errors import DataError
 from pseudoedgenet.experiments.report import (
     PAPER_TABLE1,
     PAPER_TABLE2,
+    SUMMARY_BEGIN,
+    SUMMARY_END,
     build_report,
     format_signed,
     load_results,
@@ -338,6 +340,63 @@ def test_cli_report(results: Path, tmp_path: Path, cli) -> None:
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in stderr
     assert lines[0].startswith(f"error: {results / 'tnbc' / 'pen_att' / 'fold_1.json'}: ")
+
+
+def test_readme_summary_block_is_regenerated_in_place(tmp_path: Path, cli) -> None:
+    root = tmp_path / "results"
+    for fold, (pen, base) in enumerate([(0.60, 0.55), (0.62, 0.58), (0.58, 0.56)]):
+        write_fold(root, "tnbc", "pen_att", fold, pen)
+        write_fold(root, "tnbc", "baseline", fold, base)
+    write_fold(root, "monuseg", "pen_att", 0, 0.50, protocol="cpu-long", folder="pen_att-long")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n{SUMMARY_BEGIN}\nstale 0.9999\n{SUMMARY_END}\nafter\n")
+    code, _, stderr = cli("report", root, "--out", tmp_path / "report.md", "--readme", readme)
+    assert code == 0, stderr
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nbefore\n" + SUMMARY_BEGIN + "\n")
+    assert text.endswith(SUMMARY_END + "\nafter\n")
+    assert "stale" not in text
+    assert "Protocol `cpu` (30 epochs × 160 crops of 256², pretrained: none" in text
+    cpu = text.split("Protocol `cpu` (")[1]
+    rows = table_rows("x\n" + cpu, "x")
+    # TNBC pen_att: mean 0.60, std 0.02; baseline mean 0.5633; MoNuSeg has no cpu folds
+    assert rows["PseudoEdgeNet, small g and h"] == [
+        "`pen_att`",
+        "–",
+        "0.6136",
+        "0.6000 ± 0.0200 (n=3)",
+        "0.6038",
+    ]
+    assert rows["Baseline [Laradji et al.]"][3] == "0.5633 ± 0.0153 (n=3)"
+    # paired differences 0.05, 0.04, 0.02: mean 0.0367, std 0.0153
+    assert rows["PEN(g+h) − baseline, paired"] == [
+        "",
+        "–",
+        "+0.0426",
+        "+0.0367 ± 0.0153 (n=3)",
+        "+0.0534",
+    ]
+    assert "DenseCRF" not in cpu.split(SUMMARY_END)[0]  # rows without folds are left out
+    assert "Protocol `cpu-long`" in text  # the other protocol gets its own table
+    # idempotent: a second run gives the same file
+    cli("report", root, "--out", tmp_path / "report.md", "--readme", readme)
+    assert readme.read_text() == text
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["no markers\n", f"{SUMMARY_END}\n{SUMMARY_BEGIN}\n", f"{SUMMARY_BEGIN}\n" * 2 + SUMMARY_END],
+)
+def test_readme_without_valid_markers_is_a_one_line_error(
+    results: Path, tmp_path: Path, cli, body: str
+) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(body)
+    code, _, stderr = cli("report", results, "--out", tmp_path / "r.md", "--readme", readme)
+    assert code == 2 and "Traceback" not in stderr
+    assert stderr.strip().startswith(f"error: {readme}: needs exactly one")
+    assert readme.read_text() == body  # untouched
+    assert not (tmp_path / "r.md").exists()
 
 
 def test_cli_figures_skipped_with_a_note(results: Path, tmp_path: Path, cli) -> None:

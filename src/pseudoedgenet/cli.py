@@ -275,6 +275,10 @@ def report(
         list[str] | None,
         typer.Option(help="DATASET=FOLDER prepared data for --figures (default data/<dataset>)"),
     ] = None,
+    readme: Annotated[
+        Path | None,
+        typer.Option(help="also regenerate the summary block between the markers in this file"),
+    ] = None,
 ) -> None:
     """Builds Tables 1 and 2 (mean ± std over folds, paper beside) from the fold files."""
     from pseudoedgenet.experiments.report import build_report
@@ -289,7 +293,7 @@ def report(
                     f"--data {item!r}: use DATASET=FOLDER, e.g. tnbc=data/tnbc"
                 )
             data_dirs[name] = Path(folder)
-    res = build_report(results, out or results / "README.md", runs, data_dirs)
+    res = build_report(results, out or results / "README.md", runs, data_dirs, readme=readme)
     for note in res.notes:
         typer.echo(note)
     typer.echo(f"wrote {res.markdown} ({res.n_records} fold files, {len(res.images)} images)")

@@ -496,6 +496,85 @@ def _paired_section(groups: Groups, protocol: str, datasets: list[str]) -> list[
     return lines
 
 
+#: Markers of the generated block in a README (``build_report(..., readme=...)``).
+SUMMARY_BEGIN = "<!-- pseudoedgenet report: summary begin (generated; do not edit) -->"
+SUMMARY_END = "<!-- pseudoedgenet report: summary end -->"
+
+
+def summary_block(groups: Groups, records: Sequence[FoldRecord], regen: str) -> list[str]:
+    """A compact Table-1 summary for the project README, one table per protocol.
+
+    Rows are the Table-1 methods with at least one fold file, columns the datasets (ours
+    and the paper's mean), plus the paired difference PEN(g+h) − baseline.
+
+    Args:
+        groups: ``(dataset, method, protocol) -> {fold: record}``.
+        records: every fold record (for each protocol's schedule).
+        regen: the command that regenerates the block.
+
+    Returns:
+        Markdown lines, without the markers.
+    """
+    protocols = _ordered({r.protocol for r in records}, PROTOCOL_ORDER)
+    datasets = _ordered({r.dataset for r in records} | set(DATASET_NAMES), list(DATASET_NAMES))
+    lines = [
+        f"Generated from the fold files by `{regen}`. Test IoU (per-image mean, threshold "
+        "0.5) as mean ± sample std over the folds present (n = folds); the paper's values "
+        "are 10-fold means. Full tables, Dice/F1/AJI, protocols and figures: "
+        "[results/README.md](results/README.md).",
+        "",
+    ]
+    for p in protocols:
+        rs = [r for r in records if r.protocol == p]
+        methods = [m for m in PAPER_TABLE1 if any((d, m, p) in groups for d in datasets)]
+        if not methods:
+            continue
+        schedule = (
+            f"{_distinct(rs, 'epochs')} epochs × {_distinct(rs, 'crops_per_epoch')} crops "
+            f"of {_distinct(rs, 'crop')}²"
+        )
+        lines += [
+            f"Protocol `{p}` ({schedule}, pretrained: {_distinct(rs, 'pretrained')}, "
+            f"device: {_distinct(rs, 'device')}):",
+            "",
+            "| method | config |" + "".join(f" {_dataset_name(d)} | paper |" for d in datasets),
+            "|---|---|" + "---|---|" * len(datasets),
+        ]
+        for m in methods:
+            row = f"| {PAPER_TABLE1[m][0]} | `{m}` |"
+            for d in datasets:
+                ref = _paper_mean(m, d)
+                row += f" {format_summary(cell_summary(groups.get((d, m, p))))} |"
+                row += f" {_MISSING if ref is None else f'{ref:.4f}'} |"
+            lines.append(row)
+        row = "| PEN(g+h) − baseline, paired | |"
+        for d in datasets:
+            pair = paired_difference(groups.get((d, "pen_att", p)), groups.get((d, "baseline", p)))
+            pa, pb = _paper_mean("pen_att", d), _paper_mean("baseline", d)
+            paper = _MISSING if pa is None or pb is None else f"{pa - pb:+.4f}"
+            row += f" {format_summary(pair.summary, signed=True)} | {paper} |"
+        lines += [row, ""]
+    return lines
+
+
+def replace_block(text: str, block: Sequence[str], source: str | Path) -> str:
+    """Replaces the lines between :data:`SUMMARY_BEGIN` and :data:`SUMMARY_END` in ``text``.
+
+    Raises:
+        DataError: the markers are missing, repeated or out of order in ``source``.
+    """
+    begin, end = text.count(SUMMARY_BEGIN), text.count(SUMMARY_END)
+    if begin != 1 or end != 1 or text.index(SUMMARY_BEGIN) > text.index(SUMMARY_END):
+        raise DataError(
+            source,
+            f"needs exactly one '{SUMMARY_BEGIN}' line followed by one '{SUMMARY_END}' line",
+        )
+    head, rest = text.split(SUMMARY_BEGIN, 1)
+    _, tail = rest.split(SUMMARY_END, 1)
+    body = "\n".join(block).strip("\n")
+    return f"{head}{SUMMARY_BEGIN}\n{body}\n{SUMMARY_END}{tail}"
+
+
 def load_holdout(results_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
     """Split-based results (``pseudoedgenet holdout``): ``<folder>/<method>.json`` files
     with a ``test_data`` field, sorted by path. Fold files and other JSON are ignored.
@@ -856,6 +935,7 @@ def build_report(
     runs_dir: str | Path | None = None,
     data_dirs: Mapping[str, str | Path] | None = None,
     figure_images: int = 3,
+    readme: str | Path | None = None,
 ) -> ReportResult:
     """Writes the results report (markdown, plus PNGs next to it).
 
@@ -868,12 +948,16 @@ def build_report(
             ``runs_dir``), a Figure-2 panel is drawn per dataset from the fold-0
             checkpoints of ``pen_att`` and ``baseline``.
         figure_images: images (rows) per Figure-2 panel.
+        readme: a markdown file (e.g. the project README) whose block between
+            :data:`SUMMARY_BEGIN` and :data:`SUMMARY_END` is replaced (atomically) by
+            :func:`summary_block`; ``None`` leaves it alone.
 
     Returns:
         What was written.
 
     Raises:
-        DataError: a missing results folder, no fold files, or an invalid fold file.
+        DataError: a missing results folder, no fold files, an invalid fold file, or a
+            ``readme`` without the summary markers.
     """
     results_dir, out_md = Path(results_dir), Path(out_md)
     runs = Path(runs_dir) if runs_dir is not None else None
@@ -941,5 +1025,15 @@ def build_report(
         lines += _figure_section(
             groups, results_dir, runs, data_dirs, out_dir, figure_images, result
         )
+    if readme is not None:
+        readme = Path(readme)
+        try:
+            text = readme.read_text(encoding="utf-8")
+        except OSError as e:
+            raise DataError(readme, f"cannot read ({e.strerror})") from None
+        block = summary_block(
+            groups, records, f"pseudoedgenet report {results_dir} --readme {readme}"
+        )
+        write_text(readme, replace_block(text, block, readme))
     write_text(out_md, "\n".join(lines).rstrip() + "\n")
     return result

@@ -441,6 +441,12 @@ def _paper_mean(method: str, dataset: str) -> float | None:
     return None if ref is None else ref[0]
 
 
+def _paper_difference(a: str, b: str, dataset: str) -> str:
+    """The paper's ``a − b`` of its 10-fold means, formatted, or ``–``."""
+    pa, pb = _paper_mean(a, dataset), _paper_mean(b, dataset)
+    return _MISSING if pa is None or pb is None else f"{pa - pb:+.4f}"
+
+
 def _paired_section(groups: Groups, protocol: str, datasets: list[str]) -> list[str]:
     lines = [
         f"### Paired comparisons — protocol `{protocol}`",
@@ -466,8 +472,7 @@ def _paired_section(groups: Groups, protocol: str, datasets: list[str]) -> list[
                 per_fold = ", ".join(
                     f"f{f}: {format_signed(x)}" for f, x in zip(pair.folds, pair.diffs, strict=True)
                 )
-            pa, pb = _paper_mean(a, d), _paper_mean(b, d)
-            paper = _MISSING if pa is None or pb is None else f"{pa - pb:+.4f}"
+            paper = _paper_difference(a, b, d)
             lines.append(
                 f"| {_dataset_name(d)} | {label} | {format_summary(s, signed=True)} "
                 f"| {verdict} | {per_fold} | {paper} |"
@@ -550,8 +555,7 @@ def summary_block(groups: Groups, records: Sequence[FoldRecord], regen: str) -> 
         row = "| PEN(g+h) − baseline, paired | |"
         for d in datasets:
             pair = paired_difference(groups.get((d, "pen_att", p)), groups.get((d, "baseline", p)))
-            pa, pb = _paper_mean("pen_att", d), _paper_mean("baseline", d)
-            paper = _MISSING if pa is None or pb is None else f"{pa - pb:+.4f}"
+            paper = _paper_difference("pen_att", "baseline", d)
             row += f" {format_summary(pair.summary, signed=True)} | {paper} |"
         lines += [row, ""]
     return lines

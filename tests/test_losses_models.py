@@ -208,6 +208,15 @@ def test_zero_output_conv_zeroes_only_the_output_layer() -> None:
             ["model.edge=none", "model.attention=false", "loss.crf_weight=1.0"],
             {"ce", "crf", "loss"},
         ),
+        (  # epoch 0 is before the CRF term joins
+            [
+                "model.edge=none",
+                "model.attention=false",
+                "loss.crf_weight=1.0",
+                "loss.crf_warmup_epochs=1",
+            ],
+            {"ce", "loss"},
+        ),
         (["model.edge=none", "model.attention=false", "loss.supervision=masks"], {"ce", "loss"}),
     ],
 )
@@ -237,3 +246,13 @@ def test_fpn_merge_is_the_sum_of_its_branches() -> None:
     assert torch.allclose(AddMerge()(branches), MergeBlock("add")(branches), atol=1e-6)
     ones = [torch.full((1, 1, 2, 2), float(v)) for v in (1, 2, 3, 4)]
     assert torch.equal(AddMerge()(ones), torch.full((1, 1, 2, 2), 10.0))
+
+
+def test_local_crf_loss_exact_value_for_a_constant_soft_output() -> None:
+    """p = 0.5 on a flat image: every pixel pays 2 p (1 - p) = 0.5 per neighbour, weighted by
+    the spatial kernel (4 axis neighbours at d² = 1, 4 diagonal at d² = 2, σ_xy = 5)."""
+    img = torch.full((1, 3, 4, 4), 80.0)
+    prob = torch.full((1, 1, 4, 4), 0.5)
+    expected = 0.5 * (4 * math.exp(-1 / 50) + 4 * math.exp(-2 / 50))
+    got = local_crf_loss(prob, img, sigma_xy=5.0, radius=1, downsample=1).item()
+    assert got == pytest.approx(expected, rel=1e-6)

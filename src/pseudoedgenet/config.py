@@ -119,7 +119,15 @@ class LossConfig:
             join. Not in the paper: without it f is still flat when g and h start, the only
             edges to match are zero and the attention h saturates at 0 for good.
         sobel_normalized: divide the Sobel kernels by 8.
-        crf_weight: weight of the DenseCRF regularised loss (0 = off).
+        crf_weight: weight of the DenseCRF regularised loss (0 = off). The relaxed Potts
+            term is lowest for a constant output, so a weight that lets it outweigh the
+            point loss collapses f to all-foreground (0.5 and 0.05 without warm-up did on
+            TNBC); the
+            DenseCRF configs use 0.02, where an all-foreground f costs more than a
+            segmentation.
+        crf_warmup_epochs: epochs trained with L_ce alone before the CRF term joins (as
+            Tang et al. fine-tune a partial-CE model; from the first step the term drives
+            the still-flat f to a constant).
         crf_sigma_rgb, crf_sigma_xy, crf_radius, crf_downsample: its kernel (local-window
             approximation, see ``losses.functional.local_crf_loss``).
     """
@@ -132,6 +140,7 @@ class LossConfig:
     edge_warmup_epochs: int = 0
     sobel_normalized: bool = True
     crf_weight: float = 0.0
+    crf_warmup_epochs: int = 0
     crf_sigma_rgb: float = 15.0
     crf_sigma_xy: float = 5.0
     crf_radius: int = 5
@@ -146,6 +155,7 @@ class LossConfig:
         _check(self.pos_weight >= 0 and self.neg_weight >= 0, "loss weights must be >= 0")
         _check(self.edge_weight >= 0 and self.crf_weight >= 0, "loss weights must be >= 0")
         _check(self.edge_warmup_epochs >= 0, "loss.edge_warmup_epochs must be >= 0")
+        _check(self.crf_warmup_epochs >= 0, "loss.crf_warmup_epochs must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,8 @@ class PseudoEdgeNetModule(L.LightningModule):
         mean of h(I).
 
         During the first ``loss.edge_warmup_epochs`` epochs g and h are not run and the
-        edge term is absent (f learns nuclei blobs from the points first).
+        edge term is absent (f learns nuclei blobs from the points first); likewise the
+        CRF term during the first ``loss.crf_warmup_epochs``.
         """
         lc = self.cfg.loss
         out = self(batch["image"], edges=self.current_epoch >= lc.edge_warmup_epochs)
@@ -134,7 +135,7 @@ class PseudoEdgeNetModule(L.LightningModule):
                     diagnostics["edge_fit"] = 1.0 - l1.detach() / s.abs().mean().clamp_min(1e-12)
                     if "attention" in out:
                         diagnostics["attention"] = out["attention"].detach().float().mean()
-        if lc.crf_weight > 0:
+        if lc.crf_weight > 0 and self.current_epoch >= lc.crf_warmup_epochs:
             crf = lc.crf_weight * local_crf_loss(
                 prob,
                 batch["image"].float(),

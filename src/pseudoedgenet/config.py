@@ -121,10 +121,8 @@ class LossConfig:
         sobel_normalized: divide the Sobel kernels by 8.
         crf_weight: weight of the DenseCRF regularised loss (0 = off). The relaxed Potts
             term is lowest for a constant output, so a weight that lets it outweigh the
-            point loss collapses f to all-foreground (0.5 and 0.05 without warm-up did on
-            TNBC); the
-            DenseCRF configs use 0.02, where an all-foreground f costs more than a
-            segmentation.
+            point loss collapses f to all-foreground (0.5, and 0.05 without warm-up, did on
+            TNBC); the DenseCRF configs use 0.02.
         crf_warmup_epochs: epochs trained with L_ce alone before the CRF term joins (as
             Tang et al. fine-tune a partial-CE model; from the first step the term drives
             the still-flat f to a constant).

@@ -10,6 +10,13 @@ import numpy as np
 import pytest
 
 from pseudoedgenet.errors import DataError
+from pseudoedgenet.experiments.records import (
+    load_results,
+    mean_curve,
+    paired_difference,
+    read_val_curve,
+    summarize,
+)
 from pseudoedgenet.experiments.report import (
     PAPER_TABLE1,
     PAPER_TABLE2,
@@ -17,11 +24,6 @@ from pseudoedgenet.experiments.report import (
     SUMMARY_END,
     build_report,
     format_signed,
-    load_results,
-    mean_curve,
-    paired_difference,
-    read_val_curve,
-    summarize,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

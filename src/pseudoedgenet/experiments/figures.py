@@ -1,7 +1,9 @@
-"""Figure-2-style panels: input, attention h, raw edges g, final edges g⊗h, f, baseline, GT."""
+"""Figures of the results: Figure-2-style panels (input, attention h, raw edges g, final edges
+g⊗h, f, baseline, GT) and validation-IoU-per-epoch curves."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +99,84 @@ def figure2_panel(rows: list[dict[str, Any]], out: str | Path, threshold: float 
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
     return Path(out)
+
+
+def plot_val_curves(
+    curves: Mapping[str, Mapping[int, tuple[float, int]]], title: str, out: str | Path
+) -> Path:
+    """Draws one line per method: mean validation IoU over folds against epoch.
+
+    Args:
+        curves: label -> ``{epoch: (mean IoU, folds)}`` (see :func:`mean_curve`).
+        title: plot title.
+        out: PNG path (written atomically).
+
+    Returns:
+        ``out`` as a Path.
+    """
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    if len(curves) > 10:  # more lines than the default colour cycle
+        ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
+    for label, curve in curves.items():
+        epochs = sorted(curve)
+        n = sorted({curve[e][1] for e in epochs})
+        folds = f"n={n[0]}" if len(n) == 1 else f"n={n[0]}–{n[-1]}"
+        ax.plot(epochs, [curve[e][0] for e in epochs], marker=".", label=f"{label} ({folds})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation IoU (mean over folds)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(out)
+
+
+def figure2_for_fold(
+    data_dir: str | Path,
+    pen_ckpt: str | Path,
+    baseline_ckpt: str | Path | None,
+    out: str | Path,
+    fold: int = 0,
+    n_images: int = 3,
+) -> list[str]:
+    """Draws a Figure-2-style panel for the first test images of one fold.
+
+    Args:
+        data_dir: prepared dataset folder.
+        pen_ckpt: training checkpoint of PEN(g+h) (maps a–e).
+        baseline_ckpt: training checkpoint of the baseline (its sigmoid(f), column f), or
+            ``None`` for an "n/a" column.
+        out: PNG path (written atomically).
+        fold: test fold whose images are drawn.
+        n_images: number of images (rows).
+
+    Returns:
+        The names of the images drawn.
+    """
+    from pseudoedgenet.data.prepared import PreparedDataset
+    from pseudoedgenet.engine.train import load_module
+
+    ds = PreparedDataset(Path(data_dir))
+    names = ds.split(fold).test[:n_images]
+    pen = load_module(pen_ckpt)
+    base = load_module(baseline_ckpt) if baseline_ckpt is not None else None
+    rows = []
+    for name in names:
+        image = ds.image(name)
+        rows.append(
+            {
+                "name": name,
+                "image": image,
+                "maps": network_maps(pen, image),
+                "baseline_prob": None if base is None else network_maps(base, image)["prob"],
+                "truth": ds.instances(name),
+            }
+        )
+    figure2_panel(rows, out)
+    return list(names)

@@ -15,22 +15,34 @@
 
 Every number in the report comes from the fold files (or, for the plot and the figure,
 from the run folders); the paper's values are the constants below, shown only beside ours.
+Reading and statistics live in :mod:`pseudoedgenet.experiments.records`, drawing in
+:mod:`pseudoedgenet.experiments.figures`; this module lays out the markdown.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from pseudoedgenet.data.io import atomic_path, write_text
+from pseudoedgenet.data.io import write_text
 from pseudoedgenet.errors import DataError
+from pseudoedgenet.experiments.records import (
+    FoldRecord,
+    Groups,
+    Summary,
+    cell_summary,
+    group_records,
+    load_holdout,
+    load_results,
+    mean_curve,
+    paired_difference,
+    read_val_curve,
+    run_folder,
+)
 
 #: Paper: Yoo et al., "PseudoEdgeNet: Nuclei Segmentation only with Point Annotations",
 #: MICCAI 2019, Table 1 (mean and std of 10-fold cross-validated test IoU; the std is
@@ -91,65 +103,7 @@ PROTOCOL_ORDER: tuple[str, ...] = ("paper", "cpu-long", "cpu")
 #: Secondary metrics of the fold records' ``test`` block, with their column names.
 SECONDARY_METRICS: tuple[tuple[str, str], ...] = (("dice", "Dice"), ("f1", "F1"), ("aji", "AJI"))
 
-_FOLD_FILE = re.compile(r"fold_(\d+)\.json$")
 _MISSING = "–"
-
-
-@dataclass(frozen=True)
-class FoldRecord:
-    """One ``fold_<i>.json`` file.
-
-    Attributes:
-        path: the file.
-        dataset: ``dataset`` field (e.g. ``tnbc``).
-        method: ``method`` field (the config's method, a table row).
-        protocol: ``protocol`` field (``paper``, ``cpu``, ...).
-        fold: test fold index.
-        data: the whole record.
-    """
-
-    path: Path
-    dataset: str
-    method: str
-    protocol: str
-    fold: int
-    data: dict[str, Any]
-
-    def metric(self, name: str) -> float | None:
-        """The test metric ``name`` (per-image mean), or ``None`` when absent."""
-        value = self.data.get("test", {}).get(name)
-        return None if value is None else float(value)
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Mean and sample standard deviation (``ddof=1``; ``None`` when ``n < 2``) of values."""
-
-    mean: float
-    std: float | None
-    n: int
-
-
-@dataclass(frozen=True)
-class Paired:
-    """Per-fold differences ``a − b`` of test IoU on the folds both methods have.
-
-    Attributes:
-        folds: the shared folds, sorted.
-        diffs: ``a − b`` per shared fold, same order.
-        a_mean: mean IoU of ``a`` on the shared folds (``nan`` without any).
-        b_mean: mean IoU of ``b`` on the shared folds (``nan`` without any).
-    """
-
-    folds: list[int]
-    diffs: list[float]
-    a_mean: float
-    b_mean: float
-
-    @property
-    def summary(self) -> Summary | None:
-        """Mean and sample std of the differences, ``None`` without shared folds."""
-        return summarize(self.diffs)
 
 
 @dataclass
@@ -169,104 +123,6 @@ class ReportResult:
     notes: list[str] = field(default_factory=list)
 
 
-Groups = dict[tuple[str, str, str], dict[int, FoldRecord]]
-
-
-def _require(path: Path, record: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    value = record.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise DataError(path, f"fold file without a valid {key!r} field (got {value!r})")
-    return value
-
-
-def read_fold_record(path: str | Path) -> FoldRecord:
-    """Reads and validates one fold file.
-
-    Args:
-        path: a ``fold_<i>.json`` written by the cross-validation driver.
-
-    Returns:
-        The record.
-
-    Raises:
-        DataError: unreadable or invalid JSON, a missing field (``dataset``, ``method``,
-            ``protocol``, ``fold``, ``test.iou``), or a ``fold`` that disagrees with the
-            file name.
-    """
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            path, f"invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"cannot read fold file ({type(exc).__name__})") from None
-    if not isinstance(record, dict):
-        raise DataError(path, "fold file is not a JSON object")
-    dataset = _require(path, record, "dataset", str)
-    method = _require(path, record, "method", str)
-    protocol = _require(path, record, "protocol", str)
-    fold = _require(path, record, "fold", int)
-    test = record.get("test")
-    if not isinstance(test, dict) or not isinstance(test.get("iou"), (int, float)):
-        raise DataError(path, "fold file without a numeric test.iou")
-    m = _FOLD_FILE.search(path.name)
-    if m and int(m.group(1)) != fold:
-        raise DataError(path, f"file name says fold {m.group(1)} but the record says {fold}")
-    return FoldRecord(path, dataset, method, protocol, fold, record)
-
-
-def load_results(results_dir: str | Path) -> list[FoldRecord]:
-    """Reads every ``results_dir/<dataset>/<method>/fold_<i>.json``.
-
-    Args:
-        results_dir: the results folder.
-
-    Returns:
-        The records, sorted by file path.
-
-    Raises:
-        DataError: the folder is missing or holds no fold file, a fold file is invalid
-            (see :func:`read_fold_record`), or two files claim the same
-            ``(dataset, method, protocol, fold)``.
-    """
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise DataError(root, "results folder not found")
-    paths = sorted(p for p in root.glob("*/*/fold_*.json") if _FOLD_FILE.search(p.name))
-    if not paths:
-        raise DataError(root, "no fold files (expected <dataset>/<method>/fold_<i>.json)")
-    records = [read_fold_record(p) for p in paths]
-    seen: dict[tuple[str, str, str, int], Path] = {}
-    for r in records:
-        key = (r.dataset, r.method, r.protocol, r.fold)
-        if key in seen:
-            raise DataError(
-                r.path,
-                f"same dataset/method/protocol/fold as {seen[key]}: {'/'.join(map(str, key))}",
-            )
-        seen[key] = r.path
-    return records
-
-
-def group_records(records: Iterable[FoldRecord]) -> Groups:
-    """Groups records by ``(dataset, method, protocol)`` -> ``{fold: record}``."""
-    groups: Groups = {}
-    for r in records:
-        groups.setdefault((r.dataset, r.method, r.protocol), {})[r.fold] = r
-    return groups
-
-
-def summarize(values: Sequence[float]) -> Summary | None:
-    """Mean and sample std (``ddof=1``, only when ``n >= 2``); ``None`` for no values."""
-    if len(values) == 0:
-        return None
-    arr = np.asarray(values, dtype=np.float64)
-    std = float(arr.std(ddof=1)) if arr.size >= 2 else None
-    return Summary(float(arr.mean()), std, int(arr.size))
-
-
 def format_signed(x: float) -> str:
     """``"+0.0300"`` / ``"-0.0100"``; a difference that rounds to zero is ``"+0.0000"``."""
     text = f"{x:+.4f}"
@@ -281,44 +137,6 @@ def format_summary(s: Summary | None, signed: bool = False) -> str:
     if s.std is None:
         return f"{mean} (n={s.n})"
     return f"{mean} ± {s.std:.4f} (n={s.n})"
-
-
-def cell_summary(group: Mapping[int, FoldRecord] | None, metric: str = "iou") -> Summary | None:
-    """Summary of one test metric over the folds of a group (records lacking it skipped)."""
-    if not group:
-        return None
-    values = [v for r in group.values() if (v := r.metric(metric)) is not None]
-    return summarize(values)
-
-
-def paired_difference(
-    a: Mapping[int, FoldRecord] | None, b: Mapping[int, FoldRecord] | None, metric: str = "iou"
-) -> Paired:
-    """Differences ``a − b`` of a test metric on the folds both groups have.
-
-    Args:
-        a: ``{fold: record}`` of one method (one dataset, one protocol).
-        b: the same for the other method.
-        metric: test metric name.
-
-    Returns:
-        The per-fold differences on the shared folds (none when nothing is shared).
-    """
-    a, b = a or {}, b or {}
-    folds: list[int] = []
-    av: list[float] = []
-    bv: list[float] = []
-    for f in sorted(set(a) & set(b)):
-        x, y = a[f].metric(metric), b[f].metric(metric)
-        if x is not None and y is not None:
-            folds.append(f)
-            av.append(x)
-            bv.append(y)
-    diffs = [x - y for x, y in zip(av, bv, strict=True)]
-    nan = float("nan")
-    return Paired(
-        folds, diffs, float(np.mean(av)) if av else nan, float(np.mean(bv)) if bv else nan
-    )
 
 
 def _ordered(values: Iterable[str], first: Sequence[str]) -> list[str]:
@@ -579,31 +397,6 @@ def replace_block(text: str, block: Sequence[str], source: str | Path) -> str:
     return f"{head}{SUMMARY_BEGIN}\n{body}\n{SUMMARY_END}{tail}"
 
 
-def load_holdout(results_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Split-based results (``pseudoedgenet holdout``): ``<folder>/<method>.json`` files
-    with a ``test_data`` field, sorted by path. Fold files and other JSON are ignored.
-
-    Raises:
-        DataError: a holdout file that is not valid JSON or lacks ``test.iou``.
-    """
-    found = []
-    for path in sorted(Path(results_dir).glob("*/*.json")):
-        if _FOLD_FILE.search(path.name):
-            continue
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
-            raise DataError(path, f"cannot read result file ({type(exc).__name__})") from None
-        if not isinstance(record, dict) or "test_data" not in record:
-            continue
-        _require(path, record, "method", str)
-        _require(path, record, "protocol", str)
-        test = _require(path, record, "test", dict)
-        _require(path, test, "iou", (int, float))
-        found.append((path, record))
-    return found
-
-
 def _holdout_section(results_dir: Path) -> list[str]:
     items = load_holdout(results_dir)
     if not items:
@@ -672,122 +465,11 @@ def _coverage_section(groups: Groups, protocols: list[str]) -> list[str]:
     return lines
 
 
-def run_folder(record: FoldRecord, results_dir: Path, runs_dir: Path) -> Path | None:
-    """The run folder (``metrics.csv``, ``best.ckpt``) of a fold record, if it exists.
-
-    ``pseudoedgenet crossval`` puts fold ``i``'s run into
-    ``runs/crossval/<dataset>[-<protocol>]/<method>/fold_<i>`` by default, the results
-    folder's sub-path under ``runs_dir`` (e.g. ``runs/crossval/tnbc-cpu/pen_att``
-    for ``results/tnbc-cpu/pen_att``). Also tried, for runs made with an explicit
-    ``--runs``: ``runs_dir/<results folder>/<sub-path>`` and
-    ``runs_dir/<results folder name>/<sub-path>``.
-    """
-    rel = record.path.parent.relative_to(results_dir)
-    bases = [runs_dir / results_dir / rel] if not results_dir.is_absolute() else []
-    bases += [runs_dir / results_dir.name / rel, runs_dir / rel]
-    for base in bases:
-        candidate = base / f"fold_{record.fold}"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def read_val_curve(run_dir: str | Path) -> dict[int, float]:
-    """Validation IoU per epoch of one run folder.
-
-    Reads ``metrics.csv`` (Lightning CSV log; rows with a ``val/iou`` value), or, while a
-    run is still going and that file is not yet merged, ``logs/attempt_*/metrics.csv``
-    in attempt order. A later row of the same epoch (a resumed attempt) wins.
-
-    Args:
-        run_dir: a fold's run folder.
-
-    Returns:
-        ``{epoch: val IoU}`` with 1-based epochs (as ``best_epoch`` in the fold files);
-        empty when no log exists.
-
-    Raises:
-        DataError: a log without ``epoch`` and ``val/iou`` columns or with a bad number.
-    """
-    run_dir = Path(run_dir)
-    files = [run_dir / "metrics.csv"]
-    if not files[0].is_file():
-        files = sorted(
-            (run_dir / "logs").glob("attempt_*/metrics.csv"),
-            key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name[8:].isdigit() else 0,
-        )
-    curve: dict[int, float] = {}
-    for f in files:
-        if not f.is_file():
-            continue
-        with f.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None:
-                continue
-            if "epoch" not in reader.fieldnames or "val/iou" not in reader.fieldnames:
-                continue
-            for line, row in enumerate(reader, start=2):
-                value = row.get("val/iou") or ""
-                if not value.strip():
-                    continue
-                try:
-                    curve[int(float(row["epoch"])) + 1] = float(value)
-                except (TypeError, ValueError):
-                    raise DataError(f, f"line {line}: bad epoch or val/iou value") from None
-    return dict(sorted(curve.items()))
-
-
-def mean_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, tuple[float, int]]:
-    """Mean over runs per epoch: ``{epoch: (mean, number of runs with that epoch)}``."""
-    epochs = sorted({e for c in curves for e in c})
-    out: dict[int, tuple[float, int]] = {}
-    for e in epochs:
-        values = [c[e] for c in curves if e in c]
-        out[e] = (float(np.mean(values)), len(values))
-    return out
-
-
-def plot_val_curves(
-    curves: Mapping[str, Mapping[int, tuple[float, int]]], title: str, out: str | Path
-) -> Path:
-    """Draws one line per method: mean validation IoU over folds against epoch.
-
-    Args:
-        curves: label -> ``{epoch: (mean IoU, folds)}`` (see :func:`mean_curve`).
-        title: plot title.
-        out: PNG path (written atomically).
-
-    Returns:
-        ``out`` as a Path.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
-    if len(curves) > 10:  # more lines than the default colour cycle
-        ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
-    for label, curve in curves.items():
-        epochs = sorted(curve)
-        n = sorted({curve[e][1] for e in epochs})
-        folds = f"n={n[0]}" if len(n) == 1 else f"n={n[0]}–{n[-1]}"
-        ax.plot(epochs, [curve[e][0] for e in epochs], marker=".", label=f"{label} ({folds})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation IoU (mean over folds)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(out)
-
-
 def _curves_section(
     groups: Groups, results_dir: Path, runs_dir: Path, out_dir: Path, result: ReportResult
 ) -> list[str]:
+    from pseudoedgenet.experiments.figures import plot_val_curves
+
     lines = ["## Validation IoU per epoch", ""]
     order = list(PAPER_TABLE1) + [m for m in PAPER_TABLE2 if m not in PAPER_TABLE1]
     datasets = _ordered({k[0] for k in groups}, list(DATASET_NAMES))
@@ -833,6 +515,8 @@ def _figure_section(
     n_images: int,
     result: ReportResult,
 ) -> list[str]:
+    from pseudoedgenet.experiments.figures import figure2_for_fold
+
     lines = ["## Figure 2: qualitative examples", ""]
     datasets = _ordered({k[0] for k in groups}, list(DATASET_NAMES))
     for d in datasets:
@@ -885,52 +569,6 @@ def _figure_section(
             result.notes.append(f"figure 2 for {d} skipped: {note}")
             lines += [f"{_dataset_name(d)}: skipped ({note}).", ""]
     return lines
-
-
-def figure2_for_fold(
-    data_dir: str | Path,
-    pen_ckpt: str | Path,
-    baseline_ckpt: str | Path | None,
-    out: str | Path,
-    fold: int = 0,
-    n_images: int = 3,
-) -> list[str]:
-    """Draws a Figure-2-style panel for the first test images of one fold.
-
-    Args:
-        data_dir: prepared dataset folder.
-        pen_ckpt: training checkpoint of PEN(g+h) (maps a–e).
-        baseline_ckpt: training checkpoint of the baseline (its sigmoid(f), column f), or
-            ``None`` for an "n/a" column.
-        out: PNG path (written atomically).
-        fold: test fold whose images are drawn.
-        n_images: number of images (rows).
-
-    Returns:
-        The names of the images drawn.
-    """
-    from pseudoedgenet.data.prepared import PreparedDataset
-    from pseudoedgenet.engine.train import load_module
-    from pseudoedgenet.experiments.figures import figure2_panel, network_maps
-
-    ds = PreparedDataset(Path(data_dir))
-    names = ds.split(fold).test[:n_images]
-    pen = load_module(pen_ckpt)
-    base = load_module(baseline_ckpt) if baseline_ckpt is not None else None
-    rows = []
-    for name in names:
-        image = ds.image(name)
-        rows.append(
-            {
-                "name": name,
-                "image": image,
-                "maps": network_maps(pen, image),
-                "baseline_prob": None if base is None else network_maps(base, image)["prob"],
-                "truth": ds.instances(name),
-            }
-        )
-    figure2_panel(rows, out)
-    return list(names)
 
 
 def build_report(

@@ -1,0 +1,328 @@
+"""Cross-validation outputs read back: fold files, holdout files and run logs.
+
+:func:`pseudoedgenet.experiments.crossval.crossval` writes one
+``RESULTS/<dataset>/<method>/fold_<i>.json`` per finished fold and keeps its run folder
+(``metrics.csv``, ``best.ckpt``) under ``runs/crossval``; ``pseudoedgenet holdout`` writes
+``RESULTS/<folder>/<method>.json``. This module reads and validates those files, groups the
+fold records by ``(dataset, method, protocol)`` and computes the statistics the report
+shows (mean and sample std over folds, paired differences on shared folds, mean
+validation curves). It draws and formats nothing: that is
+:mod:`pseudoedgenet.experiments.report` and :mod:`pseudoedgenet.experiments.figures`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pseudoedgenet.errors import DataError
+
+#: File names of fold results; group 1 is the fold index.
+FOLD_FILE = re.compile(r"fold_(\d+)\.json$")
+
+
+@dataclass(frozen=True)
+class FoldRecord:
+    """One ``fold_<i>.json`` file.
+
+    Attributes:
+        path: the file.
+        dataset: ``dataset`` field (e.g. ``tnbc``).
+        method: ``method`` field (the config's method, a table row).
+        protocol: ``protocol`` field (``paper``, ``cpu``, ...).
+        fold: test fold index.
+        data: the whole record.
+    """
+
+    path: Path
+    dataset: str
+    method: str
+    protocol: str
+    fold: int
+    data: dict[str, Any]
+
+    def metric(self, name: str) -> float | None:
+        """The test metric ``name`` (per-image mean), or ``None`` when absent."""
+        value = self.data.get("test", {}).get(name)
+        return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean and sample standard deviation (``ddof=1``; ``None`` when ``n < 2``) of values."""
+
+    mean: float
+    std: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Per-fold differences ``a − b`` of test IoU on the folds both methods have.
+
+    Attributes:
+        folds: the shared folds, sorted.
+        diffs: ``a − b`` per shared fold, same order.
+        a_mean: mean IoU of ``a`` on the shared folds (``nan`` without any).
+        b_mean: mean IoU of ``b`` on the shared folds (``nan`` without any).
+    """
+
+    folds: list[int]
+    diffs: list[float]
+    a_mean: float
+    b_mean: float
+
+    @property
+    def summary(self) -> Summary | None:
+        """Mean and sample std of the differences, ``None`` without shared folds."""
+        return summarize(self.diffs)
+
+
+Groups = dict[tuple[str, str, str], dict[int, FoldRecord]]
+
+
+def require_field(
+    path: Path, record: dict[str, Any], key: str, kind: type | tuple[type, ...]
+) -> Any:
+    """``record[key]`` when it is an instance of ``kind`` (booleans never count as numbers).
+
+    Raises:
+        DataError: naming ``path``, when the field is missing or of another type.
+    """
+    value = record.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise DataError(path, f"fold file without a valid {key!r} field (got {value!r})")
+    return value
+
+
+def read_fold_record(path: str | Path) -> FoldRecord:
+    """Reads and validates one fold file.
+
+    Args:
+        path: a ``fold_<i>.json`` written by the cross-validation driver.
+
+    Returns:
+        The record.
+
+    Raises:
+        DataError: unreadable or invalid JSON, a missing field (``dataset``, ``method``,
+            ``protocol``, ``fold``, ``test.iou``), or a ``fold`` that disagrees with the
+            file name.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            path, f"invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"cannot read fold file ({type(exc).__name__})") from None
+    if not isinstance(record, dict):
+        raise DataError(path, "fold file is not a JSON object")
+    dataset = require_field(path, record, "dataset", str)
+    method = require_field(path, record, "method", str)
+    protocol = require_field(path, record, "protocol", str)
+    fold = require_field(path, record, "fold", int)
+    test = record.get("test")
+    if not isinstance(test, dict) or not isinstance(test.get("iou"), (int, float)):
+        raise DataError(path, "fold file without a numeric test.iou")
+    m = FOLD_FILE.search(path.name)
+    if m and int(m.group(1)) != fold:
+        raise DataError(path, f"file name says fold {m.group(1)} but the record says {fold}")
+    return FoldRecord(path, dataset, method, protocol, fold, record)
+
+
+def load_results(results_dir: str | Path) -> list[FoldRecord]:
+    """Reads every ``results_dir/<dataset>/<method>/fold_<i>.json``.
+
+    Args:
+        results_dir: the results folder.
+
+    Returns:
+        The records, sorted by file path.
+
+    Raises:
+        DataError: the folder is missing or holds no fold file, a fold file is invalid
+            (see :func:`read_fold_record`), or two files claim the same
+            ``(dataset, method, protocol, fold)``.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise DataError(root, "results folder not found")
+    paths = sorted(p for p in root.glob("*/*/fold_*.json") if FOLD_FILE.search(p.name))
+    if not paths:
+        raise DataError(root, "no fold files (expected <dataset>/<method>/fold_<i>.json)")
+    records = [read_fold_record(p) for p in paths]
+    seen: dict[tuple[str, str, str, int], Path] = {}
+    for r in records:
+        key = (r.dataset, r.method, r.protocol, r.fold)
+        if key in seen:
+            raise DataError(
+                r.path,
+                f"same dataset/method/protocol/fold as {seen[key]}: {'/'.join(map(str, key))}",
+            )
+        seen[key] = r.path
+    return records
+
+
+def group_records(records: Iterable[FoldRecord]) -> Groups:
+    """Groups records by ``(dataset, method, protocol)`` -> ``{fold: record}``."""
+    groups: Groups = {}
+    for r in records:
+        groups.setdefault((r.dataset, r.method, r.protocol), {})[r.fold] = r
+    return groups
+
+
+def summarize(values: Sequence[float]) -> Summary | None:
+    """Mean and sample std (``ddof=1``, only when ``n >= 2``); ``None`` for no values."""
+    if len(values) == 0:
+        return None
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if arr.size >= 2 else None
+    return Summary(float(arr.mean()), std, int(arr.size))
+
+
+def cell_summary(group: Mapping[int, FoldRecord] | None, metric: str = "iou") -> Summary | None:
+    """Summary of one test metric over the folds of a group (records lacking it skipped)."""
+    if not group:
+        return None
+    values = [v for r in group.values() if (v := r.metric(metric)) is not None]
+    return summarize(values)
+
+
+def paired_difference(
+    a: Mapping[int, FoldRecord] | None, b: Mapping[int, FoldRecord] | None, metric: str = "iou"
+) -> Paired:
+    """Differences ``a − b`` of a test metric on the folds both groups have.
+
+    Args:
+        a: ``{fold: record}`` of one method (one dataset, one protocol).
+        b: the same for the other method.
+        metric: test metric name.
+
+    Returns:
+        The per-fold differences on the shared folds (none when nothing is shared).
+    """
+    a, b = a or {}, b or {}
+    folds: list[int] = []
+    av: list[float] = []
+    bv: list[float] = []
+    for f in sorted(set(a) & set(b)):
+        x, y = a[f].metric(metric), b[f].metric(metric)
+        if x is not None and y is not None:
+            folds.append(f)
+            av.append(x)
+            bv.append(y)
+    diffs = [x - y for x, y in zip(av, bv, strict=True)]
+    nan = float("nan")
+    return Paired(
+        folds, diffs, float(np.mean(av)) if av else nan, float(np.mean(bv)) if bv else nan
+    )
+
+
+def load_holdout(results_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Split-based results (``pseudoedgenet holdout``): ``<folder>/<method>.json`` files
+    with a ``test_data`` field, sorted by path. Fold files and other JSON are ignored.
+
+    Raises:
+        DataError: a holdout file that is not valid JSON or lacks ``test.iou``.
+    """
+    found = []
+    for path in sorted(Path(results_dir).glob("*/*.json")):
+        if FOLD_FILE.search(path.name):
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
+            raise DataError(path, f"cannot read result file ({type(exc).__name__})") from None
+        if not isinstance(record, dict) or "test_data" not in record:
+            continue
+        require_field(path, record, "method", str)
+        require_field(path, record, "protocol", str)
+        test = require_field(path, record, "test", dict)
+        require_field(path, test, "iou", (int, float))
+        found.append((path, record))
+    return found
+
+
+def run_folder(record: FoldRecord, results_dir: Path, runs_dir: Path) -> Path | None:
+    """The run folder (``metrics.csv``, ``best.ckpt``) of a fold record, if it exists.
+
+    ``pseudoedgenet crossval`` puts fold ``i``'s run into
+    ``runs/crossval/<dataset>[-<protocol>]/<method>/fold_<i>`` by default, the results
+    folder's sub-path under ``runs_dir`` (e.g. ``runs/crossval/tnbc-cpu/pen_att``
+    for ``results/tnbc-cpu/pen_att``). Also tried, for runs made with an explicit
+    ``--runs``: ``runs_dir/<results folder>/<sub-path>`` and
+    ``runs_dir/<results folder name>/<sub-path>``.
+    """
+    rel = record.path.parent.relative_to(results_dir)
+    bases = [runs_dir / results_dir / rel] if not results_dir.is_absolute() else []
+    bases += [runs_dir / results_dir.name / rel, runs_dir / rel]
+    for base in bases:
+        candidate = base / f"fold_{record.fold}"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def read_val_curve(run_dir: str | Path) -> dict[int, float]:
+    """Validation IoU per epoch of one run folder.
+
+    Reads ``metrics.csv`` (Lightning CSV log; rows with a ``val/iou`` value), or, while a
+    run is still going and that file is not yet merged, ``logs/attempt_*/metrics.csv``
+    in attempt order. A later row of the same epoch (a resumed attempt) wins.
+
+    Args:
+        run_dir: a fold's run folder.
+
+    Returns:
+        ``{epoch: val IoU}`` with 1-based epochs (as ``best_epoch`` in the fold files);
+        empty when no log exists.
+
+    Raises:
+        DataError: a log without ``epoch`` and ``val/iou`` columns or with a bad number.
+    """
+    run_dir = Path(run_dir)
+    files = [run_dir / "metrics.csv"]
+    if not files[0].is_file():
+        files = sorted(
+            (run_dir / "logs").glob("attempt_*/metrics.csv"),
+            key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name[8:].isdigit() else 0,
+        )
+    curve: dict[int, float] = {}
+    for f in files:
+        if not f.is_file():
+            continue
+        with f.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None:
+                continue
+            if "epoch" not in reader.fieldnames or "val/iou" not in reader.fieldnames:
+                continue
+            for line, row in enumerate(reader, start=2):
+                value = row.get("val/iou") or ""
+                if not value.strip():
+                    continue
+                try:
+                    curve[int(float(row["epoch"])) + 1] = float(value)
+                except (TypeError, ValueError):
+                    raise DataError(f, f"line {line}: bad epoch or val/iou value") from None
+    return dict(sorted(curve.items()))
+
+
+def mean_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, tuple[float, int]]:
+    """Mean over runs per epoch: ``{epoch: (mean, number of runs with that epoch)}``."""
+    epochs = sorted({e for c in curves for e in c})
+    out: dict[int, tuple[float, int]] = {}
+    for e in epochs:
+        values = [c[e] for c in curves if e in c]
+        out[e] = (float(np.mean(values)), len(values))
+    return out

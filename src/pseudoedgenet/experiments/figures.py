@@ -41,6 +41,26 @@ def network_maps(module: PseudoEdgeNetModule, image: np.ndarray) -> dict[str, np
     return maps
 
 
+def save_png(fig: Any, out: str | Path, dpi: int) -> Path:
+    """Lays out ``fig``, writes it as a PNG (atomically: temp file, then rename), closes it.
+
+    Args:
+        fig: a matplotlib figure.
+        out: PNG path.
+        dpi: resolution.
+
+    Returns:
+        ``out`` as a Path.
+    """
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return Path(out)
+
+
 def figure2_panel(rows: list[dict[str, Any]], out: str | Path, threshold: float = 0.5) -> Path:
     """Draws one row per image: input, attention, raw edge, final edge, ours, baseline, GT.
 
@@ -94,11 +114,7 @@ def figure2_panel(rows: list[dict[str, Any]], out: str | Path, threshold: float 
                 ax.set_title(cols[c], fontsize=9)
         if "name" in row:
             axes[r, 0].set_ylabel(row["name"], fontsize=8)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return Path(out)
+    return save_png(fig, out, dpi=80)
 
 
 def plot_val_curves(
@@ -130,11 +146,7 @@ def plot_val_curves(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(out)
+    return save_png(fig, out, dpi=110)
 
 
 def figure2_for_fold(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -147,9 +148,20 @@ def test_train_fold_resumes_from_last_checkpoint(
     train_fold(apply_overrides(Config(), [*base, "train.epochs=1"]), tiny_dataset.root, 0, out)
     first = torch.load(out / "last.ckpt", weights_only=True)
     assert first["epoch"] == 0
-    train_fold(apply_overrides(Config(), [*base, "train.epochs=2"]), tiny_dataset.root, 0, out)
+    # wall time adds up over the attempts: the first attempt's seconds travel in last.ckpt
+    # (set to a known value here, so the sum is checked exactly, not by timing)
+    clock = [k for k in first["callbacks"] if "TrainClock" in k]
+    assert len(clock) == 1 and first["callbacks"][clock[0]]["elapsed_s"] > 0
+    first["callbacks"][clock[0]]["elapsed_s"] = 1000.0
+    torch.save(first, out / "last.ckpt")
+    t0 = time.perf_counter()
+    res = train_fold(
+        apply_overrides(Config(), [*base, "train.epochs=2"]), tiny_dataset.root, 0, out
+    )
+    second_s = time.perf_counter() - t0
     second = torch.load(out / "last.ckpt", weights_only=True)
     assert second["global_step"] == 2 * first["global_step"]
+    assert 1000.0 < res["wall_s"] <= 1000.0 + second_s + 0.1 and res["attempts"] == 2
     # the second attempt trained epoch 1 only: epoch 0 was restored, not re-run
     import csv
 

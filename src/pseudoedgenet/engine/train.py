@@ -61,6 +61,32 @@ class EpochLine(Callback):
         trainer.print("  ".join(parts))
 
 
+class TrainClock(Callback):
+    """Wall time of a run summed over its resumed attempts, kept in the checkpoints.
+
+    An attempt's clock starts when the callback is made (the start of
+    :func:`train_fold`); ``state_dict`` saves the seconds so far into every checkpoint and
+    ``load_state_dict`` (on resume from ``last.ckpt``) restores the seconds of the earlier
+    attempts up to that checkpoint. Work an interrupted attempt did after its last
+    checkpoint is redone, so it is not counted.
+    """
+
+    def __init__(self) -> None:
+        self.before_s = 0.0
+        self.t0 = time.perf_counter()
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds of the earlier attempts (from the checkpoint) plus this one so far."""
+        return self.before_s + time.perf_counter() - self.t0
+
+    def state_dict(self) -> dict[str, float]:
+        return {"elapsed_s": self.elapsed_s}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.before_s = float(state_dict.get("elapsed_s", 0.0))
+
+
 def config_sha256(cfg: Config) -> str:
     """Hash of the resolved config (YAML form), to tell runs of different configs apart."""
     return hashlib.sha256(cfg.to_yaml().encode()).hexdigest()
@@ -150,7 +176,7 @@ def load_segmenter(path: str | Path, map_location: str = "cpu") -> Segmenter:
 
 
 def _fit(
-    cfg: Config, dm: PointDataModule, out: Path, has_val: bool
+    cfg: Config, dm: PointDataModule, out: Path, has_val: bool, clock: TrainClock
 ) -> tuple[L.Trainer, PseudoEdgeNetModule]:
     t = cfg.train
     precision = resolve_precision(t.precision, t.accelerator)
@@ -176,7 +202,7 @@ def _fit(
         accelerator=t.accelerator,
         devices=t.devices,
         strategy=t.strategy,
-        callbacks=[ckpt_cb, EpochLine()],
+        callbacks=[ckpt_cb, EpochLine(), clock],
         logger=CSVLogger(save_dir=out, name="logs", version=_next_attempt(out)),
         check_val_every_n_epoch=t.val_every,
         num_sanity_val_steps=0,
@@ -244,7 +270,7 @@ def train_fold(
     Returns:
         The result record also written to ``out/result.json``.
     """
-    t0 = time.perf_counter()
+    clock = TrainClock()
     ds = PreparedDataset(Path(data))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -263,7 +289,7 @@ def train_fold(
     write_json(out / "run.json", run)
     dm = PointDataModule(ds, fold, cfg.data, cfg.train.seed)
     has_val = bool(dm.val_names) and ds.has_instances
-    trainer, module = _fit(cfg, dm, out, has_val)
+    trainer, module = _fit(cfg, dm, out, has_val, clock)
     result: dict[str, Any] = {
         **(extra or {}),
         "method": cfg.method,
@@ -292,7 +318,8 @@ def train_fold(
         result["test"] = module.test_metric.compute("mean")
         result["test_pooled"] = module.test_metric.compute("pooled")
         result["test_images"] = len(dm.test_names)
-    result["wall_s"] = round(time.perf_counter() - t0, 1)
+    result["wall_s"] = round(clock.elapsed_s, 1)
+    result["attempts"] = len(list((out / "logs").glob("attempt_*")))
     result = json.loads(
         json.dumps(result, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
     )

@@ -203,7 +203,7 @@ def _fit(
         devices=t.devices,
         strategy=t.strategy,
         callbacks=[ckpt_cb, EpochLine(), clock],
-        logger=CSVLogger(save_dir=out, name="logs", version=_next_attempt(out)),
+        logger=CSVLogger(save_dir=out, name="logs", version=f"attempt_{_attempts(out)}"),
         check_val_every_n_epoch=t.val_every,
         num_sanity_val_steps=0,
         log_every_n_steps=1,
@@ -223,10 +223,9 @@ def _fit(
     return trainer, module
 
 
-def _next_attempt(out: Path) -> str:
-    """Log version of this (possibly resumed) attempt: ``attempt_0``, ``attempt_1``, ..."""
-    n = len(list((out / "logs").glob("attempt_*"))) if (out / "logs").is_dir() else 0
-    return f"attempt_{n}"
+def _attempts(out: Path) -> int:
+    """Number of training attempts logged in a run folder (``logs/attempt_<n>``)."""
+    return len(list((out / "logs").glob("attempt_*"))) if (out / "logs").is_dir() else 0
 
 
 def _merge_logs(out: Path) -> None:
@@ -319,7 +318,7 @@ def train_fold(
         result["test_pooled"] = module.test_metric.compute("pooled")
         result["test_images"] = len(dm.test_names)
     result["wall_s"] = round(clock.elapsed_s, 1)
-    result["attempts"] = len(list((out / "logs").glob("attempt_*")))
+    result["attempts"] = _attempts(out)
     result = json.loads(
         json.dumps(result, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
     )

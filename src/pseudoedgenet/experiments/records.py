@@ -98,7 +98,7 @@ def require_field(
     """
     value = record.get(key)
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise DataError(path, f"fold file without a valid {key!r} field (got {value!r})")
+        raise DataError(path, f"result file without a valid {key!r} field (got {value!r})")
     return value
 
 

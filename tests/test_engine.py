@@ -12,7 +12,7 @@ import torch
 from skimage.draw import disk
 
 from conftest import error_line
-from pseudoedgenet.config import Config, apply_overrides
+from pseudoedgenet.config import Config, apply_overrides, config_from_dict
 from pseudoedgenet.data.datamodule import CropDataset
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
 from pseudoedgenet.data.sample import Sample
@@ -115,6 +115,8 @@ def test_train_fold_end_to_end_and_checkpoint_round_trip(
     assert res["method"] == "pen_att" and res["fold"] == 0 and res["dataset"] == "synthetic"
     assert 0.0 <= res["test"]["iou"] <= 1.0 and res["best_epoch"] in (1, 2)
     assert json.loads((out / "result.json").read_text())["test"] == res["test"]
+    # the resolved config travels in the record, so a report can list what differs
+    assert config_from_dict(res["config"]) == cfg
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert "train/edge" in header and "val/iou" in header
 

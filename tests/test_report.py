@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.experiments.records import (
+    ABSENT,
+    config_differences,
     load_results,
     mean_curve,
     paired_difference,
@@ -320,6 +323,65 @@ def test_val_iou_plot_from_run_folders(results: Path, tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == PNG_MAGIC
     assert "![validation IoU per epoch, TNBC](val_iou_tnbc.png)" in out.read_text()
     assert not (out.parent / "val_iou_monuseg.png").exists()
+
+
+def test_config_differences_names_changed_and_absent_settings() -> None:
+    old = {"model": {"edge": "none"}, "train": {"lr": 0.001, "seed": 0}}
+    new = {"model": {"edge": "none", "edge_scale": 0.02}, "train": {"lr": 0.002, "seed": 0}}
+    assert config_differences([old, old]) == {}
+    assert config_differences([old, new, new]) == {
+        "model.edge_scale": [ABSENT, 0.02, 0.02],
+        "train.lr": [0.001, 0.002, 0.002],
+    }
+    # a setting that is null in one config and missing in another still differs
+    assert config_differences([{"a": {"b": None}}, {"a": {}}]) == {"a.b": [None, ABSENT]}
+
+
+def test_cells_with_several_configs_list_the_differing_settings(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    runs = tmp_path / "runs"
+    old_yaml = "method: baseline\ntrain:\n  lr: 0.001\n  epochs: 30\n"
+    old_sha = hashlib.sha256(old_yaml.encode()).hexdigest()
+    newer = {"method": "baseline", "train": {"lr": 0.001, "epochs": 30, "warmup": 0}}
+    # fold 0 predates the `config` field: its config is found as a run folder's
+    # config.yaml with the same SHA-256 (here another dataset's run of the same config)
+    write_fold(results, "tnbc", "baseline", 0, 0.5, config_sha256=old_sha)
+    (runs / "monuseg" / "baseline" / "fold_3").mkdir(parents=True)
+    (runs / "monuseg" / "baseline" / "fold_3" / "config.yaml").write_text(old_yaml)
+    # a config.yaml whose hash matches no fold is not taken for fold 0's
+    (runs / "tnbc" / "baseline" / "fold_0").mkdir(parents=True)
+    (runs / "tnbc" / "baseline" / "fold_0" / "config.yaml").write_text("method: rerun\n")
+    for fold in (1, 2):
+        write_fold(results, "tnbc", "baseline", fold, 0.5, config_sha256="b", config=newer)
+    # same sha everywhere: no note
+    for fold in range(3):
+        write_fold(results, "tnbc", "pen", fold, 0.5, config_sha256="c", config=newer)
+    # a fold whose config was kept nowhere
+    write_fold(results, "monuseg", "baseline", 0, 0.5, config_sha256="gone")
+    write_fold(results, "monuseg", "baseline", 1, 0.5, config_sha256="b", config=newer)
+    out = tmp_path / "README.md"
+    build_report(results, out, runs_dir=runs)
+    cells = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in out.read_text().splitlines()
+        if line.startswith("| `cpu` |")
+    ]
+    cfg_col = {(c[1], c[2]): c[-1] for c in cells}
+    assert cfg_col[("TNBC", "`pen`")] == "1"
+    assert cfg_col[("MoNuSeg", "`baseline`")] == "2 (differ: note 1)"
+    assert cfg_col[("TNBC", "`baseline`")] == "2 (differ: note 2)"
+    md = out.read_text()
+    assert "- `cpu`, MoNuSeg, `baseline`: config of fold 0 not kept" in md
+    assert "- `cpu`, TNBC, `baseline`: `train.warmup` absent (fold 0) / 0 (fold 1, 2)." in md
+    # without the run folders fold 0's config is unknown
+    build_report(results, out)
+    assert "- `cpu`, TNBC, `baseline`: config of fold 0 not kept" in out.read_text()
+    # other files under the runs folder are only hashed, never parsed
+    bad = runs / "x" / "config.yaml"
+    bad.parent.mkdir()
+    bad.write_text("- [unclosed\n")
+    build_report(results, out, runs_dir=runs)
+    assert "`train.warmup` absent (fold 0) / 0 (fold 1, 2)." in out.read_text()
 
 
 # ------------------------------------------------------------------------- CLI

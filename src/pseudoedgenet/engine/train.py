@@ -300,6 +300,7 @@ def train_fold(
         "precision": precision,
         "device": run["device"],
         "config_sha256": config_sha256(cfg),
+        "config": cfg.to_dict(),
         "git_commit": run["git_commit"],
     }
     best = out / "best.ckpt"

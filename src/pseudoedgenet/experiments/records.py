@@ -13,6 +13,7 @@ validation curves). It draws and formats nothing: that is
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,8 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from pseudoedgenet.errors import DataError
+
+
+class _Absent:
+    """Marks a setting missing from a config (a run written before the setting existed)."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+#: Stands in for a setting a config does not have (see :func:`config_differences`).
+ABSENT = _Absent()
 
 #: File names of fold results; group 1 is the fold index.
 FOLD_FILE = re.compile(r"fold_(\d+)\.json$")
@@ -325,4 +338,81 @@ def mean_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, tuple[float, 
     for e in epochs:
         values = [c[e] for c in curves if e in c]
         out[e] = (float(np.mean(values)), len(values))
+    return out
+
+
+def known_configs(
+    records: Iterable[FoldRecord], runs_dir: Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """Resolved configs by ``config_sha256``, from everything that keeps one.
+
+    A fold file keeps its config in the ``config`` field (written since that field was
+    added); older folds are found through any ``config.yaml`` under ``runs_dir`` (the run
+    folders) whose SHA-256 equals theirs, since ``config_sha256`` is the hash of exactly
+    that file's text (other files are hashed, never parsed). Files are read with
+    ``yaml.safe_load`` (nothing executed).
+
+    Args:
+        records: fold records.
+        runs_dir: folder searched recursively for ``config.yaml`` files, or ``None``.
+
+    Returns:
+        ``{sha256 hex: config mapping}``.
+
+    Raises:
+        DataError: a ``config.yaml`` that is not a YAML mapping.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    wanted: set[str] = set()
+    for r in records:
+        sha, config = r.data.get("config_sha256"), r.data.get("config")
+        if isinstance(sha, str) and isinstance(config, dict):
+            found[sha] = config
+        elif isinstance(sha, str):
+            wanted.add(sha)
+    for path in sorted(runs_dir.rglob("config.yaml")) if runs_dir is not None else []:
+        raw = path.read_bytes()
+        sha = hashlib.sha256(raw).hexdigest()
+        if sha not in wanted or sha in found:
+            continue
+        try:
+            loaded = yaml.safe_load(raw.decode("utf-8"))
+        except (UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise DataError(path, f"not a valid YAML config ({exc.__class__.__name__})") from None
+        if not isinstance(loaded, dict):
+            raise DataError(path, "not a YAML mapping of config sections")
+        found[sha] = loaded
+    return found
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_differences(configs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The settings on which configs disagree.
+
+    Args:
+        configs: nested config mappings (sections of ``key: value``).
+
+    Returns:
+        ``{"section.key": [value per config]}`` for every dotted key whose value is not the
+        same in all configs, in sorted key order; a config without the key (an older run,
+        written before the setting existed) contributes :data:`ABSENT`. Empty when all
+        agree.
+    """
+    flats = [_flatten(c) for c in configs]
+    keys = sorted({k for f in flats for k in f})
+    out: dict[str, list[Any]] = {}
+    for k in keys:
+        values = [f.get(k, ABSENT) for f in flats]
+        if any(v is ABSENT or v != values[0] for v in values):
+            out[k] = values
     return out

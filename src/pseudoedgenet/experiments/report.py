@@ -25,17 +25,21 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pseudoedgenet.data.io import write_text
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.experiments.records import (
+    ABSENT,
     FoldRecord,
     Groups,
     Summary,
     cell_summary,
+    config_differences,
     group_records,
+    known_configs,
     load_holdout,
     load_results,
     mean_curve,
@@ -438,13 +442,39 @@ def _holdout_section(results_dir: Path) -> list[str]:
     return lines
 
 
-def _coverage_section(groups: Groups, protocols: list[str]) -> list[str]:
+def _config_note(group: Mapping[int, FoldRecord], configs: Mapping[str, dict[str, Any]]) -> str:
+    """Which settings differ between a cell's folds, from their configs (where known)."""
+    folds = sorted(group)
+    shas = [str(group[f].data.get("config_sha256")) for f in folds]
+    missing = [f for f, sha in zip(folds, shas, strict=True) if sha not in configs]
+    if missing:
+        return (
+            f"config of fold {', '.join(map(str, missing))} not kept (neither in a fold "
+            "file nor in a run folder): the differing settings cannot be listed"
+        )
+    diffs = config_differences([configs[sha] for sha in shas])
+    if not diffs:
+        return "same settings; the files differ only in how the config was written"
+    parts = []
+    for key, values in diffs.items():
+        by_value: dict[str, list[int]] = {}
+        for f, v in zip(folds, values, strict=True):
+            by_value.setdefault(repr(v) if v is ABSENT else str(v), []).append(f)
+        shown = " / ".join(f"{v} (fold {', '.join(map(str, fs))})" for v, fs in by_value.items())
+        parts.append(f"`{key}` {shown}")
+    return "; ".join(parts)
+
+
+def _coverage_section(
+    groups: Groups, protocols: list[str], configs: Mapping[str, dict[str, Any]]
+) -> list[str]:
     lines = [
         "## Folds present",
         "",
         "| protocol | dataset | method | folds | best epochs | mean wall time | configs |",
         "|---|---|---|---|---|---|---|",
     ]
+    notes: list[str] = []
     order = list(PAPER_TABLE1) + [m for m in PAPER_TABLE2 if m not in PAPER_TABLE1]
     for p in protocols:
         keys = [k for k in groups if k[2] == p]
@@ -456,12 +486,25 @@ def _coverage_section(groups: Groups, protocols: list[str]) -> list[str]:
                 walls = [float(r.data["wall_s"]) for r in g.values() if r.data.get("wall_s")]
                 wall = f"{np.mean(walls) / 60:.1f} min" if walls else _MISSING
                 shas = {r.data.get("config_sha256") for r in g.values()}
-                n_cfg = f"{len(shas)}" + (" (differ!)" if len(shas) > 1 else "")
+                n_cfg = f"{len(shas)}"
+                if len(shas) > 1:
+                    notes.append(f"- `{p}`, {_dataset_name(d)}, `{m}`: {_config_note(g, configs)}.")
+                    n_cfg += f" (differ: note {len(notes)})"
                 lines.append(
                     f"| `{p}` | {_dataset_name(d)} | `{m}` | {', '.join(map(str, folds))} "
                     f"| {', '.join(epochs)} | {wall} | {n_cfg} |"
                 )
     lines.append("")
+    if notes:
+        lines += [
+            "*Configs* counts the distinct `config_sha256` values of a cell's folds. Where a "
+            "cell has more than one, the settings that differ (read from the fold files' "
+            "`config` field or the run folders' `config.yaml`; *absent* = the run predates "
+            "that setting), in note order:",
+            "",
+            *notes,
+            "",
+        ]
     return lines
 
 
@@ -658,7 +701,7 @@ def build_report(
     lines += ["## Paired comparisons", ""]
     for p in protocols:
         lines += _paired_section(groups, p, datasets)
-    lines += _coverage_section(groups, protocols)
+    lines += _coverage_section(groups, protocols, known_configs(records, runs))
     lines += _holdout_section(results_dir)
     out_dir = out_md.parent
     if runs is not None:

@@ -551,6 +551,14 @@ def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> N
         "`pen_att`", "`cpu`", "0.6123", "0.6200", "0.7500", "0.5000", "0.4000", "30 / 14",
         "30", "25 min", "`monuseg-test/pen_att.json`",
     ]  # fmt: skip
+    assert "PEN(g+h) − baseline on" not in md  # no baseline on that test set yet
+    base = json.loads(path.read_text()) | {"method": "baseline", "test": {"iou": 0.5}}
+    (results / "monuseg-test" / "baseline.json").write_text(json.dumps(base))
+    build_report(results, out)
+    assert (
+        "PEN(g+h) − baseline on monuseg-test, protocol `cpu`: +0.1123 IoU (one run each, "
+        "last epoch)." in out.read_text()
+    )
     # fold tables are unchanged by it
     assert build_report(results, out).n_records == 4
     path.write_text('{"test_data": "x", "method": "pen_att", "protocol": "cpu"}')

@@ -428,6 +428,15 @@ def _holdout_section(results_dir: Path) -> list[str]:
             f"| {r.get('train_images', '–')} / {r.get('test_images', '–')} "
             f"| {r.get('epochs', '–')} | {wall} | `{path.relative_to(results_dir).as_posix()}` |"
         )
+    lines.append("")
+    iou = {(r.get("dataset"), r["protocol"], r["method"]): r["test"]["iou"] for _, r in items}
+    for (d, p, m), value in iou.items():
+        base = iou.get((d, p, "baseline"))
+        if m == "pen_att" and base is not None:
+            lines.append(
+                f"PEN(g+h) − baseline on {d}, protocol `{p}`: "
+                f"{format_signed(float(value) - float(base))} IoU (one run each, last epoch)."
+            )
     lines += [
         "",
         "```bash",

@@ -150,6 +150,17 @@ def test_paired_difference_uses_shared_folds_only(tmp_path: Path) -> None:
     assert rows[("MoNuSeg", "PEN(g+h) − baseline")][:3] == ["–", "–", "–"]
     assert rows[("TNBC", "PEN(g) − baseline")][0] == "–"
 
+    # the large-g row is compared with the baseline and with PEN(g+h) on shared folds
+    for fold, iou in {1: 0.60, 2: 0.59}.items():
+        write_fold(root, "tnbc", "pen_large_g", fold, iou)
+    rows = paired_rows(build_report(root, tmp_path / "README.md").markdown.read_text(), "cpu")
+    assert rows[("TNBC", "PEN(large g) − baseline")] == [
+        "+0.0250 ± 0.0071 (n=2)", "yes", "f1: +0.0300, f2: +0.0200", "+0.0283",
+    ]  # fmt: skip
+    assert rows[("TNBC", "PEN(g+h) − PEN(large g)")][:3] == [
+        "+0.0350 ± 0.0212 (n=2)", "yes", "f1: +0.0200, f2: +0.0500",
+    ]  # fmt: skip
+
 
 # ------------------------------------------------------------------------- tables
 

@@ -95,6 +95,8 @@ PAIRED_COMPARISONS: tuple[tuple[str, str, str], ...] = (
     ("pen_att", "baseline", "PEN(g+h) − baseline"),
     ("pen", "baseline", "PEN(g) − baseline"),
     ("densecrf", "baseline", "DenseCRF − baseline"),
+    ("pen_large_g", "baseline", "PEN(large g) − baseline"),
+    ("pen_att", "pen_large_g", "PEN(g+h) − PEN(large g)"),
     ("fully_supervised", "pen_att", "fully supervised − PEN(g+h)"),
 )
 

@@ -117,6 +117,9 @@ def test_train_fold_end_to_end_and_checkpoint_round_trip(
     assert json.loads((out / "result.json").read_text())["test"] == res["test"]
     # the resolved config travels in the record, so a report can list what differs
     assert config_from_dict(res["config"]) == cfg
+    # and so does the validation curve (1-based epochs), with the best epoch's value on it
+    assert sorted(res["val_curve"]) == ["1", "2"]
+    assert res["val_curve"][str(res["best_epoch"])] == pytest.approx(res["val_iou"])
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert "train/edge" in header and "val/iou" in header
 

@@ -18,6 +18,7 @@ from pseudoedgenet.experiments.records import (
     mean_curve,
     paired_difference,
     read_val_curve,
+    record_val_curve,
     summarize,
 )
 from pseudoedgenet.experiments.report import (
@@ -336,6 +337,57 @@ def test_val_iou_plot_from_run_folders(results: Path, tmp_path: Path) -> None:
     assert not (out.parent / "val_iou_monuseg.png").exists()
 
 
+def test_val_curve_kept_in_fold_files_and_table2_plot(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    # fold files that keep their curve need no run folder
+    for fold in range(2):
+        write_fold(
+            results, "tnbc", "pen_att", fold, 0.5, val_curve={"1": 0.1, "2": 0.3 + fold / 10}
+        )
+    write_fold(results, "tnbc", "pen_att_g2", 0, 0.5, val_curve={"1": 0.2, "2": 0.25})
+    out = tmp_path / "report" / "README.md"
+    res = build_report(results, out)
+    t1, t2 = out.parent / "val_iou_tnbc.png", out.parent / "val_iou_tnbc_table2.png"
+    assert res.images == [t1, t2]
+    md = out.read_text()
+    assert "![validation IoU per epoch, TNBC](val_iou_tnbc.png)" in md
+    assert "![validation IoU per epoch, TNBC, Table 2 variants](val_iou_tnbc_table2.png)" in md
+    index = json.loads((out.parent / "figures.json").read_text())
+    assert index["val_iou_tnbc_table2.png"]["alt"].endswith("Table 2 variants")
+    assert record_val_curve(load_results(results)[0], results, None) == {1: 0.1, 2: 0.3}
+    # a malformed curve is a one-line error naming the fold file
+    write_fold(results, "tnbc", "pen_att_g6", 0, 0.5, val_curve=[0.1, 0.2])
+    with pytest.raises(DataError, match=r"pen_att_g6/fold_0\.json.*val_curve"):
+        build_report(results, out)
+
+
+def test_figures_without_their_inputs_are_kept_with_caption(
+    results: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    write_metrics(runs / "tnbc" / "pen_att" / "fold_0", [0.1, 0.2])
+    out = tmp_path / "report" / "README.md"
+    build_report(results, out, runs_dir=runs)
+    png = out.parent / "val_iou_tnbc.png"
+    drawn = png.read_bytes()
+    # the run folders are gone (a fresh clone): the plot and its caption are kept, marked
+    res = build_report(results, out)
+    md = out.read_text()
+    assert res.images == [] and png.read_bytes() == drawn
+    assert "![validation IoU per epoch, TNBC](val_iou_tnbc.png)" in md
+    assert "*TNBC: validation IoU per epoch (Table 1 methods).*" in md
+    assert "*Kept from an earlier report run (commit `" in md
+    assert any(n.startswith("val_iou_tnbc.png kept") for n in res.notes)
+    # without the PNG there is nothing to keep
+    png.unlink()
+    build_report(results, out)
+    assert "val_iou_tnbc.png" not in out.read_text()
+    # an index that is not a mapping of PNG names to captions is refused
+    (out.parent / "figures.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match=r"figures\.json"):
+        build_report(results, out)
+
+
 def test_config_differences_names_changed_and_absent_settings() -> None:
     old = {"model": {"edge": "none"}, "train": {"lr": 0.001, "seed": 0}}
     new = {"model": {"edge": "none", "edge_scale": 0.02}, "train": {"lr": 0.002, "seed": 0}}
@@ -384,7 +436,21 @@ def test_cells_with_several_configs_list_the_differing_settings(tmp_path: Path) 
     md = out.read_text()
     assert "- `cpu`, MoNuSeg, `baseline`: config of fold 0 not kept" in md
     assert "- `cpu`, TNBC, `baseline`: `train.warmup` absent (fold 0) / 0 (fold 1, 2)." in md
-    # without the run folders fold 0's config is unknown
+    # the report copied fold 0's config, byte for byte, into the content-addressed store
+    stored = results / "configs" / f"{old_sha}.yaml"
+    assert stored.read_text() == old_yaml
+    assert sorted(p.name for p in (results / "configs").iterdir()) == [stored.name]
+    # so that it is still known without the run folders
+    build_report(results, out)
+    assert "- `cpu`, TNBC, `baseline`: `train.warmup` absent (fold 0) / 0 (fold 1, 2)." in (
+        out.read_text()
+    )
+    # a store file edited after it was stored is refused, naming the file
+    stored.write_text(old_yaml + "# edited\n")
+    with pytest.raises(DataError, match=rf"{old_sha}\.yaml.*does not hash to its name"):
+        build_report(results, out)
+    # without store and run folders fold 0's config is unknown
+    stored.unlink()
     build_report(results, out)
     assert "- `cpu`, TNBC, `baseline`: config of fold 0 not kept" in out.read_text()
     # other files under the runs folder are only hashed, never parsed

@@ -313,6 +313,13 @@ def train_fold(
         )
         result["val_iou"] = float(score) if score is not None else None
         result["best_epoch"] = int(ckpt["epoch"]) + 1
+        # The validation curve goes into the record, so the report's per-epoch plot does
+        # not depend on the (git-ignored) run folder.
+        from pseudoedgenet.experiments.records import read_val_curve
+
+        curve = read_val_curve(out)
+        if curve:
+            result["val_curve"] = {str(e): v for e, v in curve.items()}
     if dm.test_names and ds.has_instances:
         trainer.test(module, datamodule=dm, verbose=False)
         result["test"] = module.test_metric.compute("mean")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from pseudoedgenet.data.io import atomic_path
 from pseudoedgenet.errors import DataError
 
 
@@ -331,6 +332,39 @@ def read_val_curve(run_dir: str | Path) -> dict[int, float]:
     return dict(sorted(curve.items()))
 
 
+def record_val_curve(
+    record: FoldRecord, results_dir: Path, runs_dir: Path | None
+) -> dict[int, float]:
+    """Validation IoU per epoch of a fold: its record's ``val_curve`` or its run's log.
+
+    Fold files keep the curve (``{"<1-based epoch>": val IoU}``) since that field was
+    added; for older ones the run folder's log is read (:func:`read_val_curve`).
+
+    Args:
+        record: a fold record.
+        results_dir: the results folder the record was read from.
+        runs_dir: root of the run folders, or ``None``.
+
+    Returns:
+        ``{epoch: val IoU}``; empty when neither source exists.
+
+    Raises:
+        DataError: a ``val_curve`` that is not a mapping of epochs to numbers, or a bad log.
+    """
+    stored = record.data.get("val_curve")
+    if stored is not None:
+        try:
+            if not isinstance(stored, dict):
+                raise TypeError
+            return dict(sorted((int(e), float(v)) for e, v in stored.items()))
+        except (TypeError, ValueError):
+            raise DataError(
+                record.path, "val_curve is not a mapping of epochs to numbers"
+            ) from None
+    run = run_folder(record, results_dir, runs_dir) if runs_dir is not None else None
+    return read_val_curve(run) if run is not None else {}
+
+
 def mean_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, tuple[float, int]]:
     """Mean over runs per epoch: ``{epoch: (mean, number of runs with that epoch)}``."""
     epochs = sorted({e for c in curves for e in c})
@@ -341,47 +375,139 @@ def mean_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, tuple[float, 
     return out
 
 
-def known_configs(
-    records: Iterable[FoldRecord], runs_dir: Path | None = None
-) -> dict[str, dict[str, Any]]:
-    """Resolved configs by ``config_sha256``, from everything that keeps one.
+#: Folder (under the results folder) of the content-addressed config store: one
+#: ``<sha256>.yaml`` per resolved config that a fold file names by ``config_sha256`` but does
+#: not hold itself, so the configs survive the (git-ignored) run folders.
+CONFIG_STORE = "configs"
 
-    A fold file keeps its config in the ``config`` field (written since that field was
-    added); older folds are found through any ``config.yaml`` under ``runs_dir`` (the run
-    folders) whose SHA-256 equals theirs, since ``config_sha256`` is the hash of exactly
-    that file's text (other files are hashed, never parsed). Files are read with
-    ``yaml.safe_load`` (nothing executed).
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _parse_config(path: Path, raw: bytes) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DataError(path, f"not a valid YAML config ({exc.__class__.__name__})") from None
+    if not isinstance(loaded, dict):
+        raise DataError(path, "not a YAML mapping of config sections")
+    return loaded
+
+
+def _wanted_shas(records: Iterable[FoldRecord]) -> set[str]:
+    return {
+        sha
+        for r in records
+        if isinstance(sha := r.data.get("config_sha256"), str)
+        and not isinstance(r.data.get("config"), dict)
+    }
+
+
+def read_config_store(store_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Configs of the content-addressed store ``<store_dir>/<sha256>.yaml``.
+
+    Each file's SHA-256 must equal its name, so a stored config is exactly the text whose
+    hash a fold file records as ``config_sha256`` (read with ``yaml.safe_load``; nothing
+    executed).
 
     Args:
-        records: fold records.
-        runs_dir: folder searched recursively for ``config.yaml`` files, or ``None``.
+        store_dir: the store folder (missing: empty store).
 
     Returns:
         ``{sha256 hex: config mapping}``.
 
     Raises:
-        DataError: a ``config.yaml`` that is not a YAML mapping.
+        DataError: a file whose name is not a SHA-256, whose text does not hash to its
+            name, or that is not a YAML mapping.
     """
     found: dict[str, dict[str, Any]] = {}
-    wanted: set[str] = set()
+    store_dir = Path(store_dir)
+    for path in sorted(store_dir.glob("*.yaml")) if store_dir.is_dir() else []:
+        if not _SHA256.fullmatch(path.stem):
+            raise DataError(path, "config store files are named <sha256>.yaml")
+        raw = path.read_bytes()
+        if hashlib.sha256(raw).hexdigest() != path.stem:
+            raise DataError(path, "text does not hash to its name (edited after it was stored?)")
+        found[path.stem] = _parse_config(path, raw)
+    return found
+
+
+def update_config_store(
+    records: Iterable[FoldRecord], runs_dir: Path | None, store_dir: str | Path
+) -> list[Path]:
+    """Copies into the store the run-folder configs that fold files name but do not hold.
+
+    A fold file written before it kept its ``config`` names it only by ``config_sha256``,
+    the hash of its run folder's ``config.yaml``; any ``config.yaml`` under ``runs_dir``
+    with that hash is copied, byte for byte, to ``<store_dir>/<sha256>.yaml`` (atomically)
+    unless already stored.
+
+    Args:
+        records: fold records.
+        runs_dir: folder searched recursively for ``config.yaml`` files, or ``None``.
+        store_dir: the store folder (created when something is stored).
+
+    Returns:
+        The files written.
+
+    Raises:
+        DataError: a matching ``config.yaml`` that is not a YAML mapping.
+    """
+    store_dir = Path(store_dir)
+    wanted = _wanted_shas(records)
+    written: list[Path] = []
+    for path in sorted(runs_dir.rglob("config.yaml")) if runs_dir is not None else []:
+        raw = path.read_bytes()
+        sha = hashlib.sha256(raw).hexdigest()
+        target = store_dir / f"{sha}.yaml"
+        if sha not in wanted or target.is_file():
+            continue
+        _parse_config(path, raw)
+        store_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(raw)
+        written.append(target)
+    return written
+
+
+def known_configs(
+    records: Iterable[FoldRecord],
+    runs_dir: Path | None = None,
+    store_dir: str | Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Resolved configs by ``config_sha256``, from everything that keeps one.
+
+    A fold file keeps its config in the ``config`` field (written since that field was
+    added); older folds are found in the config store (:func:`read_config_store`) or
+    through any ``config.yaml`` under ``runs_dir`` (the run folders) whose SHA-256 equals
+    theirs, since ``config_sha256`` is the hash of exactly that file's text (other files
+    are hashed, never parsed). Files are read with ``yaml.safe_load`` (nothing executed).
+
+    Args:
+        records: fold records.
+        runs_dir: folder searched recursively for ``config.yaml`` files, or ``None``.
+        store_dir: config store folder, or ``None``.
+
+    Returns:
+        ``{sha256 hex: config mapping}``.
+
+    Raises:
+        DataError: a ``config.yaml`` that is not a YAML mapping, or a bad store file.
+    """
+    records = list(records)
+    found: dict[str, dict[str, Any]] = {}
     for r in records:
         sha, config = r.data.get("config_sha256"), r.data.get("config")
         if isinstance(sha, str) and isinstance(config, dict):
             found[sha] = config
-        elif isinstance(sha, str):
-            wanted.add(sha)
+    wanted = _wanted_shas(records) - set(found)
+    if store_dir is not None:
+        stored = read_config_store(store_dir)
+        found.update({sha: stored[sha] for sha in wanted if sha in stored})
     for path in sorted(runs_dir.rglob("config.yaml")) if runs_dir is not None else []:
         raw = path.read_bytes()
         sha = hashlib.sha256(raw).hexdigest()
-        if sha not in wanted or sha in found:
-            continue
-        try:
-            loaded = yaml.safe_load(raw.decode("utf-8"))
-        except (UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise DataError(path, f"not a valid YAML config ({exc.__class__.__name__})") from None
-        if not isinstance(loaded, dict):
-            raise DataError(path, "not a YAML mapping of config sections")
-        found[sha] = loaded
+        if sha in wanted and sha not in found:
+            found[sha] = _parse_config(path, raw)
     return found
 
 

@@ -21,6 +21,7 @@ Reading and statistics live in :mod:`pseudoedgenet.experiments.records`, drawing
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from pseudoedgenet.data.io import write_text
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.experiments.records import (
     ABSENT,
+    CONFIG_STORE,
     FoldRecord,
     Groups,
     Summary,
@@ -44,8 +46,9 @@ from pseudoedgenet.experiments.records import (
     load_results,
     mean_curve,
     paired_difference,
-    read_val_curve,
+    record_val_curve,
     run_folder,
+    update_config_store,
 )
 
 #: Paper: Yoo et al., "PseudoEdgeNet: Nuclei Segmentation only with Point Annotations",
@@ -519,44 +522,118 @@ def _coverage_section(
     return lines
 
 
+#: JSON file next to the report: for every PNG the report drew, its caption and the
+#: commit it was drawn at, so that a figure whose inputs (checkpoints, logs) are not on this
+#: machine is kept, with its caption, instead of dropped.
+FIGURE_INDEX = "figures.json"
+
+
+def _read_figure_index(out_dir: Path) -> dict[str, dict[str, Any]]:
+    path = out_dir / FIGURE_INDEX
+    if not path.is_file():
+        return {}
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(path, "not valid JSON") from None
+    if not isinstance(index, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("caption"), list) for v in index.values()
+    ):
+        raise DataError(path, 'not a mapping of PNG names to {"caption": [...], ...}')
+    return index
+
+
+class _Figures:
+    """The figure index of one report run: figures drawn now, or kept from earlier."""
+
+    def __init__(self, out_dir: Path, result: ReportResult) -> None:
+        self.out_dir = out_dir
+        self.result = result
+        self.index = _read_figure_index(out_dir)
+        self.changed = False
+
+    def drawn(self, png: Path, alt: str, caption: list[str]) -> list[str]:
+        """Records a PNG drawn now; returns its markdown (image, caption)."""
+        from pseudoedgenet.engine.runtime import git_commit
+
+        self.result.images.append(png)
+        self.index[png.name] = {"alt": alt, "caption": caption, "commit": git_commit()}
+        self.changed = True
+        return [f"![{alt}]({png.name})", "", *caption]
+
+    def kept(self, name: str, why: str) -> list[str] | None:
+        """Markdown of an earlier-drawn PNG that cannot be redrawn now, or ``None``."""
+        entry = self.index.get(name)
+        if entry is None or not (self.out_dir / name).is_file():
+            return None
+        self.result.notes.append(f"{name} kept from an earlier report run: {why}")
+        return [
+            f"![{entry.get('alt', Path(name).stem)}]({name})",
+            "",
+            *entry["caption"],
+            f"*Kept from an earlier report run (commit `{_short_commit(str(entry.get('commit')))}`)"
+            f": {why}.*",
+            "",
+        ]
+
+    def write(self) -> None:
+        if self.changed:
+            write_text(
+                self.out_dir / FIGURE_INDEX, json.dumps(self.index, indent=2, sort_keys=True) + "\n"
+            )
+
+
 def _curves_section(
-    groups: Groups, results_dir: Path, runs_dir: Path, out_dir: Path, result: ReportResult
+    groups: Groups, results_dir: Path, runs_dir: Path | None, figures: _Figures
 ) -> list[str]:
     from pseudoedgenet.experiments.figures import plot_val_curves
 
     lines = ["## Validation IoU per epoch", ""]
-    order = list(PAPER_TABLE1) + [m for m in PAPER_TABLE2 if m not in PAPER_TABLE1]
+    table1 = list(PAPER_TABLE1)
+    table2 = list(PAPER_TABLE2)
     datasets = _ordered({k[0] for k in groups}, list(DATASET_NAMES))
-    protocols_of = {d: {k[2] for k in groups if k[0] == d} for d in datasets}
-    any_plot = False
+    caption = [
+        "Mean over the folds whose fold file keeps its validation curve (`val_curve`) or "
+        "whose run folder has a log (`metrics.csv`); an epoch's mean covers the folds that "
+        "reached it, the legend gives the number of folds (a range when it varies by epoch). "
+        "Epochs are 1-based.",
+        "",
+    ]
     for d in datasets:
-        curves: dict[str, dict[int, tuple[float, int]]] = {}
-        protocols = _ordered(protocols_of[d], PROTOCOL_ORDER)
+        protocols = _ordered({k[2] for k in groups if k[0] == d}, PROTOCOL_ORDER)
+        curves: dict[str, dict[str, dict[int, tuple[float, int]]]] = {"1": {}, "2": {}}
         for p in protocols:
-            methods = _ordered({k[1] for k in groups if k[0] == d and k[2] == p}, order)
+            methods = _ordered({k[1] for k in groups if k[0] == d and k[2] == p}, table1 + table2)
             for m in methods:
-                runs = [run_folder(r, results_dir, runs_dir) for r in groups[(d, m, p)].values()]
-                per_fold = [c for r in runs if r is not None and (c := read_val_curve(r))]
-                if per_fold:
-                    label = m if len(protocols) == 1 else f"{m} [{p}]"
-                    curves[label] = mean_curve(per_fold)
-        if not curves:
-            continue
-        png = out_dir / f"val_iou_{d}.png"
-        plot_val_curves(curves, f"{_dataset_name(d)}: validation IoU per epoch", png)
-        result.images.append(png)
-        any_plot = True
-        lines += [f"![validation IoU per epoch, {_dataset_name(d)}]({png.name})", ""]
-    if any_plot:
-        lines += [
-            "Mean over the folds whose run folder has a log (`metrics.csv`, or the attempt "
-            "logs of a run still going); an epoch's mean covers the folds that reached it, "
-            "the legend gives the number of folds (a range when it varies by epoch). Epochs "
-            "are 1-based.",
-            "",
-        ]
-    else:
-        lines += [f"No run logs found under `{runs_dir}`.", ""]
+                per_fold = [
+                    c
+                    for r in groups[(d, m, p)].values()
+                    if (c := record_val_curve(r, results_dir, runs_dir))
+                ]
+                if not per_fold:
+                    continue
+                label = m if len(protocols) == 1 else f"{m} [{p}]"
+                for t, members in (("1", table1), ("2", table2)):
+                    if m in members or (t == "1" and m not in table2):
+                        curves[t][label] = mean_curve(per_fold)
+        # The Table-2 plot is drawn once a Table-2-only variant has a curve.
+        has_t2 = any(lab.split(" [")[0] not in table1 for lab in curves["2"])
+        for t, suffix, what in (("1", "", "Table 1 methods"), ("2", "_table2", "Table 2 variants")):
+            png = figures.out_dir / f"val_iou_{d}{suffix}.png"
+            title = f"{_dataset_name(d)}: validation IoU per epoch ({what})"
+            if curves[t] and (t == "1" or has_t2):
+                plot_val_curves(curves[t], title, png)
+                alt = f"validation IoU per epoch, {_dataset_name(d)}" + (
+                    ", Table 2 variants" if t == "2" else ""
+                )
+                lines += [*figures.drawn(png, alt, [f"*{title}.*", ""]), ""]
+            else:
+                why = (
+                    "its folds' run folders are not on this machine and their fold files "
+                    "predate `val_curve`"
+                )
+                lines += figures.kept(png.name, why) or []
+    lines += caption
     return lines
 
 
@@ -565,9 +642,8 @@ def _figure_section(
     results_dir: Path,
     runs_dir: Path | None,
     data_dirs: Mapping[str, str | Path],
-    out_dir: Path,
+    figures: _Figures,
     n_images: int,
-    result: ReportResult,
 ) -> list[str]:
     from pseudoedgenet.experiments.figures import figure2_for_fold
 
@@ -575,6 +651,7 @@ def _figure_section(
     datasets = _ordered({k[0] for k in groups}, list(DATASET_NAMES))
     for d in datasets:
         note = None
+        png = figures.out_dir / f"figure2_{d}.png"
         protocols = _ordered(
             {p for (dd, m, p), g in groups.items() if dd == d and m == "pen_att" and 0 in g},
             PROTOCOL_ORDER,
@@ -594,7 +671,6 @@ def _figure_section(
                 note = "no best.ckpt in the pen_att fold-0 run folder"
             else:
                 base_ckpt = base_run / "best.ckpt" if base_run is not None else None
-                png = out_dir / f"figure2_{d}.png"
                 names = figure2_for_fold(
                     data_dirs[d],
                     pen_run / "best.ckpt",
@@ -603,10 +679,7 @@ def _figure_section(
                     fold=0,
                     n_images=n_images,
                 )
-                result.images.append(png)
-                lines += [
-                    f"![Figure 2, {_dataset_name(d)}]({png.name})",
-                    "",
+                caption = [
                     f"*{_dataset_name(d)}, protocol `{p}`, test images of fold 0 "
                     f"({', '.join(names)}): (a) input, (b) attention h, (c) raw edge g, "
                     "(d) final edge g⊗h (edges: mean of x and y, grey = 0), (e) PEN(g+h) f, "
@@ -619,9 +692,15 @@ def _figure_section(
                     + ", (g) ground truth; segmentations at threshold 0.5.*",
                     "",
                 ]
+                lines += figures.drawn(png, f"Figure 2, {_dataset_name(d)}", caption)
         if note is not None:
-            result.notes.append(f"figure 2 for {d} skipped: {note}")
-            lines += [f"{_dataset_name(d)}: skipped ({note}).", ""]
+            kept = figures.kept(png.name, f"not redrawn ({note})")
+            if kept is not None:
+                lines += kept
+            else:
+                result_note = f"figure 2 for {d} skipped: {note}"
+                figures.result.notes.append(result_note)
+                lines += [f"{_dataset_name(d)}: skipped ({note}).", ""]
     return lines
 
 
@@ -712,15 +791,15 @@ def build_report(
     lines += ["## Paired comparisons", ""]
     for p in protocols:
         lines += _paired_section(groups, p, datasets)
-    lines += _coverage_section(groups, protocols, known_configs(records, runs))
+    store = results_dir / CONFIG_STORE
+    for path in update_config_store(records, runs, store):
+        result.notes.append(f"stored config {path}")
+    lines += _coverage_section(groups, protocols, known_configs(records, runs, store))
     lines += _holdout_section(results_dir)
-    out_dir = out_md.parent
-    if runs is not None:
-        lines += _curves_section(groups, results_dir, runs, out_dir, result)
+    figures = _Figures(out_md.parent, result)
+    lines += _curves_section(groups, results_dir, runs, figures)
     if data_dirs is not None:
-        lines += _figure_section(
-            groups, results_dir, runs, data_dirs, out_dir, figure_images, result
-        )
+        lines += _figure_section(groups, results_dir, runs, data_dirs, figures, figure_images)
     if readme is not None:
         readme = Path(readme)
         try:
@@ -731,5 +810,6 @@ def build_report(
             groups, records, f"pseudoedgenet report {results_dir} --readme {readme}"
         )
         write_text(readme, replace_block(text, block, readme))
+    figures.write()
     write_text(out_md, "\n".join(lines).rstrip() + "\n")
     return result

@@ -361,9 +361,7 @@ def test_val_curve_kept_in_fold_files_and_table2_plot(tmp_path: Path) -> None:
         build_report(results, out)
 
 
-def test_figures_without_their_inputs_are_kept_with_caption(
-    results: Path, tmp_path: Path
-) -> None:
+def test_figures_without_their_inputs_are_kept_with_caption(results: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     write_metrics(runs / "tnbc" / "pen_att" / "fold_0", [0.1, 0.2])
     out = tmp_path / "report" / "README.md"

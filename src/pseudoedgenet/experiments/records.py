@@ -470,28 +470,23 @@ def update_config_store(
 
 
 def known_configs(
-    records: Iterable[FoldRecord],
-    runs_dir: Path | None = None,
-    store_dir: str | Path | None = None,
+    records: Iterable[FoldRecord], store_dir: str | Path | None = None
 ) -> dict[str, dict[str, Any]]:
     """Resolved configs by ``config_sha256``, from everything that keeps one.
 
     A fold file keeps its config in the ``config`` field (written since that field was
-    added); older folds are found in the config store (:func:`read_config_store`) or
-    through any ``config.yaml`` under ``runs_dir`` (the run folders) whose SHA-256 equals
-    theirs, since ``config_sha256`` is the hash of exactly that file's text (other files
-    are hashed, never parsed). Files are read with ``yaml.safe_load`` (nothing executed).
+    added); older folds are found in the config store (:func:`read_config_store`, filled
+    from the run folders by :func:`update_config_store`).
 
     Args:
         records: fold records.
-        runs_dir: folder searched recursively for ``config.yaml`` files, or ``None``.
         store_dir: config store folder, or ``None``.
 
     Returns:
         ``{sha256 hex: config mapping}``.
 
     Raises:
-        DataError: a ``config.yaml`` that is not a YAML mapping, or a bad store file.
+        DataError: a bad store file.
     """
     records = list(records)
     found: dict[str, dict[str, Any]] = {}
@@ -499,15 +494,9 @@ def known_configs(
         sha, config = r.data.get("config_sha256"), r.data.get("config")
         if isinstance(sha, str) and isinstance(config, dict):
             found[sha] = config
-    wanted = _wanted_shas(records) - set(found)
     if store_dir is not None:
         stored = read_config_store(store_dir)
-        found.update({sha: stored[sha] for sha in wanted if sha in stored})
-    for path in sorted(runs_dir.rglob("config.yaml")) if runs_dir is not None else []:
-        raw = path.read_bytes()
-        sha = hashlib.sha256(raw).hexdigest()
-        if sha in wanted and sha not in found:
-            found[sha] = _parse_config(path, raw)
+        found.update({sha: stored[sha] for sha in _wanted_shas(records) if sha in stored})
     return found
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -551,13 +551,16 @@ class _Figures:
         self.result = result
         self.index = _read_figure_index(out_dir)
         self.changed = False
+        self._commit: str | None = None
 
     def drawn(self, png: Path, alt: str, caption: list[str]) -> list[str]:
         """Records a PNG drawn now; returns its markdown (image, caption)."""
-        from pseudoedgenet.engine.runtime import git_commit
+        if self._commit is None:
+            from pseudoedgenet.engine.runtime import git_commit
 
+            self._commit = git_commit()
         self.result.images.append(png)
-        self.index[png.name] = {"alt": alt, "caption": caption, "commit": git_commit()}
+        self.index[png.name] = {"alt": alt, "caption": caption, "commit": self._commit}
         self.changed = True
         return [f"![{alt}]({png.name})", "", *caption]
 
@@ -583,58 +586,66 @@ class _Figures:
             )
 
 
+#: The validation plots per dataset: file suffix, what it shows, which methods it holds.
+#: Table 1's plot also holds methods of neither table; the Table-2 plot is drawn once a
+#: variant outside Table 1 has a curve.
+_CURVE_PLOTS: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
+    ("", "Table 1 methods", lambda m: m in PAPER_TABLE1 or m not in PAPER_TABLE2),
+    ("_table2", "Table 2 variants", lambda m: m in PAPER_TABLE2),
+)
+
+
 def _curves_section(
     groups: Groups, results_dir: Path, runs_dir: Path | None, figures: _Figures
 ) -> list[str]:
     from pseudoedgenet.experiments.figures import plot_val_curves
 
     lines = ["## Validation IoU per epoch", ""]
-    table1 = list(PAPER_TABLE1)
-    table2 = list(PAPER_TABLE2)
-    datasets = _ordered({k[0] for k in groups}, list(DATASET_NAMES))
-    caption = [
+    order = list(PAPER_TABLE1) + [m for m in PAPER_TABLE2 if m not in PAPER_TABLE1]
+    not_kept = (
+        "its folds' run folders are not on this machine and their fold files predate `val_curve`"
+    )
+    n_images = 0
+    for d in _ordered({k[0] for k in groups}, list(DATASET_NAMES)):
+        protocols = _ordered({k[2] for k in groups if k[0] == d}, PROTOCOL_ORDER)
+        # (method, legend label, mean curve) of every method with at least one curve
+        means: list[tuple[str, str, dict[int, tuple[float, int]]]] = []
+        for p in protocols:
+            for m in _ordered({k[1] for k in groups if k[0] == d and k[2] == p}, order):
+                per_fold = [
+                    c
+                    for r in groups[(d, m, p)].values()
+                    if (c := record_val_curve(r, results_dir, runs_dir))
+                ]
+                if per_fold:
+                    label = m if len(protocols) == 1 else f"{m} [{p}]"
+                    means.append((m, label, mean_curve(per_fold)))
+        for suffix, what, holds in _CURVE_PLOTS:
+            png = figures.out_dir / f"val_iou_{d}{suffix}.png"
+            curves = {label: c for m, label, c in means if holds(m)}
+            if suffix and not any(m not in PAPER_TABLE1 for m, _, _ in means if holds(m)):
+                curves = {}
+            if curves:
+                title = f"{_dataset_name(d)}: validation IoU per epoch ({what})"
+                plot_val_curves(curves, title, png)
+                alt = f"validation IoU per epoch, {_dataset_name(d)}" + (
+                    f", {what}" if suffix else ""
+                )
+                shown = [*figures.drawn(png, alt, [f"*{title}.*", ""]), ""]
+            else:
+                shown = figures.kept(png.name, not_kept) or []
+            n_images += bool(shown)
+            lines += shown
+    if not n_images:
+        return [*lines, "No validation curves (in fold files or run logs) found.", ""]
+    return [
+        *lines,
         "Mean over the folds whose fold file keeps its validation curve (`val_curve`) or "
         "whose run folder has a log (`metrics.csv`); an epoch's mean covers the folds that "
         "reached it, the legend gives the number of folds (a range when it varies by epoch). "
         "Epochs are 1-based.",
         "",
     ]
-    for d in datasets:
-        protocols = _ordered({k[2] for k in groups if k[0] == d}, PROTOCOL_ORDER)
-        curves: dict[str, dict[str, dict[int, tuple[float, int]]]] = {"1": {}, "2": {}}
-        for p in protocols:
-            methods = _ordered({k[1] for k in groups if k[0] == d and k[2] == p}, table1 + table2)
-            for m in methods:
-                per_fold = [
-                    c
-                    for r in groups[(d, m, p)].values()
-                    if (c := record_val_curve(r, results_dir, runs_dir))
-                ]
-                if not per_fold:
-                    continue
-                label = m if len(protocols) == 1 else f"{m} [{p}]"
-                for t, members in (("1", table1), ("2", table2)):
-                    if m in members or (t == "1" and m not in table2):
-                        curves[t][label] = mean_curve(per_fold)
-        # The Table-2 plot is drawn once a Table-2-only variant has a curve.
-        has_t2 = any(lab.split(" [")[0] not in table1 for lab in curves["2"])
-        for t, suffix, what in (("1", "", "Table 1 methods"), ("2", "_table2", "Table 2 variants")):
-            png = figures.out_dir / f"val_iou_{d}{suffix}.png"
-            title = f"{_dataset_name(d)}: validation IoU per epoch ({what})"
-            if curves[t] and (t == "1" or has_t2):
-                plot_val_curves(curves[t], title, png)
-                alt = f"validation IoU per epoch, {_dataset_name(d)}" + (
-                    ", Table 2 variants" if t == "2" else ""
-                )
-                lines += [*figures.drawn(png, alt, [f"*{title}.*", ""]), ""]
-            else:
-                why = (
-                    "its folds' run folders are not on this machine and their fold files "
-                    "predate `val_curve`"
-                )
-                lines += figures.kept(png.name, why) or []
-    lines += caption
-    return lines
 
 
 def _figure_section(
@@ -698,8 +709,7 @@ def _figure_section(
             if kept is not None:
                 lines += kept
             else:
-                result_note = f"figure 2 for {d} skipped: {note}"
-                figures.result.notes.append(result_note)
+                figures.result.notes.append(f"figure 2 for {d} skipped: {note}")
                 lines += [f"{_dataset_name(d)}: skipped ({note}).", ""]
     return lines
 
@@ -794,7 +804,7 @@ def build_report(
     store = results_dir / CONFIG_STORE
     for path in update_config_store(records, runs, store):
         result.notes.append(f"stored config {path}")
-    lines += _coverage_section(groups, protocols, known_configs(records, runs, store))
+    lines += _coverage_section(groups, protocols, known_configs(records, store))
     lines += _holdout_section(results_dir)
     figures = _Figures(out_md.parent, result)
     lines += _curves_section(groups, results_dir, runs, figures)

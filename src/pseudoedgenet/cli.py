@@ -23,11 +23,18 @@ class Source(str, Enum):
     monuseg = "monuseg"
     tnbc = "tnbc"
     folder = "folder"
+    qupath = "qupath"
 
 
 @app.command()
 def prepare(
-    source: Annotated[Source, typer.Argument(help="dataset reader")],
+    source: Annotated[
+        Source,
+        typer.Argument(
+            help="dataset reader; qupath: images/slides with <stem>.geojson (QuPath points, "
+            "and regions around the areas where every nucleus was clicked) beside each"
+        ),
+    ],
     src: Annotated[Path, typer.Option(help="dataset folder (e.g. ../shared/data/tnbc)")],
     out: Annotated[Path, typer.Option(help="prepared dataset folder to create")],
     split: Annotated[str, typer.Option(help="MoNuSeg split: train or test")] = "train",
@@ -36,19 +43,70 @@ def prepare(
     seed: Annotated[int, typer.Option(help="fold seed")] = 0,
     split_by: Annotated[
         str,
-        typer.Option(help="fold by 'image' or by 'group' (patient for TNBC, organ for MoNuSeg)"),
+        typer.Option(
+            help="fold by 'image' or by 'group' (patient for TNBC, organ for MoNuSeg, "
+            "source slide for QuPath)"
+        ),
     ] = "image",
     force: Annotated[bool, typer.Option(help="replace an existing output folder")] = False,
+    level: Annotated[
+        int | None, typer.Option(help="QuPath: pyramid level to read (0 = full)")
+    ] = None,
+    mpp: Annotated[
+        float | None,
+        typer.Option(help="QuPath: read the level nearest this many microns per pixel"),
+    ] = None,
+    region_class: Annotated[
+        str | None, typer.Option(help="QuPath: use only regions of this class [default: all]")
+    ] = None,
+    point_class: Annotated[
+        str | None, typer.Option(help="QuPath: use only points of this class [default: all]")
+    ] = None,
 ) -> None:
-    """Reads a dataset and writes images, instance masks, points and folds."""
+    """Reads a dataset and writes images, instance masks (when any), points, regions of
+    interest (QuPath) and folds."""
     from pseudoedgenet.data.folder import read_folder
     from pseudoedgenet.data.monuseg import list_monuseg, read_monuseg
     from pseudoedgenet.data.prepared import check_output_dir, prepare_dataset
+    from pseudoedgenet.data.qupath import prepare_qupath
     from pseudoedgenet.data.tnbc import read_tnbc
+    from pseudoedgenet.errors import ConfigError
 
     check_output_dir(out, force)
     if split_by not in ("image", "group"):
         raise typer.BadParameter("--split-by must be 'image' or 'group'")
+    if source is Source.qupath:
+        meta = prepare_qupath(
+            src,
+            out,
+            level=level,
+            mpp=mpp,
+            region_class=region_class,
+            point_class=point_class,
+            k=k,
+            seed=seed,
+            split_by=split_by,
+            force=force,
+        )
+        q = meta["qupath"]
+        typer.echo(
+            f"{out}: {meta['n_images']} images, {meta['n_points']} points "
+            f"(points outside every region: {q['points_outside_regions']}, "
+            f"duplicates dropped: {q['duplicates_dropped']})"
+        )
+        return
+    given = [
+        name
+        for name, value in (
+            ("--level", level),
+            ("--mpp", mpp),
+            ("--region-class", region_class),
+            ("--point-class", point_class),
+        )
+        if value is not None
+    ]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: for `prepare qupath` only")
     total = None
     if source is Source.monuseg:
         if annotations not in ("auto", "masks", "xml"):
@@ -83,7 +141,8 @@ def labels(
     data: Annotated[Path, typer.Argument(help="prepared dataset folder")],
     force: Annotated[bool, typer.Option(help="replace existing labels/")] = False,
 ) -> None:
-    """Writes Voronoi label maps (1 = point, 0 = boundary, 255 = ignore) to DATA/labels/."""
+    """Writes Voronoi label maps (1 = point, 0 = boundary, 255 = ignore, also outside an
+    image's region of interest) to DATA/labels/."""
     from pseudoedgenet.data.prepared import PreparedDataset, write_labels
 
     out = write_labels(PreparedDataset(data), force=force)
@@ -96,23 +155,26 @@ def show(
     name: Annotated[str, typer.Argument(help="image name (file stem)")],
     out: Annotated[Path, typer.Option(help="PNG file to write")],
 ) -> None:
-    """Draws the points (green) and Voronoi boundaries (yellow) over an image."""
+    """Draws the points (green) and Voronoi boundaries (yellow) over an image; outside its
+    region of interest (if any) the image is darkened and nothing is drawn."""
     from pseudoedgenet.data.io import write_png
     from pseudoedgenet.data.prepared import PreparedDataset
     from pseudoedgenet.errors import DataError
-    from pseudoedgenet.labels import voronoi_labels
-    from pseudoedgenet.viz import draw_labels
+    from pseudoedgenet.viz import draw_labels, overlay_mask
 
     ds = PreparedDataset(data)
     if name not in ds.names:
         raise DataError(data / "images" / f"{name}.png", "no such image in the prepared dataset")
     image = ds.image(name)
-    write_png(out, draw_labels(image, voronoi_labels(ds.points(name), image.shape[:2])))
+    roi = ds.roi(name, image.shape[:2])
+    if roi is not None:
+        image = overlay_mask(image, ~roi, color=(0, 0, 0), alpha=0.5)
+    write_png(out, draw_labels(image, ds.point_labels(name, image.shape[:2])))
     typer.echo(f"wrote {out}")
 
 
 def _config(
-    config: Path,
+    config: Path | None,
     protocol: str | None,
     epochs: int | None,
     max_steps: int | None,

@@ -20,7 +20,7 @@ from pseudoedgenet.config import DataConfig
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.data.transforms import augment_window, geometric_transform, photometric_transform
 from pseudoedgenet.errors import DataError
-from pseudoedgenet.labels.voronoi import voronoi_labels
+from pseudoedgenet.labels.voronoi import IGNORE, voronoi_labels
 
 
 @dataclass
@@ -28,13 +28,15 @@ class _Item:
     image: np.ndarray
     instances: np.ndarray | None
     points: np.ndarray
+    roi: np.ndarray | None = None  # (H, W) bool annotated region; None = whole image
 
 
 def _load(dataset: PreparedDataset, names: list[str]) -> list[_Item]:
     items = []
     for n in names:
         image = dataset.image(n)
-        items.append(_Item(image, dataset.instances(n), dataset.points(n)))
+        roi = dataset.roi(n, image.shape[:2])
+        items.append(_Item(image, dataset.instances(n), dataset.points(n), roi))
     return items
 
 
@@ -51,7 +53,10 @@ class CropDataset(Dataset):
     instance mask (zeros when the dataset has no masks), with C = ``cfg.crop``. Images are
     chosen with probability proportional to their area; the window is read with
     ``cfg.context`` pixels of context on each side (reflect-padded at image borders),
-    augmented, then centre-cropped.
+    augmented, then centre-cropped. An image's roi (annotated region) travels through
+    the augmentation as a second mask channel beside the instances (zero-padded at image
+    borders), and labels outside it are 255, so no negative comes from unannotated
+    tissue.
 
     Args:
         dataset: prepared dataset.
@@ -96,7 +101,11 @@ class CropDataset(Dataset):
         ys, xs = slice(max(0, y0), min(h, y0 + win)), slice(max(0, x0), min(w, x0 + win))
         image = np.pad(item.image[ys, xs], (*pad, (0, 0)), mode="reflect")
         inst = item.instances if item.instances is not None else np.zeros((h, w), np.uint16)
-        instances = np.pad(inst[ys, xs], pad, mode="constant")
+        if item.roi is None:
+            instances = np.pad(inst[ys, xs], pad, mode="constant")
+        else:  # (win, win, 2): instances and roi, transformed together
+            masks = np.dstack([inst[ys, xs].astype(np.int32), item.roi[ys, xs].astype(np.int32)])
+            instances = np.pad(masks, (*pad, (0, 0)), mode="constant")
         pts = item.points - np.array([x0, y0], dtype=np.float64)
         # Only in-window points: their image content is in the window. Points of the
         # reflected border get reflected copies from the affine transform, consistently.
@@ -106,6 +115,9 @@ class CropDataset(Dataset):
         )
         image, instances = image[m : m + c, m : m + c], instances[m : m + c, m : m + c]
         labels = voronoi_labels(pts - m, (c, c), margin=m)
+        if item.roi is not None:
+            labels[instances[:, :, 1] == 0] = IGNORE
+            instances = instances[:, :, 0]
         return {
             "image": _to_tensor(image),
             "labels": torch.from_numpy(labels),

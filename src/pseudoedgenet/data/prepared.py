@@ -5,10 +5,14 @@ Layout written by :func:`prepare_dataset` (``pseudoedgenet prepare``)::
     OUT/images/<name>.png       RGB uint8
     OUT/instances/<name>.png    uint16 instance ids, 0 = background (when masks exist)
     OUT/points/<name>.csv       x,y header; (x, y) = (column, row) pixels of the image
+    OUT/roi/<name>.png          uint8 255 = annotated region, 0 = outside (ignored in
+                                training); only for images annotated in part (QuPath
+                                regions), absent when the whole image is annotated
     OUT/labels/<name>.png       uint8 1 = point, 0 = Voronoi boundary, 255 = ignore
                                 (written by ``pseudoedgenet labels``)
     OUT/folds.json              {"k", "seed", "by", "folds": [[names...], ...]}
-    OUT/dataset.json            source, split, counts, groups, package version
+    OUT/dataset.json            source, split, counts, groups, package version, and
+                                ``images``: a record per image when the reader gives one
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -37,7 +41,7 @@ from pseudoedgenet.data.io import (
 from pseudoedgenet.data.sample import Sample
 from pseudoedgenet.data.splits import FoldSplit, fold_split, make_folds
 from pseudoedgenet.errors import DataError
-from pseudoedgenet.labels import points_from_instances, voronoi_labels
+from pseudoedgenet.labels import IGNORE, points_from_instances, voronoi_labels
 
 
 def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
@@ -72,11 +76,14 @@ def prepare_dataset(
     split_by: str = "image",
     force: bool = False,
     total: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Writes samples into the prepared-dataset layout, atomically.
 
     Points come from the sample when it has them, else from the instance masks
-    (centre of mass, :func:`~pseudoedgenet.labels.points_from_instances`).
+    (centre of mass, :func:`~pseudoedgenet.labels.points_from_instances`). A sample's
+    ``roi`` is written to ``roi/<name>.png`` (255 inside, 0 outside), its ``info`` to
+    ``dataset.json`` under ``images``.
 
     Args:
         samples: the images to write (consumed once).
@@ -88,6 +95,8 @@ def prepare_dataset(
         split_by: ``image`` or ``group`` (patient-wise for TNBC, organ for MoNuSeg).
         force: replace an existing ``out``.
         total: number of samples, for the progress bar.
+        extra: further top-level ``dataset.json`` entries (e.g. a reader's counts); may
+            not replace the standard ones.
 
     Returns:
         The ``dataset.json`` content.
@@ -101,6 +110,7 @@ def prepare_dataset(
     try:
         names: list[str] = []
         groups: dict[str, str] = {}
+        infos: dict[str, dict[str, Any]] = {}
         n_points = 0
         for s in tqdm(samples, total=total, desc="prepare", unit="img"):
             if s.name in groups:
@@ -112,6 +122,12 @@ def prepare_dataset(
             write_png(tmp / "images" / f"{s.name}.png", s.image)
             if s.instances is not None:
                 write_png(tmp / "instances" / f"{s.name}.png", s.instances.astype(np.uint16))
+            if s.roi is not None:
+                if s.roi.shape != s.image.shape[:2]:
+                    raise DataError(s.source, f"{s.name}: roi and image sizes differ")
+                write_png(tmp / "roi" / f"{s.name}.png", np.where(s.roi, 255, 0).astype(np.uint8))
+            if s.info is not None:
+                infos[s.name] = s.info
             write_points_csv(tmp / "points" / f"{s.name}.csv", pts)
             names.append(s.name)
             groups[s.name] = s.group
@@ -133,11 +149,18 @@ def prepare_dataset(
             "n_images": len(names),
             "n_points": n_points,
             "has_instances": (tmp / "instances").is_dir(),
+            "has_roi": (tmp / "roi").is_dir(),
             "k_requested": k,
             "groups": groups,
             "pseudoedgenet_version": __version__,
             "point_convention": "(x, y) = (column, row) pixels of the full image",
         }
+        if infos:
+            meta["images"] = infos
+        clash = sorted(set(meta) & set(extra or {}))
+        if clash:
+            raise ValueError(f"extra may not replace the dataset.json entries {clash}")
+        meta.update(extra or {})
         write_json(tmp / "dataset.json", meta)
         _replace_dir(tmp, out, force)
         return meta
@@ -197,14 +220,61 @@ class PreparedDataset:
         """``(N, 2)`` float64 ``(x, y)`` pixel coordinates."""
         return read_points_csv(self.root / "points" / f"{name}.csv")
 
+    def roi(self, name: str, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The annotated region of an image, or ``None`` when the whole image is annotated.
+
+        Args:
+            name: image name.
+            shape: ``(H, W)`` the roi must have (the image's), or ``None`` to skip the check.
+
+        Returns:
+            ``(H, W)`` bool, ``True`` inside the region (``roi/<name>.png`` == 255).
+
+        Raises:
+            DataError: values other than 0/255, or a size other than ``shape``.
+        """
+        p = self.root / "roi" / f"{name}.png"
+        if not p.is_file():
+            return None
+        arr = read_label_image(p)
+        if not np.isin(arr, (0, 255)).all():
+            raise DataError(p, "a roi must hold 0 (outside) and 255 (annotated region) only")
+        if shape is not None and arr.shape != tuple(shape):
+            raise DataError(
+                p,
+                f"roi size {arr.shape[1]}x{arr.shape[0]} does not match image size "
+                f"{shape[1]}x{shape[0]}",
+            )
+        return arr == 255
+
+    def point_labels(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        """The Voronoi label map of one image, ignored (255) outside its roi.
+
+        Args:
+            name: image name.
+            shape: ``(H, W)`` of the image.
+
+        Returns:
+            ``(H, W)`` uint8: 1 = point, 0 = Voronoi boundary, 255 = ignore (also every
+            pixel outside the roi, so no negative comes from unannotated tissue).
+        """
+        labels = voronoi_labels(self.points(name), shape)
+        roi = self.roi(name, shape)
+        if roi is not None:
+            labels[~roi] = IGNORE
+        return labels
+
     def sample(self, name: str) -> Sample:
+        image = self.image(name)
         return Sample(
             name,
-            self.image(name),
+            image,
             self.instances(name),
             self.points(name),
             str(self.meta.get("groups", {}).get(name, "")),
             self.root / "images",
+            self.roi(name, image.shape[:2]),
+            self.meta.get("images", {}).get(name),
         )
 
     def __iter__(self) -> Iterator[Sample]:
@@ -217,6 +287,8 @@ class PreparedDataset:
 def write_labels(dataset: PreparedDataset, force: bool = False) -> Path:
     """Writes ``labels/<name>.png`` (Voronoi label maps) for every image, atomically.
 
+    Pixels outside an image's roi are 255 (ignore), see :meth:`PreparedDataset.point_labels`.
+
     Returns:
         The labels folder.
     """
@@ -225,7 +297,7 @@ def write_labels(dataset: PreparedDataset, force: bool = False) -> Path:
     try:
         for name in tqdm(dataset.names, desc="labels", unit="img"):
             shape = dataset.image(name).shape[:2]
-            write_png(tmp / f"{name}.png", voronoi_labels(dataset.points(name), shape))
+            write_png(tmp / f"{name}.png", dataset.point_labels(name, shape))
         _replace_dir(tmp, out, force)
         return out
     finally:

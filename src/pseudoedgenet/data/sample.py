@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,11 @@ class Sample:
         group: grouping key for patient-wise splits (TNBC patient/slide id, MoNuSeg
             organ); ``""`` when unknown.
         source: file the image was read from.
+        roi: ``(H, W)`` bool, ``True`` where every nucleus was clicked (the annotated
+            region); ``None`` when the whole image is annotated. Pixels outside it are
+            ignored (label 255) in training.
+        info: per-image record stored in ``dataset.json`` under ``images`` (e.g. where a
+            QuPath region came from), or ``None``.
     """
 
     name: str
@@ -30,3 +36,5 @@ class Sample:
     points: np.ndarray | None = None
     group: str = ""
     source: Path | None = field(default=None)
+    roi: np.ndarray | None = None
+    info: dict[str, Any] | None = None

@@ -83,14 +83,16 @@ def augment_window(
         geometric, photometric: from :func:`geometric_transform` and
             :func:`photometric_transform`.
         image: ``(H, W, 3)`` uint8.
-        instances: ``(H, W)`` integer instance ids (zeros when unknown).
+        instances: ``(H, W)`` integer instance ids (zeros when unknown), or ``(H, W, K)``
+            to move further integer masks (e.g. a roi) with them; every channel is
+            transformed alike (nearest-neighbour).
         points: ``(N, 2)`` ``(x, y)`` in window pixels, inside the window.
 
     Returns:
         ``(image, instances, points)``: image and instances transformed with the same
-        shapes (``instances`` as int32), points ``(M, 2)`` transformed, where ``M`` may
-        differ from ``N`` (reflected copies added, points pushed out by an elastic
-        deformation dropped).
+        shapes (``instances`` as int32, channels kept), points ``(M, 2)`` transformed,
+        where ``M`` may differ from ``N`` (reflected copies added, points pushed out by an
+        elastic deformation dropped).
     """
     out = geometric(
         image=image, mask=instances.astype(np.int32), keypoints=points.astype(np.float32)

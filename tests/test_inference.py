@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,8 @@ def test_pyramidal_tiff_levels_mpp_and_regions(small_slide: Path) -> None:
             assert np.array_equal(s1.window(box), read_window(full1, box)), box
         # level 1 pixel (x, y) is centred at level-0 ((x + 0.5) * 2 - 0.5, ...)
         assert s1.to_level0(np.array([0.0, 10.0])).tolist() == [0.5, 20.5]
+        # in QuPath's convention it covers level-0 [0, 2) x [20, 22): centre (1, 21)
+        assert s1.to_level0(np.array([0.0, 10.0]), "qupath").tolist() == [1.0, 21.0]
     with open_slide(small_slide, mpp=0.9) as s:
         assert s.level == 2  # 1.0 um/px is the nearest
     with open_slide(small_slide, mpp=0.3) as s:
@@ -191,10 +194,13 @@ def _run_driver(tmp_path: Path, slide, cfg: PredictConfig) -> Path:  # type: ign
 
 
 def _check_geojson(path: Path, size: tuple[int, int]) -> list[dict]:
-    """Validates the FeatureCollection; returns its features."""
+    """Validates the FeatureCollection (QuPath coordinates: pixel corners at integers,
+    level-0 extent [0, W0] x [0, H0]); returns its features."""
     data = json.loads(path.read_text())
     assert data["type"] == "FeatureCollection"
     h0, w0 = size
+    ids = [f["id"] for f in data["features"]]
+    assert len(set(ids)) == len(ids) and all(str(uuid.UUID(i)) == i for i in ids)
     for f in data["features"]:
         assert f["type"] == "Feature" and f["geometry"]["type"] == "Polygon"
         props = f["properties"]
@@ -205,15 +211,16 @@ def _check_geojson(path: Path, size: tuple[int, int]) -> list[dict]:
         for ring in f["geometry"]["coordinates"]:
             assert len(ring) >= 4 and ring[0] == ring[-1]  # closed
             xy = np.asarray(ring)
-            assert xy[:, 0].min() >= -0.5 and xy[:, 0].max() <= w0 - 0.5
-            assert xy[:, 1].min() >= -0.5 and xy[:, 1].max() <= h0 - 0.5
+            assert xy[:, 0].min() >= 0 and xy[:, 0].max() <= w0
+            assert xy[:, 1].min() >= 0 and xy[:, 1].max() <= h0
     return data["features"]
 
 
 def _rasterise(feature: dict, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels whose centre (QuPath ``(c + 0.5, r + 0.5)``) lies inside the polygon."""
     out = np.zeros(shape, bool)
     for k, ring in enumerate(feature["geometry"]["coordinates"]):
-        xy = np.asarray(ring)
+        xy = np.asarray(ring) - 0.5  # QuPath -> package convention
         rr, cc = polygon(xy[:, 1], xy[:, 0], shape)
         out[rr, cc] = k == 0
     return out
@@ -233,15 +240,17 @@ def test_nuclei_on_tile_borders_appear_once_whole(tmp_path: Path) -> None:
     assert sorted(f["properties"]["label"] for f in feats) == list(range(1, len(centres) + 1))
     for f in feats:
         obj = inst == f["properties"]["label"]
-        back = _rasterise(f, inst.shape)
-        assert (back & obj).sum() / (back | obj).sum() > 0.9
+        assert np.array_equal(_rasterise(f, inst.shape), obj)  # pixel-edge outline: exact
         xs = np.nonzero(obj)[1]
-        assert f["properties"]["centroid_x"] == pytest.approx(xs.mean(), abs=0.01)
+        # QuPath convention: pixel column c is centred at c + 0.5
+        assert f["properties"]["centroid_x"] == pytest.approx(xs.mean() + 0.5, abs=0.01)
         assert f["properties"]["area_px"] == obj.sum()
+        assert "area_um2" not in f["properties"]  # no pixel size
     rows = list(csv.DictReader((out / "nuclei.csv").open()))
     assert len(rows) == len(centres)
     assert {int(r["id"]) for r in rows} == set(range(1, len(centres) + 1))
     assert float(rows[0]["mean_prob"]) > 0.99
+    assert all(r["area_um2"] == r["centroid_x_um"] == r["perimeter_um"] == "" for r in rows)
     mask = np.asarray(Image.open(out / "mask.png"))
     assert set(np.unique(mask)) == {0, 255} and np.array_equal(mask > 0, truth > 0)
     prob = tifffile.imread(out / "prob.tif")
@@ -249,6 +258,8 @@ def test_nuclei_on_tile_borders_appear_once_whole(tmp_path: Path) -> None:
     assert read_image(out / "overlay.png").shape == (160, 200, 3)
     meta = json.loads((out / "predict.json").read_text())
     assert meta["nuclei"] == len(centres) and not meta["whole_image"]
+    assert meta["coords"] == "qupath" and meta["area_filter"]["unit"] == "px"
+    assert meta["removed"] == {"smaller": 0, "larger": 0, "bounding_box": 0}
     # the whole-image path gives the same instances for this local predictor
     out2 = tmp_path / "whole"
     out2.mkdir()
@@ -270,26 +281,37 @@ def test_slide_outputs_are_tiled_and_in_level0_coordinates(
     for name in ("prob.tif", "mask.tif", "instances.tif"):
         with tifffile.TiffFile(out / name) as tf:
             assert tf.pages[0].is_tiled and tf.pages[0].shape == (750, 750)
+            assert len(tf.series[0].levels) == 3  # 750 -> 375 -> 188 (fits a 256 tile)
     inst = tifffile.imread(out / "instances.tif")
     assert inst.dtype == np.uint32
+    # the default area filter (mpp 0.5 at level 1: 10 um2 = 40 px) removes cut specks
     truth = label(level1.mean(axis=2) < 128)
-    assert inst.max() == truth.max() > 20
-    assert np.array_equal(inst > 0, truth > 0)
+    sizes = np.bincount(truth.ravel())[1:]
+    assert meta["area_filter"] == {
+        "unit": "um2", "min": 10.0, "max": 400.0, "min_level_px": 40.0, "max_level_px": 1600.0
+    }  # fmt: skip
+    assert meta["removed"]["smaller"] == (sizes < 40).sum() > 0
+    assert meta["removed"]["larger"] == (sizes > 1600).sum()
+    kept = np.isin(truth, 1 + np.flatnonzero((sizes >= 40) & (sizes <= 1600)))
+    assert inst.max() == label(kept).max() > 20
+    assert np.array_equal(inst > 0, kept)
     assert read_image(out / "overlay.png").shape == (250, 250, 3)  # stride 3
     feats = _check_geojson(out / "nuclei.geojson", (1500, 1500))
-    assert len(feats) == inst.max()
+    assert len(feats) == inst.max() == meta["nuclei"]
     rng = np.random.default_rng(0)
     for f in rng.choice(feats, 10, replace=False):
         obj = inst == f["properties"]["label"]
         ys, xs = np.nonzero(obj)
-        # level-1 pixel (x, y) is centred at level-0 (2x + 0.5, 2y + 0.5); areas scale by 4
-        assert f["properties"]["centroid_x"] == pytest.approx(2 * xs.mean() + 0.5, abs=0.01)
-        assert f["properties"]["centroid_y"] == pytest.approx(2 * ys.mean() + 0.5, abs=0.01)
-        assert f["properties"]["area_px"] == 4 * obj.sum()
-        assert f["properties"]["area_um2"] == pytest.approx(obj.sum() * 0.25, abs=1e-3)
-        back = _rasterise(f, (1500, 1500))
+        # level-1 pixel (x, y) covers QuPath level-0 [2x, 2x + 2): centred at 2x + 1
+        props = f["properties"]
+        assert props["centroid_x"] == pytest.approx(2 * xs.mean() + 1, abs=0.01)
+        assert props["centroid_y"] == pytest.approx(2 * ys.mean() + 1, abs=0.01)
+        assert props["centroid_x_um"] == pytest.approx((2 * xs.mean() + 1) * 0.25, abs=1e-3)
+        assert props["area_px"] == 4 * obj.sum()
+        assert props["area_um2"] == pytest.approx(obj.sum() * 0.25, abs=1e-3)
+        assert props["measurements"]["perimeter_um"] == props["perimeter_um"]
         obj0 = np.kron(obj, np.ones((2, 2), bool))
-        assert (back & obj0).sum() / (back | obj0).sum() > 0.85
+        assert np.array_equal(_rasterise(f, (1500, 1500)), obj0)
     assert not (out / "_scratch").exists()
 
 

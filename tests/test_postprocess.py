@@ -14,6 +14,7 @@ from pseudoedgenet.postprocess import (
     connected_components,
     instances_from_probability,
     iter_nuclei,
+    label_components,
     label_mask,
     object_polygon,
     split_touching,
@@ -75,8 +76,55 @@ def test_min_area_and_max_size_drop_objects() -> None:
     out = np.zeros(mask.shape, np.uint32)
     comps = connected_components(mask, out, block=16, min_area=2, max_size=50)
     assert comps.n == 1 and comps.removed == 2
+    assert (comps.removed_small, comps.removed_large, comps.removed_box) == (1, 0, 1)
     assert np.array_equal(out > 0, np.pad(np.ones((10, 10), bool), ((20, 70), (20, 70))))
     assert out.max() == 1
+    # max_area: the 100 px nucleus is too large at 99 px, kept at 100; each object counted
+    # under the first reason only (the 550 px strip, 55 px tall, is "large" before "box")
+    for max_area, n, counts in ((99, 0, (1, 2, 0)), (100, 1, (1, 1, 0)), (None, 1, (1, 0, 1))):
+        out = np.zeros(mask.shape, np.uint32)
+        comps = connected_components(mask, out, 2, 16, 1.5, 50, max_area)
+        assert comps.n == n and comps.removed == 3 - n
+        assert (comps.removed_small, comps.removed_large, comps.removed_box) == counts
+
+
+def test_area_limits_apply_to_watershed_pieces() -> None:
+    """A clump above max_area is dropped whole without the watershed, but its pieces are
+    kept when they split into nuclei of normal size; pieces below min_area are dropped."""
+    from collections import Counter
+
+    prob = np.zeros((60, 120), np.float32)
+    prob[disk((30, 28), 12)] = 0.9
+    prob[disk((30, 50), 12)] = 0.9  # touching pair, ~450 px each
+    prob[disk((30, 100), 2)] = 0.9  # a 9 px speck
+    clump, speck = label(prob >= 0.5) == 1, label(prob >= 0.5) == 2
+    assert clump.sum() == 865 and speck.sum() == 9  # the watershed splits 437 + 428
+    plain = PostprocessConfig(min_area=20, max_area=600)
+    labels, nuclei = instances_from_probability(prob, 0.5, plain)
+    assert labels.max() == 0 and nuclei == []
+    removed: Counter[str] = Counter()
+    cfg = PostprocessConfig(watershed=True, min_area=20, max_area=600)
+    labels = np.zeros(prob.shape, np.uint32)
+    comps = label_components(prob >= 0.5, labels, cfg)
+    assert (comps.n, comps.removed_small, comps.removed_large) == (1, 1, 0)  # clump waits
+    split = np.zeros(prob.shape, np.uint32)
+    nuclei = list(iter_nuclei(labels, prob, comps, cfg, split, removed))
+    assert [n.id for n in nuclei] == [1, 2] and np.array_equal(split > 0, clump)
+    assert all(n.area <= 600 for n in nuclei) and removed == Counter()
+    tight = PostprocessConfig(watershed=True, min_area=20, max_area=400)
+    split = np.zeros(prob.shape, np.uint32)
+    labels = np.zeros(prob.shape, np.uint32)
+    comps = label_components(prob >= 0.5, labels, tight)
+    assert list(iter_nuclei(labels, prob, comps, tight, split, removed)) == []
+    assert removed == Counter(large=2) and split.max() == 0
+    # min_area between the piece sizes: the clump passes, its 428 px piece does not
+    removed.clear()
+    cfg = PostprocessConfig(watershed=True, min_area=430)
+    labels, split = np.zeros(prob.shape, np.uint32), np.zeros(prob.shape, np.uint32)
+    comps = label_components(prob >= 0.5, labels, cfg)
+    nuclei = list(iter_nuclei(labels, prob, comps, cfg, split, removed))
+    assert [(n.id, n.area) for n in nuclei] == [(1, 437)] and removed == Counter(small=1)
+    assert (split == 1).sum() == 437 and split.max() == 1
 
 
 def test_connected_components_on_a_zarr_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -150,6 +198,13 @@ def test_polygons_are_closed_oriented_and_rasterise_back() -> None:
         back = _rasterise(rings, m.shape)
         iou = (back & m).sum() / (back | m).sum()
         assert iou > 0.9, (m.sum(), iou)
+        # without simplification the outline follows the pixel edges exactly: same pixels,
+        # signed area (holes negative) = pixel count, vertices at pixel corners
+        exact = object_polygon(m)
+        assert np.array_equal(_rasterise(exact, m.shape), m)
+        signed = sum(0.5 * (r[:-1, 0] @ r[1:, 1] - r[1:, 0] @ r[:-1, 1]) for r in exact)
+        assert signed == m.sum()
+        assert all(np.array_equal(r % 1, np.full(r.shape, 0.5)) for r in exact)
     assert len(object_polygon(ring_mask)) == 2
 
 

@@ -399,6 +399,11 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
+class Coords(str, Enum):
+    qupath = "qupath"
+    pixel_centre = "pixel-centre"
+
+
 @app.command()
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="exported f file or best.ckpt of a run")],
@@ -425,6 +430,27 @@ def predict(
     watershed: Annotated[
         bool, typer.Option(help="split touching nuclei by a distance-transform watershed")
     ] = False,
+    min_area: Annotated[
+        float | None,
+        typer.Option(
+            help="remove nuclei smaller than this: µm² when the input has a pixel size, else "
+            "level-0 px (default 10 µm² / 40 px; 0 keeps all)"
+        ),
+    ] = None,
+    max_area: Annotated[
+        float | None,
+        typer.Option(
+            help="remove nuclei larger than this (with --watershed: pieces), same units "
+            "(default 400 µm² / 6400 px; 0 = no limit)"
+        ),
+    ] = None,
+    coords: Annotated[
+        Coords,
+        typer.Option(
+            help="GeoJSON/CSV coordinates (level-0 px): qupath = integers at pixel corners, "
+            "as QuPath; pixel-centre = integers at pixel centres (qupath - 0.5)"
+        ),
+    ] = Coords.qupath,
     tissue_mask: Annotated[
         bool | None,
         typer.Option(
@@ -467,6 +493,9 @@ def predict(
         level=level,
         mpp=mpp,
         watershed=watershed,
+        min_area=min_area,
+        max_area=max_area,
+        coords=coords.value,
         tissue_mask=tissue_mask,
         whole_image=whole_image,
         compile=compile_model,

@@ -15,6 +15,12 @@ arrays, ``numpy.memmap`` or chunked on-disk stores such as zarr arrays (anything
   objects), reads just the object's bounding box, optionally splits touching nuclei with a
   distance-transform watershed (:func:`split_touching`), and yields its measurements and
   polygon (:class:`Nucleus`).
+- Size filters (:class:`PostprocessConfig` ``min_area``, ``max_area``, ``max_size``) drop
+  objects and count each dropped object under one reason (:class:`Components`,
+  :func:`iter_nuclei`'s ``removed``); with the watershed, ``max_area`` (and ``min_area``
+  again) applies to the split pieces, so a large clump that splits into nuclei is kept.
+- Outlines (:func:`object_polygon`) trace pixel edges: the polygon covers exactly the
+  object's pixels, so its area is the pixel count and its centroid the mean pixel centre.
 
 Coordinates: ``(x, y)`` = (column, row) pixel coordinates of the array, pixel centres at
 integer coordinates (the package's point convention, :mod:`pseudoedgenet.data.io`); boxes
@@ -23,6 +29,7 @@ are ``(y0, y1, x0, x1)`` half-open.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -57,29 +64,35 @@ class PostprocessConfig:
             nucleus radius).
         depth: least depth in pixels of a watershed seed: how much narrower than both
             nuclei a neck must be to be cut.
-        min_area: objects with fewer pixels are dropped.
+        min_area: objects (with ``watershed``: also pieces) with fewer pixels are dropped.
+        max_area: objects with more pixels are dropped, or ``None`` for no limit; with
+            ``watershed`` it applies to the split pieces instead of the objects.
         max_size: objects whose bounding box is larger than this many pixels in height or
             width are dropped (not nuclei; this also bounds the memory of one object), or
             ``None`` for no limit.
         block: block side for the block-wise passes.
         tolerance: polygon simplification tolerance in pixels
-            (:func:`skimage.measure.approximate_polygon`), 0 = every contour vertex.
+            (:func:`skimage.measure.approximate_polygon`); 0 (default) keeps the exact
+            pixel-edge outline (only collinear vertices are dropped).
     """
 
     connectivity: int = 2
     watershed: bool = False
     min_distance: int = 5
     depth: float = 2.0
-    min_area: int = 0
+    min_area: float = 0
+    max_area: float | None = None
     max_size: int | None = 1024
     block: int = 2048
-    tolerance: float = 0.25
+    tolerance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.connectivity not in (1, 2):
             raise ValueError(f"connectivity must be 1 or 2, got {self.connectivity}")
         if self.block < 1 or self.min_distance < 1 or self.min_area < 0:
             raise ValueError("block and min_distance must be >= 1, min_area >= 0")
+        if self.max_area is not None and self.max_area < self.min_area:
+            raise ValueError(f"max_area {self.max_area} is below min_area {self.min_area}")
         if self.max_size is not None and self.max_size < 1:
             raise ValueError(f"max_size must be >= 1 or None, got {self.max_size}")
 
@@ -95,8 +108,13 @@ class Components:
         anchor: ``(n,)`` int64 raster index ``y * W + x`` of each object's first pixel.
         bbox: ``(n, 4)`` int64 ``(y0, y1, x0, x1)``.
         area: ``(n,)`` int64 pixel counts.
-        removed: components dropped by ``min_area`` / ``max_size`` (set to 0).
+        removed: components dropped by the size filters (set to 0), all reasons.
         shape: ``(H, W)`` of the labelled array.
+        removed_small: of ``removed``, those with fewer than ``min_area`` pixels.
+        removed_large: of ``removed``, those with more than ``max_area`` pixels (and not
+            too small).
+        removed_box: of ``removed``, those whose bounding box exceeds ``max_size`` (and
+            whose area passed).
     """
 
     n: int
@@ -105,6 +123,9 @@ class Components:
     area: np.ndarray
     removed: int
     shape: tuple[int, int]
+    removed_small: int = 0
+    removed_large: int = 0
+    removed_box: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,8 +141,9 @@ class Nucleus:
         bbox: ``(y0, y1, x0, x1)``.
         rings: closed polygon rings, ``(K, 2)`` float64 ``(x, y)`` each, first == last
             vertex; ``rings[0]`` is the exterior (positive shoelace area in ``(x, y)``),
-            the others are holes (negative). Vertices lie on the pixel-centre grid's half
-            positions, so they stay within ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``.
+            the others are holes (negative). They trace the object's pixel edges
+            (:func:`object_polygon`): vertices are pixel corners (half-integers), within
+            ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``.
     """
 
     id: int
@@ -161,16 +183,18 @@ def connected_components(
     out: Array2D,
     connectivity: int = 2,
     block: int = 2048,
-    min_area: int = 0,
+    min_area: float = 0,
     max_size: int | None = None,
+    max_area: float | None = None,
 ) -> Components:
     """Labels the connected components of a binary mask, block by block.
 
     Equal to ``skimage.measure.label(mask, connectivity=connectivity)`` (same ids: raster
-    order of each object's first pixel) whatever the block size, with objects smaller than
-    ``min_area`` pixels or with a bounding box larger than ``max_size`` set to 0 and the
-    rest renumbered consecutively. Memory: two blocks plus one image row and column, plus
-    O(number of objects).
+    order of each object's first pixel) whatever the block size, with objects of fewer
+    than ``min_area`` pixels, more than ``max_area`` pixels or a bounding box larger than
+    ``max_size`` set to 0 and the rest renumbered consecutively. Each dropped object is
+    counted once, under the first of these reasons that applies. Memory: two blocks plus
+    one image row and column, plus O(number of objects).
 
     Args:
         mask: ``(H, W)`` binary mask (nonzero = foreground).
@@ -178,8 +202,9 @@ def connected_components(
             be an on-disk store.
         connectivity: 1 for the 4-neighbourhood, 2 for the 8-neighbourhood.
         block: block side in pixels.
-        min_area: least object area kept.
+        min_area: least object area kept, pixels.
         max_size: largest bounding-box side kept, or ``None``.
+        max_area: largest object area kept, pixels, or ``None``.
 
     Returns:
         :class:`Components` (anchors, boxes, areas of the objects kept).
@@ -247,9 +272,11 @@ def connected_components(
     c_area = np.bincount(comp, weights=node_area, minlength=ncomp).astype(np.int64)
     valid = np.ones(ncomp, bool)
     valid[comp[0]] = False
-    keep = valid & (c_area >= min_area)
-    if max_size is not None:
-        keep &= (c_box[:, 1] - c_box[:, 0] <= max_size) & (c_box[:, 3] - c_box[:, 2] <= max_size)
+    side = np.maximum(c_box[:, 1] - c_box[:, 0], c_box[:, 3] - c_box[:, 2])
+    small = valid & (c_area < min_area)
+    large = valid & ~small & (c_area > (np.inf if max_area is None else max_area))
+    boxed = valid & ~small & ~large & (side > (np.inf if max_size is None else max_size))
+    keep = valid & ~(small | large | boxed)
     kept = np.nonzero(keep)[0]
     kept = kept[np.argsort(c_anchor[kept], kind="stable")]
     final = np.zeros(ncomp, np.uint32)
@@ -266,14 +293,42 @@ def connected_components(
         area=c_area[kept],
         removed=int(valid.sum()) - len(kept),
         shape=(h, w),
+        removed_small=int(small.sum()),
+        removed_large=int(large.sum()),
+        removed_box=int(boxed.sum()),
+    )
+
+
+def label_components(mask: Array2D, out: Array2D, cfg: PostprocessConfig) -> Components:
+    """:func:`connected_components` with the options of ``cfg``.
+
+    With ``cfg.watershed``, ``max_area`` is left to :func:`iter_nuclei` (it applies to the
+    split pieces: a clump larger than ``max_area`` may split into nuclei of normal size).
+
+    Shape:
+        - mask: ``(H, W)`` binary; out: ``(H, W)`` integer labels ``0..n``.
+    """
+    return connected_components(
+        mask,
+        out,
+        cfg.connectivity,
+        cfg.block,
+        cfg.min_area,
+        cfg.max_size,
+        None if cfg.watershed else cfg.max_area,
     )
 
 
 def label_mask(mask: np.ndarray, cfg: PostprocessConfig | None = None) -> np.ndarray:
-    """In-memory :func:`connected_components`: ``(H, W)`` binary -> ``(H, W)`` uint32 labels."""
+    """In-memory :func:`connected_components`: ``(H, W)`` binary -> ``(H, W)`` uint32 labels.
+
+    The size filters of ``cfg`` apply (``max_area`` to whole objects: no watershed here).
+    """
     cfg = cfg or PostprocessConfig()
     out = np.zeros(mask.shape[:2], np.uint32)
-    connected_components(mask, out, cfg.connectivity, cfg.block, cfg.min_area, cfg.max_size)
+    connected_components(
+        mask, out, cfg.connectivity, cfg.block, cfg.min_area, cfg.max_size, cfg.max_area
+    )
     return out
 
 
@@ -319,25 +374,45 @@ def _shoelace(ring: np.ndarray) -> float:
     return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
 
 
-def object_polygon(
-    mask: np.ndarray, offset: tuple[float, float] = (0.0, 0.0), tolerance: float = 0.25
-) -> list[np.ndarray]:
-    """Outline of one object as closed polygon rings.
+def _drop_collinear(ring: np.ndarray) -> np.ndarray:
+    """Removes the vertices of a closed rectilinear ring (first == last) where it runs
+    straight on; returns it closed again."""
+    pts = ring[:-1]
+    d_in = pts - np.roll(pts, 1, axis=0)
+    d_out = np.roll(pts, -1, axis=0) - pts
+    turn = (np.sign(d_in) != np.sign(d_out)).any(axis=1)
+    pts = pts[turn]
+    return np.vstack([pts, pts[:1]])
 
-    Contours at level 0.5 of the mask (marching squares, foreground 8-connected), i.e.
-    through the midpoints between object and background pixel centres: rasterising the
-    polygon by pixel centres (:func:`skimage.draw.polygon`) gives the mask back.
+
+def object_polygon(
+    mask: np.ndarray, offset: tuple[float, float] = (0.0, 0.0), tolerance: float = 0.0
+) -> list[np.ndarray]:
+    """Outline of one object as closed polygon rings along its pixel edges.
+
+    The rings follow the edges between object and background pixels, so vertices are
+    pixel corners: a single pixel centred at ``(x, y)`` gives the square
+    ``[x - 0.5, x + 0.5] x [y - 0.5, y + 0.5]``. The polygon therefore covers exactly the
+    object's pixels: its area is the pixel count, its centroid the mean pixel centre, and
+    rasterising it by pixel centres (:func:`skimage.draw.polygon`) gives the mask back.
+    (Built from the marching-squares contour at level 0.5, foreground 8-connected: each
+    contour segment joins the midpoints of two pixel edges of one 2x2 cell of pixel
+    centres; the pixel boundary between them runs through the cell's centre, a pixel
+    corner. Where two pixels of the object touch only diagonally the ring passes twice
+    through that corner.)
 
     Args:
         mask: ``(h, w)`` bool, one 8-connected object.
         offset: ``(x, y)`` of ``mask[0, 0]`` in the output coordinates.
-        tolerance: Douglas-Peucker simplification in pixels (0 = none); a ring is kept
-            unsimplified when simplifying would leave fewer than 4 vertices.
+        tolerance: Douglas-Peucker simplification in pixels (0 = none: the exact pixel
+            outline with collinear vertices dropped); a ring is kept unsimplified when
+            simplifying would leave fewer than 4 vertices.
 
     Returns:
-        Rings ``(K, 2)`` float64 ``(x, y)``, closed (first == last); the exterior first
-        with positive shoelace area, holes after it with negative area. Empty list for an
-        empty mask.
+        Rings ``(K, 2)`` float64 ``(x, y)`` in the package's convention (pixel centres at
+        integers, so vertices at half-integers), closed (first == last); the exterior
+        first with positive shoelace area, holes after it with negative area. Empty list
+        for an empty mask.
     """
     from skimage.measure import approximate_polygon, find_contours
 
@@ -346,9 +421,11 @@ def object_polygon(
     )
     rings: list[np.ndarray] = []
     for c in contours:
-        xy = c[:, ::-1] - 1.0 + np.asarray(offset, np.float64)
-        if not np.array_equal(xy[0], xy[-1]):
-            xy = np.vstack([xy, xy[:1]])
+        if not np.array_equal(c[0], c[-1]):  # cannot happen with the zero padding
+            c = np.vstack([c, c[:1]])
+        corners = np.floor(np.minimum(c[:-1], c[1:])) + 0.5  # (row, col) of cell centres
+        closed = np.vstack([corners, corners[:1]])
+        xy = _drop_collinear(closed[:, ::-1] - 1.0 + np.asarray(offset, np.float64))
         if tolerance > 0:
             s = approximate_polygon(xy, tolerance)
             if len(s) >= 4:
@@ -415,13 +492,17 @@ def iter_nuclei(
     comps: Components,
     cfg: PostprocessConfig | None = None,
     out: Array2D | None = None,
+    removed: Counter[str] | None = None,
 ) -> Iterator[Nucleus]:
     """Measures (and optionally splits) every object once, block by block.
 
     Each object is handled in the block holding its anchor (first pixel), reading only
     the union of the bounding boxes of that block's objects. With ``cfg.watershed`` each
-    object is split by :func:`split_touching` and the pieces, numbered 1, 2, ... in the
-    order visited, are written into ``out``; otherwise ids are those of ``labels``.
+    object is split by :func:`split_touching`; pieces with fewer than ``cfg.min_area`` or
+    more than ``cfg.max_area`` pixels are dropped (left 0 in ``out``, counted in
+    ``removed["small"]`` / ``removed["large"]``), and the others, numbered 1, 2, ... in
+    the order visited, are written into ``out``. Otherwise ids are those of ``labels``
+    (whose objects :func:`label_components` has already filtered).
 
     Args:
         labels: ``(H, W)`` component labels from :func:`connected_components`.
@@ -431,6 +512,8 @@ def iter_nuclei(
             ``tolerance``).
         out: ``(H, W)`` zeroed integer array for the split labels; required with
             ``cfg.watershed``.
+        removed: a counter that receives the watershed pieces dropped by the size
+            filters (keys ``"small"``, ``"large"``), or ``None``.
 
     Yields:
         :class:`Nucleus` records, each object (or watershed piece) exactly once.
@@ -468,7 +551,12 @@ def iter_nuclei(
             target = split[sl]
             for k in range(1, int(pieces.max()) + 1):
                 piece = pieces == k
-                if not piece.any():
+                area = int(piece.sum())
+                if area == 0:
+                    continue
+                if area < cfg.min_area or (cfg.max_area is not None and area > cfg.max_area):
+                    if removed is not None:
+                        removed["small" if area < cfg.min_area else "large"] += 1
                     continue
                 target[piece] = next_id
                 yield measure(piece, pr[sl], next_id, (y0, x0), cfg.tolerance)
@@ -493,9 +581,7 @@ def instances_from_probability(
     """
     cfg = cfg or PostprocessConfig()
     labels = np.zeros(prob.shape, np.uint32)
-    comps = connected_components(
-        prob >= threshold, labels, cfg.connectivity, cfg.block, cfg.min_area, cfg.max_size
-    )
+    comps = label_components(prob >= threshold, labels, cfg)
     if not cfg.watershed:
         return labels, list(iter_nuclei(labels, prob, comps, cfg))
     split = np.zeros(prob.shape, np.uint32)

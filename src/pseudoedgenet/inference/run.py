@@ -3,18 +3,61 @@
 For every input ``INPUT`` it writes a folder ``OUT/<stem>/``:
 
 ==================  ==========================================================================
-``prob.tif``        foreground probability, uint8 0..255 (``round(255 p)``), tiled for slides
-``mask.png``        binary mask ``p >= threshold``, uint8 0/255 (``mask.tif``, tiled, for slides)
-``instances.tif``   uint32 instance ids, 0 = background (tiled for slides)
+``prob.tif``        foreground probability, uint8 0..255 (``round(255 p)``)
+``mask.png``        binary mask ``p >= threshold`` (before the size filters), uint8 0/255
+                    (``mask.tif`` for slides)
+``instances.tif``   uint32 instance ids, 0 = background (the nuclei of the GeoJSON/CSV)
 ``nuclei.geojson``  FeatureCollection of nucleus ``Polygon`` features (QuPath detections)
-``nuclei.csv``      one row per nucleus: id, centroid, area, perimeter, mean probability
+``nuclei.csv``      one row per nucleus: ``id, centroid_x, centroid_y, centroid_x_um,
+                    centroid_y_um, area_px, area_um2, perimeter_px, perimeter_um, mean_prob``
 ``overlay.png``     mask and outlines over the image, downsampled to at most 2048 px
-``predict.json``    what was run: input, level, mpp, tiles, precision, counts, time
+``predict.json``    what was run: input, level, mpp, coordinate convention, tiles, precision,
+                    counts (nuclei, objects removed by each filter), area limits, time
 ==================  ==========================================================================
 
-Raster outputs are at the resolution of the level read; GeoJSON and CSV coordinates are in
-level-0 pixels (``(x, y)`` = (column, row), pixel centres at integer coordinates, as
-everywhere in the package; see :meth:`pseudoedgenet.inference.slide.Slide.to_level0`).
+**Rasters** are at the resolution of the level read. For slides (and images over
+``large_pixels``) ``prob.tif``, ``mask.tif`` and ``instances.tif`` are pyramidal, tiled
+(256 px), deflate-compressed OME-TIFFs: level 0 in the main IFD, reduced levels (each half
+the previous, until one fits in a tile) in SubIFDs with ``NewSubfileType`` 1, the layout
+QuPath/Bio-Formats, tifffile (napari) and tiffslide read as one pyramid. Reduced levels:
+``instances`` by nearest (every second pixel, ids stay ids), ``mask`` by 2x2 maximum (small
+nuclei stay visible), ``prob`` by 2x2 mean (rounded), level from level. Resolution tags
+(``XResolution``/``YResolution`` in pixels per centimetre, ``ResolutionUnit`` CENTIMETER) and
+the OME ``PhysicalSizeX/Y`` (µm) give each level's pixel size when the input has one.
+Smaller images get plain (strip) TIFFs and ``mask.png``.
+
+**Coordinates** of GeoJSON and CSV are level-0 pixels, ``(x, y)`` = (column, row), in the
+convention chosen with ``--coords`` (:data:`pseudoedgenet.inference.slide.COORDS`, recorded
+as ``coords`` in ``predict.json``):
+
+- ``qupath`` (default): QuPath's convention, integer coordinates at pixel *corners*: a
+  pixel of level ``L`` at column ``c`` covers ``[c d, (c + 1) d)`` with ``d`` the level's
+  downsample, so the outlines, centroids and areas are those QuPath itself measures on the
+  imported objects.
+- ``pixel-centre``: the package's point convention (integer coordinates at pixel centres,
+  every value ``0.5`` less).
+
+See :meth:`pseudoedgenet.inference.slide.Slide.to_level0`. Outlines trace pixel edges
+(:func:`pseudoedgenet.postprocess.object_polygon`), so a polygon covers exactly the pixels
+of its nucleus in ``instances.tif``.
+
+**Measurements** (CSV columns, and GeoJSON ``properties`` and ``properties.measurements``):
+``centroid_x/y`` (level-0 px, chosen convention), ``area_px`` and ``perimeter_px`` (scaled to
+level-0 px; perimeter of the pixel mask, :func:`skimage.measure.perimeter`), ``mean_prob``,
+and in µm where the input has a pixel size: ``centroid_x_um``, ``centroid_y_um`` (the
+centroid in the same convention times the level-0 pixel size), ``area_um2``,
+``perimeter_um``. Without a pixel size the µm columns are present but empty in the CSV and
+absent from the GeoJSON. Every feature also has a top-level ``id``, a UUID that is the same
+on every rerun (:func:`feature_id`: uuid5 of the input file name, the level read and the
+nucleus label), ``objectType: "detection"``, ``classification`` ``Nucleus`` and ``label``
+(its id in ``instances.tif``).
+
+**Size filters**: nuclei smaller than ``--min-area`` or larger than ``--max-area`` are
+removed (with ``--watershed`` the limits apply to the split pieces), as are objects whose
+bounding box exceeds ``max_size``; areas are in µm² when the input has a pixel size, else
+in level-0 pixels (defaults :data:`DEFAULT_AREA_UM2`, :data:`DEFAULT_AREA_PX`). Each removed
+object is counted under its reason in ``predict.json`` (``removed``) and in the line printed
+per input.
 
 Memory does not grow with the slide: the slide is read tile by tile, the probability map,
 mask and labels are stitched into chunked zarr stores on disk (for slides and images larger
@@ -36,6 +79,8 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +102,7 @@ from pseudoedgenet.inference.predict import (
     resolve_device,
 )
 from pseudoedgenet.inference.slide import (
+    COORDS,
     SUPPORTED_SUFFIXES,
     Slide,
     open_slide,
@@ -69,8 +115,8 @@ from pseudoedgenet.postprocess import (
     Nucleus,
     PostprocessConfig,
     block_grid,
-    connected_components,
     iter_nuclei,
+    label_components,
 )
 from pseudoedgenet.viz import overlay_mask
 
@@ -80,11 +126,30 @@ CSV_COLUMNS = (
     "id",
     "centroid_x",
     "centroid_y",
+    "centroid_x_um",
+    "centroid_y_um",
     "area_px",
     "area_um2",
     "perimeter_px",
+    "perimeter_um",
     "mean_prob",
 )
+#: Default ``(min, max)`` nucleus area in µm², for inputs with a pixel size. 10 µm² (a disk
+#: 3.6 µm across) is below the smallest nuclei (lymphocytes, about 6-7 µm across, 30-40 µm²)
+#: and removes specks; 400 µm² (a disk 22.6 µm across) is above all but giant tumour nuclei,
+#: and removes clumps of touching nuclei that were not split (see ``--watershed``).
+DEFAULT_AREA_UM2 = (10.0, 400.0)
+#: Default ``(min, max)`` nucleus area in level-0 pixels, for inputs without a pixel size.
+#: Chosen to be safe at the usual scan resolutions: 40 px is 10 µm² at 20x (0.5 µm/px) and
+#: 2.5 µm² at 40x (0.25 µm/px, MoNuSeg and TNBC), so only specks go; 6400 px is 400 µm² at
+#: 40x (and 1600 µm² at 20x), so no single nucleus goes.
+DEFAULT_AREA_PX = (40.0, 6400.0)
+#: How each raster's reduced pyramid levels are made from the level above (2x per level).
+PYRAMID_REDUCE = {"prob.tif": "mean", "mask.tif": "max", "instances.tif": "stride"}
+#: TIFF tile side of the tiled (slide) rasters.
+TIFF_TILE = 256
+#: Namespace of the feature ids (:func:`feature_id`).
+_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "pseudoedgenet:nuclei")
 
 
 @dataclass(frozen=True)
@@ -105,8 +170,13 @@ class PredictConfig:
         min_distance: watershed seed separation, pixels of the level read.
         depth: watershed seed depth: how much narrower than both nuclei a neck must be to
             be cut, pixels of the level read.
-        min_area: smallest nucleus kept, pixels of the level read.
+        min_area: smallest nucleus kept: µm² when the input has a pixel size, else level-0
+            pixels; ``None`` = :data:`DEFAULT_AREA_UM2` / :data:`DEFAULT_AREA_PX`; 0 keeps
+            all.
+        max_area: largest nucleus kept, same units; ``None`` = the default; 0 = no limit.
         max_size: largest nucleus bounding-box side kept, pixels of the level read.
+        coords: convention of the GeoJSON/CSV coordinates, ``qupath`` (integers at pixel
+            corners) or ``pixel-centre`` (the package's); see the module docstring.
         tissue_mask: skip background tiles (Otsu on a thumbnail); ``None`` = for slides only.
         whole_image: one forward pass over the whole image instead of tiles, exactly as
             validation/testing predict; ``None`` = for in-memory images of at most
@@ -134,8 +204,10 @@ class PredictConfig:
     watershed: bool = False
     min_distance: int = 5
     depth: float = 2.0
-    min_area: int = 0
+    min_area: float | None = None
+    max_area: float | None = None
     max_size: int = 1024
+    coords: str = "qupath"
     tissue_mask: bool | None = None
     whole_image: bool | None = None
     whole_max_pixels: int = 1536 * 1536
@@ -164,18 +236,77 @@ class PredictConfig:
         check(self.level is None or self.mpp is None, "give either --level or --mpp, not both")
         check(self.level is None or self.level >= 0, f"--level must be >= 0, got {self.level}")
         check(self.mpp is None or self.mpp > 0, f"--mpp must be > 0, got {self.mpp}")
-        check(self.min_distance >= 1 and self.min_area >= 0 and self.max_size >= 1, "bad sizes")
+        check(self.min_distance >= 1 and self.max_size >= 1, "bad sizes")
+        for name, v in (("--min-area", self.min_area), ("--max-area", self.max_area)):
+            check(v is None or (v >= 0 and math.isfinite(v)), f"{name} must be >= 0, got {v}")
+        if self.min_area is not None and self.max_area and self.max_area < self.min_area:
+            raise ConfigError(f"--max-area {self.max_area:g} is below --min-area {self.min_area:g}")
+        check(self.coords in COORDS, f"--coords must be one of {', '.join(COORDS)}")
 
-    def postprocess(self, block: int) -> PostprocessConfig:
-        """The :class:`PostprocessConfig` these options imply."""
+    def postprocess(self, block: int, areas: AreaFilter) -> PostprocessConfig:
+        """The :class:`PostprocessConfig` these options imply, with ``areas`` resolved for
+        one input (:func:`area_filter`)."""
         return PostprocessConfig(
             watershed=self.watershed,
             min_distance=self.min_distance,
             depth=self.depth,
-            min_area=self.min_area,
+            min_area=areas.min_level_px,
+            max_area=areas.max_level_px,
             max_size=self.max_size,
             block=block,
         )
+
+
+@dataclass(frozen=True)
+class AreaFilter:
+    """The nucleus area limits of one input.
+
+    Attributes:
+        unit: ``"um2"`` (the input has a pixel size) or ``"px"`` (level-0 pixels).
+        min: smallest area kept, in ``unit`` (0 = no lower limit).
+        max: largest area kept, in ``unit``, or ``None`` for no limit.
+        min_level_px: ``min`` in pixels of the level read (what pixel counts are compared
+            with).
+        max_level_px: ``max`` in pixels of the level read, or ``None``.
+    """
+
+    unit: str
+    min: float
+    max: float | None
+    min_level_px: float
+    max_level_px: float | None
+
+    def text(self, value: float) -> str:
+        """``value`` with its unit, e.g. ``"10 µm²"`` or ``"40 px"``."""
+        return f"{value:g} {'µm²' if self.unit == 'um2' else 'px'}"
+
+
+def area_filter(cfg: PredictConfig, slide: Slide) -> AreaFilter:
+    """Resolves ``--min-area``/``--max-area`` for one input.
+
+    µm² when ``slide.mpp`` is known, else level-0 pixels; unset limits take
+    :data:`DEFAULT_AREA_UM2` / :data:`DEFAULT_AREA_PX`; a ``max_area`` of 0 means no limit.
+
+    Raises:
+        ConfigError: the resolved maximum is below the minimum (e.g. ``--min-area 500``
+            with the default maximum).
+    """
+    if slide.mpp is not None:
+        unit, defaults, px_per_unit = "um2", DEFAULT_AREA_UM2, 1.0 / (slide.mpp[0] * slide.mpp[1])
+    else:
+        sx, sy = slide.downsample
+        unit, defaults, px_per_unit = "px", DEFAULT_AREA_PX, 1.0 / (sx * sy)
+    lo = defaults[0] if cfg.min_area is None else float(cfg.min_area)
+    hi: float | None = defaults[1] if cfg.max_area is None else float(cfg.max_area)
+    if hi == 0:
+        hi = None
+    res = AreaFilter(unit, lo, hi, lo * px_per_unit, None if hi is None else hi * px_per_unit)
+    if hi is not None and hi < lo:
+        raise ConfigError(
+            f"{slide.path.name}: the largest nucleus area ({res.text(hi)}, --max-area) is below "
+            f"the smallest ({res.text(lo)}, --min-area); give both"
+        )
+    return res
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -235,15 +366,17 @@ class _Stores:
     def __init__(self, shape: tuple[int, int], chunk: int, scratch: Path | None) -> None:
         self.shape, self.chunk, self.scratch = shape, chunk, scratch
 
-    def new(self, name: str, dtype: Any) -> Array2D:
+    def new(self, name: str, dtype: Any, shape: tuple[int, int] | None = None) -> Array2D:
+        """A zeroed ``shape`` (default: the run's) array called ``name``."""
+        shape = shape or self.shape
         if self.scratch is None:
-            return np.zeros(self.shape, dtype)
+            return np.zeros(shape, dtype)
         import zarr
 
         return zarr.open_array(
             store=str(self.scratch / f"{name}.zarr"),
             mode="w",
-            shape=self.shape,
+            shape=shape,
             chunks=(self.chunk, self.chunk),
             dtype=dtype,
             fill_value=0,
@@ -251,19 +384,82 @@ class _Stores:
 
 
 def _tiff_tiles(
-    store: Array2D, tile: int, fn: Callable[[np.ndarray], np.ndarray] | None
+    store: Array2D, tile: int, fn: Callable[[np.ndarray], np.ndarray] | None, block: int = 4096
 ) -> Iterator[np.ndarray]:
-    """Full ``tile x tile`` tiles of a 2-D store in TIFF order (edges zero-padded)."""
+    """Full ``tile x tile`` tiles of a 2-D store in TIFF order (edges zero-padded), read
+    ``tile x block`` at a time so that memory does not grow with the width."""
     h, w = int(store.shape[0]), int(store.shape[1])
-    wp = math.ceil(w / tile) * tile
+    cols = max(1, block // tile) * tile
     for y in range(0, h, tile):
-        strip = np.asarray(store[y : min(y + tile, h), :])
-        if fn is not None:
-            strip = fn(strip)
-        padded = np.zeros((tile, wp), strip.dtype)
-        padded[: strip.shape[0], :w] = strip
-        for x in range(0, wp, tile):
-            yield padded[:, x : x + tile]
+        for x0 in range(0, w, cols):
+            x1 = min(x0 + cols, w)
+            strip = np.asarray(store[y : min(y + tile, h), x0:x1])
+            if fn is not None:
+                strip = fn(strip)
+            padded = np.zeros((tile, math.ceil((x1 - x0) / tile) * tile), strip.dtype)
+            padded[: strip.shape[0], : x1 - x0] = strip
+            for x in range(0, padded.shape[1], tile):
+                yield padded[:, x : x + tile]
+
+
+def _reduce2(block: np.ndarray, how: str) -> np.ndarray:
+    """Halves a 2-D block: ``stride`` keeps every second pixel (nearest: ids stay ids),
+    ``max`` / ``mean`` (rounded to the dtype) reduce 2x2 blocks; an odd last row or column
+    is paired with itself.
+
+    Shape:
+        ``(h, w)`` -> ``(ceil(h / 2), ceil(w / 2))``, same dtype.
+    """
+    if how == "stride":
+        return block[::2, ::2]
+    from skimage.measure import block_reduce
+
+    h, w = block.shape
+    padded = np.pad(block, ((0, h % 2), (0, w % 2)), mode="edge")
+    if how == "max":
+        return np.asarray(block_reduce(padded, (2, 2), np.max), block.dtype)
+    if how == "mean":
+        return np.rint(block_reduce(padded, (2, 2), np.mean)).astype(block.dtype)
+    raise ValueError(f"unknown reduction {how!r}: expected stride, max or mean")
+
+
+def build_pyramid(
+    store: Array2D,
+    dtype: Any,
+    how: str,
+    new: Callable[[str, Any, tuple[int, int]], Array2D],
+    name: str,
+    tile: int = TIFF_TILE,
+    block: int = 2048,
+) -> list[Array2D]:
+    """The reduced levels of a 2-D store, each made from the one above by :func:`_reduce2`
+    block by block (memory: one ``block x block`` block), until a level fits in one tile.
+
+    Args:
+        store: ``(H, W)`` level 0 (array or on-disk store).
+        dtype: its dtype.
+        how: ``stride``, ``max`` or ``mean``.
+        new: ``(name, dtype, shape) -> zeroed array`` for each level (e.g. a zarr store).
+        name: prefix of the level names.
+        tile: stop once both sides are at most this.
+        block: block side (even).
+
+    Returns:
+        Levels 1, 2, ...: level ``k`` is ``(ceil(H_{k-1} / 2), ceil(W_{k-1} / 2))``; empty
+        when level 0 already fits in a tile.
+    """
+    levels: list[Array2D] = []
+    src = store
+    while max(int(src.shape[0]), int(src.shape[1])) > tile:
+        h, w = int(src.shape[0]), int(src.shape[1])
+        dst = new(f"{name}_{len(levels) + 1}", dtype, ((h + 1) // 2, (w + 1) // 2))
+        for y0, y1, x0, x1 in block_grid((h, w), block):
+            dst[y0 // 2 : (y1 + 1) // 2, x0 // 2 : (x1 + 1) // 2] = _reduce2(
+                np.asarray(src[y0:y1, x0:x1]), how
+            )
+        levels.append(dst)
+        src = dst
+    return levels
 
 
 def write_tiff(
@@ -273,37 +469,68 @@ def write_tiff(
     tiled: bool,
     mpp: tuple[float, float] | None = None,
     fn: Callable[[np.ndarray], np.ndarray] | None = None,
-    tile: int = 256,
+    tile: int = TIFF_TILE,
+    reduced: Sequence[Array2D] = (),
+    uid: str | None = None,
 ) -> None:
     """Writes a 2-D array as a deflate-compressed TIFF, streamed tile by tile if ``tiled``.
+
+    Tiled output is a pyramidal OME-TIFF: ``store`` in the main IFD, ``reduced`` in its
+    SubIFDs (``NewSubfileType`` 1), each level with resolution tags (pixels per cm) for
+    its own pixel size, and the level-0 pixel size as OME ``PhysicalSizeX/Y`` (µm). This
+    is the layout QuPath (Bio-Formats), tifffile/napari and tiffslide read as one pyramid.
 
     Args:
         path: file to write.
         store: ``(H, W)`` array or on-disk store.
         dtype: pixel type written (after ``fn``).
         tiled: stream ``tile x tile`` tiles (bounded memory) instead of one strip image.
-        mpp: microns per pixel ``(x, y)``, written as resolution tags, or ``None``.
-        fn: optional per-strip transform (e.g. ``mask -> 0/255``).
+        mpp: microns per pixel ``(x, y)`` of ``store``, written as resolution tags (and
+            OME metadata when tiled), or ``None``.
+        fn: optional per-strip transform (e.g. ``mask -> 0/255``), applied to every level.
         tile: TIFF tile side.
+        reduced: coarser levels (:func:`build_pyramid`), written only when ``tiled``.
+        uid: the OME ``UUID`` (so that reruns write identical files), or ``None`` for a
+            random one.
     """
-    kw: dict[str, Any] = {"compression": "zlib", "photometric": "minisblack", "metadata": None}
-    if mpp is not None:
-        kw["resolution"] = (1e4 / mpp[0], 1e4 / mpp[1])
-        kw["resolutionunit"] = "CENTIMETER"
     h, w = int(store.shape[0]), int(store.shape[1])
-    if tiled:
-        tifffile.imwrite(
-            path,
-            _tiff_tiles(store, tile, fn),
-            shape=(h, w),
-            dtype=dtype,
-            tile=(tile, tile),
-            bigtiff=h * w * np.dtype(dtype).itemsize > 2**31,
-            **kw,
-        )
-    else:
+    kw: dict[str, Any] = {"compression": "zlib", "photometric": "minisblack"}
+
+    def resolution(level: Array2D) -> dict[str, Any]:
+        if mpp is None:
+            return {}
+        fx, fy = w / int(level.shape[1]), h / int(level.shape[0])
+        return {
+            "resolution": (1e4 / (mpp[0] * fx), 1e4 / (mpp[1] * fy)),
+            "resolutionunit": "CENTIMETER",
+        }
+
+    if not tiled:
         arr = np.asarray(store[:, :])
-        tifffile.imwrite(path, (fn(arr) if fn is not None else arr).astype(dtype), **kw)
+        out = (fn(arr) if fn is not None else arr).astype(dtype)
+        tifffile.imwrite(path, out, metadata=None, **resolution(store), **kw)
+        return
+    meta: dict[str, Any] = {"axes": "YX", "Name": path.stem}
+    if uid is not None:
+        meta["UUID"] = uid
+    if mpp is not None:
+        meta.update(PhysicalSizeX=mpp[0], PhysicalSizeXUnit="µm")
+        meta.update(PhysicalSizeY=mpp[1], PhysicalSizeYUnit="µm")
+    levels = [store, *reduced]
+    nbytes = sum(int(a.shape[0]) * int(a.shape[1]) for a in levels) * np.dtype(dtype).itemsize
+    with tifffile.TiffWriter(path, bigtiff=nbytes > 2**31, ome=True) as tw:
+        for i, level in enumerate(levels):
+            tw.write(
+                _tiff_tiles(level, tile, fn),
+                shape=(int(level.shape[0]), int(level.shape[1])),
+                dtype=dtype,
+                tile=(tile, tile),
+                subifds=len(reduced) if i == 0 else None,
+                subfiletype=1 if i else 0,
+                metadata=meta if i == 0 else None,
+                **resolution(level),
+                **kw,
+            )
 
 
 def _subsampled(store: Array2D, s: int) -> np.ndarray:
@@ -352,27 +579,50 @@ def _round(a: np.ndarray) -> list[Any]:
     return np.round(a, 2).tolist()
 
 
-def nucleus_feature(n: Nucleus, slide: Slide) -> dict[str, Any]:
-    """A QuPath-importable GeoJSON ``Feature`` (detection) for one nucleus.
+def feature_id(source: str, level: int, label: int) -> str:
+    """The GeoJSON ``id`` of a nucleus: a UUID (version 5) of the input file name, the
+    level read and the nucleus label, so that reruns write identical files."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{source}|level {level}|{label}"))
 
-    Coordinates are level-0 pixels; ``area_px`` is in level-0 pixels, ``centroid_x``,
-    ``centroid_y`` in level-0 coordinates; the same values also go into QuPath's
-    ``measurements``.
+
+def nucleus_measurements(n: Nucleus, slide: Slide, coords: str) -> dict[str, float | None]:
+    """The measurements of one nucleus, keyed by the :data:`CSV_COLUMNS` after ``id``.
+
+    Centroids are level-0 ``(x, y)`` in the ``coords`` convention
+    (:meth:`Slide.to_level0`); pixel areas and perimeters are scaled to level-0 pixels; the
+    ``_um``/``_um2`` values are ``None`` when the slide has no pixel size (centroids in µm:
+    the centroid in the same convention times the level-0 pixel size).
     """
     sx, sy = slide.downsample
-    cx, cy = slide.to_level0(np.asarray(n.centroid))
-    rings = [_round(slide.to_level0(r)) for r in n.rings]
-    m = {
+    cx, cy = (float(v) for v in slide.to_level0(np.asarray(n.centroid), coords))
+    mpp = slide.mpp
+    mx0, my0 = (None, None) if mpp is None else (mpp[0] / sx, mpp[1] / sy)
+    return {
+        "centroid_x": round(cx, 2),
+        "centroid_y": round(cy, 2),
+        "centroid_x_um": None if mx0 is None else round(cx * mx0, 3),
+        "centroid_y_um": None if my0 is None else round(cy * my0, 3),
         "area_px": round(n.area * sx * sy, 2),
-        "centroid_x": round(float(cx), 2),
-        "centroid_y": round(float(cy), 2),
+        "area_um2": None if mpp is None else round(n.area * mpp[0] * mpp[1], 3),
         "perimeter_px": round(n.perimeter * math.sqrt(sx * sy), 2),
+        "perimeter_um": None if mpp is None else round(n.perimeter * math.sqrt(mpp[0] * mpp[1]), 3),
         "mean_prob": round(n.mean_prob, 4),
     }
-    if slide.mpp is not None:
-        m["area_um2"] = round(n.area * slide.mpp[0] * slide.mpp[1], 3)
+
+
+def nucleus_feature(n: Nucleus, slide: Slide, coords: str = "qupath") -> dict[str, Any]:
+    """A QuPath-importable GeoJSON ``Feature`` (detection) for one nucleus.
+
+    The polygon (pixel-edge outline) and the centroid are level-0 coordinates in the
+    ``coords`` convention; measurements as :func:`nucleus_measurements` (µm values only
+    when the slide has a pixel size), at the top of ``properties`` and again under
+    QuPath's ``measurements``; ``id`` from :func:`feature_id`.
+    """
+    m = {k: v for k, v in nucleus_measurements(n, slide, coords).items() if v is not None}
+    rings = [_round(slide.to_level0(r, coords)) for r in n.rings]
     return {
         "type": "Feature",
+        "id": feature_id(slide.path.name, slide.level, n.id),
         "geometry": {"type": "Polygon", "coordinates": rings},
         "properties": {
             "objectType": "detection",
@@ -384,24 +634,24 @@ def nucleus_feature(n: Nucleus, slide: Slide) -> dict[str, Any]:
     }
 
 
-def nucleus_row(n: Nucleus, slide: Slide) -> list[Any]:
-    """One CSV row (:data:`CSV_COLUMNS`), level-0 coordinates and sizes."""
-    sx, sy = slide.downsample
-    cx, cy = slide.to_level0(np.asarray(n.centroid))
-    area_um2 = "" if slide.mpp is None else f"{n.area * slide.mpp[0] * slide.mpp[1]:.3f}"
-    return [
-        n.id,
-        f"{cx:.2f}",
-        f"{cy:.2f}",
-        f"{n.area * sx * sy:.2f}",
-        area_um2,
-        f"{n.perimeter * math.sqrt(sx * sy):.2f}",
-        f"{n.mean_prob:.4f}",
-    ]
+def nucleus_row(n: Nucleus, slide: Slide, coords: str = "qupath") -> list[Any]:
+    """One CSV row (:data:`CSV_COLUMNS`); µm columns empty without a pixel size."""
+    m = nucleus_measurements(n, slide, coords)
+    return [n.id, *("" if v is None else v for v in m.values())]
 
 
-def write_nuclei(nuclei: Iterator[Nucleus], slide: Slide, geojson: Path, csv_path: Path) -> int:
-    """Streams nuclei into a GeoJSON FeatureCollection and a CSV; returns their number."""
+def write_nuclei(
+    nuclei: Iterator[Nucleus], slide: Slide, geojson: Path, csv_path: Path, coords: str = "qupath"
+) -> int:
+    """Streams nuclei into a GeoJSON FeatureCollection and a CSV; returns their number.
+
+    Args:
+        nuclei: the nuclei (coordinates of the level read, package convention).
+        slide: the input (level, downsample, pixel size, file name for the ids).
+        geojson: FeatureCollection file to write.
+        csv_path: CSV file to write (header :data:`CSV_COLUMNS`).
+        coords: ``qupath`` or ``pixel-centre`` output coordinates.
+    """
     count = 0
     with (
         open(geojson, "w", encoding="utf-8") as gj,
@@ -411,16 +661,19 @@ def write_nuclei(nuclei: Iterator[Nucleus], slide: Slide, geojson: Path, csv_pat
         writer.writerow(CSV_COLUMNS)
         gj.write('{"type": "FeatureCollection", "features": [\n')
         for n in nuclei:
-            if not n.rings:
-                continue
-            gj.write((",\n" if count else "") + json.dumps(nucleus_feature(n, slide)))
-            writer.writerow(nucleus_row(n, slide))
+            gj.write((",\n" if count else "") + json.dumps(nucleus_feature(n, slide, coords)))
+            writer.writerow(nucleus_row(n, slide, coords))
             count += 1
         gj.write("\n]}\n")
     return count
 
 
 # ------------------------------------------------------------------------------- driver
+
+
+def _mask_255(mask: np.ndarray) -> np.ndarray:
+    """0/1 mask -> 0/255 uint8."""
+    return np.asarray(mask, np.uint8) * np.uint8(255)
 
 
 def predict_slide(
@@ -491,27 +744,42 @@ def predict_slide(
     t_pred = time.perf_counter() - t0
 
     block = step * max(1, 2048 // step)
-    post = cfg.postprocess(block)
+    areas = area_filter(cfg, slide)
+    post = cfg.postprocess(block, areas)
     labels = stores.new("labels", np.uint32)
-    comps = connected_components(
-        mask, labels, post.connectivity, block, post.min_area, post.max_size
-    )
+    comps = label_components(mask, labels, post)
     instances = stores.new("split", np.uint32) if post.watershed else labels
+    pieces: Counter[str] = Counter()
     n_nuclei = write_nuclei(
-        iter_nuclei(labels, prob, comps, post, instances if post.watershed else None),
+        iter_nuclei(labels, prob, comps, post, instances if post.watershed else None, pieces),
         slide,
         out_dir / "nuclei.geojson",
         out_dir / "nuclei.csv",
+        cfg.coords,
     )
+    removed = {
+        "smaller": comps.removed_small + pieces["small"],
+        "larger": comps.removed_large + pieces["large"],
+        "bounding_box": comps.removed_box,
+    }
 
-    write_tiff(out_dir / "prob.tif", prob, np.uint8, large, slide.mpp)
-    if large:
-        write_tiff(
-            out_dir / "mask.tif", mask, np.uint8, True, slide.mpp, lambda m: m * np.uint8(255)
-        )
-    else:
-        write_png(out_dir / "mask.png", np.asarray(mask) * np.uint8(255))
-    write_tiff(out_dir / "instances.tif", instances, np.uint32, large, slide.mpp)
+    rasters = [
+        ("prob.tif", prob, np.uint8, None),
+        ("mask.tif", mask, np.uint8, _mask_255),
+        ("instances.tif", instances, np.uint32, None),
+    ]
+    raster_levels = 1
+    for name, store, dtype, fn in rasters:
+        if not large:
+            if name == "mask.tif":
+                write_png(out_dir / "mask.png", _mask_255(np.asarray(mask)))
+            else:
+                write_tiff(out_dir / name, store, dtype, False, slide.mpp)
+            continue
+        reduced = build_pyramid(store, dtype, PYRAMID_REDUCE[name], stores.new, name)
+        uid = str(uuid.uuid5(_ID_NAMESPACE, f"{slide.path.name}|level {slide.level}|{name}"))
+        write_tiff(out_dir / name, store, dtype, True, slide.mpp, fn, reduced=reduced, uid=uid)
+        raster_levels = 1 + len(reduced)
     write_png(out_dir / "overlay.png", render_overlay(slide, instances, cfg.overlay_max_side))
     if scratch is not None:
         shutil.rmtree(scratch)
@@ -528,8 +796,14 @@ def predict_slide(
         "tiles": 1 if whole else len(tiles),
         "tiles_run": len(run),
         "tissue_mask": bool(use_tissue),
+        "coords": cfg.coords,
         "nuclei": n_nuclei,
-        "objects_removed": comps.removed,
+        "objects_removed": sum(removed.values()),
+        "removed": removed,
+        "area_filter": asdict(areas),
+        "max_size_level_px": cfg.max_size,
+        "raster_levels": raster_levels,
+        "pyramid_reduce": PYRAMID_REDUCE if large else None,
         "device": str(device),
         "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype],
         "predict_s": round(t_pred, 2),
@@ -609,7 +883,8 @@ def predict_files(
     out = Path(out)
     paths = check_inputs(shard_inputs([Path(p) for p in inputs], shard), out, force)
     for p in paths:
-        open_slide(p, cfg.level, cfg.mpp).close()
+        with open_slide(p, cfg.level, cfg.mpp) as slide:
+            area_filter(cfg, slide)
     device = resolve_device(cfg.device)
     model, dtype = prepare_predictor(
         load_segmenter(checkpoint),
@@ -632,8 +907,25 @@ def predict_files(
                 shutil.rmtree(tmp, ignore_errors=True)
         summaries.append(summary)
         log(
-            f"{p.name}: {summary['nuclei']} nuclei, level {summary['level']} "
-            f"{summary['shape'][1]}x{summary['shape'][0]}, {summary['tiles_run']}/"
-            f"{summary['tiles']} tiles, {summary['total_s']:.1f}s -> {out / p.stem}"
+            f"{p.name}: {summary['nuclei']} nuclei ({removal_text(summary)}), level "
+            f"{summary['level']} {summary['shape'][1]}x{summary['shape'][0]}, "
+            f"{summary['tiles_run']}/{summary['tiles']} tiles, {summary['total_s']:.1f}s "
+            f"-> {out / p.stem}"
         )
     return summaries
+
+
+def removal_text(summary: dict[str, Any]) -> str:
+    """``"removed: 56 smaller than 10 µm², 2 larger than 400 µm², 0 with a bounding box
+    side over 1024 px"`` from a :func:`predict_slide` summary (inactive filters left out)."""
+    removed, af = summary["removed"], AreaFilter(**summary["area_filter"])
+    parts = []
+    if af.min > 0:
+        parts.append(f"{removed['smaller']} smaller than {af.text(af.min)}")
+    if af.max is not None:
+        parts.append(f"{removed['larger']} larger than {af.text(af.max)}")
+    parts.append(
+        f"{removed['bounding_box']} with a bounding box side over "
+        f"{summary['max_size_level_px']} px of the level read"
+    )
+    return "removed: " + ", ".join(parts)

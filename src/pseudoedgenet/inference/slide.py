@@ -15,7 +15,9 @@ A slide is read at one pyramid *level*; every box and shape here is in pixels of
 coordinates: with the package's point convention (``(x, y)`` = (column, row), a pixel centred
 at integer coordinates), level pixel ``(x, y)`` has its centre at level-0
 ``((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5)``, where ``(sx, sy)`` is the level's
-:attr:`Slide.downsample` (see :meth:`Slide.to_level0`).
+:attr:`Slide.downsample`; in QuPath's convention (integer coordinates at pixel corners, i.e.
+package ``+ 0.5``) it covers ``[x * sx, (x + 1) * sx) x [y * sy, (y + 1) * sy)`` (see
+:meth:`Slide.to_level0`).
 
 Background tiles are skipped with :func:`tissue_mask`: Otsu's threshold on the luminance of a
 low-resolution thumbnail (Otsu, 1979, "A threshold selection method from gray-level
@@ -43,6 +45,10 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 TIFFSLIDE_SUFFIXES = (".svs", ".ndpi", ".scn", ".bif", ".svslide")
 OPENSLIDE_SUFFIXES = (".mrxs", ".vms", ".vmu")
 SUPPORTED_SUFFIXES = PLAIN_SUFFIXES + TIFF_SUFFIXES + TIFFSLIDE_SUFFIXES + OPENSLIDE_SUFFIXES
+
+#: Output coordinate conventions of :meth:`Slide.to_level0`: QuPath's (integer coordinates
+#: at pixel corners) and the package's (integer coordinates at pixel centres).
+COORDS = ("qupath", "pixel-centre")
 
 #: A TIFF with more pixels than this (or with a pyramid) is read region by region.
 LARGE_PIXELS = 8192 * 8192
@@ -82,15 +88,28 @@ class Slide(ABC):
         """``(sx, sy)``: level-0 pixels per pixel of the level read, in x and y."""
         return (self.level0_shape[1] / self.shape[1], self.level0_shape[0] / self.shape[0])
 
-    def to_level0(self, xy: np.ndarray) -> np.ndarray:
+    def to_level0(self, xy: np.ndarray, coords: str = "pixel-centre") -> np.ndarray:
         """Maps ``(x, y)`` coordinates of the level read to level-0 coordinates.
+
+        The input is in the package's convention at the level read (pixel centres at
+        integers). ``coords`` chooses the output convention:
+
+        - ``"pixel-centre"`` (the package's): level-0 pixel centres at integers; level
+          pixel ``(x, y)`` is centred at ``((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5)``.
+        - ``"qupath"`` (QuPath's): integers at pixel *corners*, so every value is the
+          pixel-centre one ``+ 0.5``; level pixel ``(x, y)`` covers
+          ``[x * sx, (x + 1) * sx) x [y * sy, (y + 1) * sy)`` and is centred at
+          ``((x + 0.5) * sx, (y + 0.5) * sy)``.
 
         Shape:
             ``(..., 2)`` float, ``(x, y)`` = (column, row) -> same shape, float64.
         """
+        if coords not in COORDS:
+            raise ValueError(f"coords must be one of {', '.join(COORDS)}, got {coords!r}")
         sx, sy = self.downsample
         xy = np.asarray(xy, dtype=np.float64)
-        return np.stack([(xy[..., 0] + 0.5) * sx - 0.5, (xy[..., 1] + 0.5) * sy - 0.5], axis=-1)
+        shift = 0.0 if coords == "qupath" else 0.5
+        return np.stack([(xy[..., 0] + 0.5) * sx - shift, (xy[..., 1] + 0.5) * sy - shift], axis=-1)
 
     @abstractmethod
     def read(self, box: Box) -> np.ndarray:

@@ -232,7 +232,7 @@ def render(args: argparse.Namespace) -> dict[str, Any]:
     features = json.loads(Path(args.geojson).read_text())["features"]
     for f in features:
         for k, ring in enumerate(f["geometry"]["coordinates"]):
-            xy = [((x - x0 + 0.5) * scale, (y - y0 + 0.5) * scale) for x, y in ring]
+            xy = [((x - x0) * scale, (y - y0) * scale) for x, y in ring]  # QuPath coords
             draw.line(xy, fill=(255, 230, 0) if k == 0 else (0, 200, 255), width=2)
     image.save(args.out)
     return {"image": str(args.image), "polygons": len(features), "out": str(args.out)}

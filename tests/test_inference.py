@@ -113,6 +113,12 @@ def test_level_errors_are_one_line(small_slide: Path, tmp_path: Path) -> None:
         open_slide(png, mpp=0.5)
     with pytest.raises(DataError, match="either a level or a target mpp"):
         open_slide(small_slide, level=1, mpp=0.5)
+    # a level far from the asked resolution is refused, never silently read
+    levels = r"level 0: 0.25, level 1: 0.5, level 2: 1 µm/px"
+    with pytest.raises(DataError, match=rf"no level near 5 µm/px \(the file has {levels}"):
+        open_slide(small_slide, mpp=5)
+    with pytest.raises(DataError, match=r"no level near 0\.36 µm/px"):
+        open_slide(small_slide, mpp=0.36)
 
 
 def test_plain_images_are_read_into_memory(tmp_path: Path) -> None:

@@ -379,6 +379,12 @@ class OpenSlideSlide(_LevelSlide):
         self._slide.close()
 
 
+#: How far (relative) the level read may be from a requested ``--mpp``: scanners' pixel
+#: sizes differ slightly from the nominal 0.25/0.5 µm (MoNuSeg: 0.252), but a level twice
+#: as coarse as asked for is a different magnification, never silently substituted.
+MPP_TOLERANCE = 0.2
+
+
 def select_level(
     path: Path,
     level_dims: Sequence[tuple[int, int]],
@@ -394,13 +400,15 @@ def select_level(
         mpp0: microns per pixel ``(x, y)`` of level 0, or ``None`` when the file lacks it.
         level: an explicit level, or ``None``.
         mpp: a target resolution in microns per pixel, or ``None``: the level whose
-            resolution is nearest in log scale (no resampling).
+            resolution is nearest in log scale (no resampling), which must lie within
+            :data:`MPP_TOLERANCE` of it.
 
     Returns:
         The level index (0 when neither ``level`` nor ``mpp`` is given).
 
     Raises:
-        DataError: both given, a level that does not exist, or ``mpp`` without metadata.
+        DataError: both given, a level that does not exist, ``mpp`` without metadata, or
+            no level within :data:`MPP_TOLERANCE` of ``mpp`` (the message lists the levels).
     """
     n = len(level_dims)
     if level is not None and mpp is not None:
@@ -417,7 +425,15 @@ def select_level(
             raise DataError(path, "no microns-per-pixel metadata: choose a level instead of --mpp")
         w0 = level_dims[0][1]
         mpps = [mpp0[0] * w0 / w for _, w in level_dims]
-        return int(np.argmin([abs(math.log(m / mpp)) for m in mpps]))
+        best = int(np.argmin([abs(math.log(m / mpp)) for m in mpps]))
+        if abs(mpps[best] / mpp - 1.0) > MPP_TOLERANCE:
+            have = ", ".join(f"level {i}: {m:.3g}" for i, m in enumerate(mpps))
+            raise DataError(
+                path,
+                f"no level near {mpp:g} µm/px (the file has {have} µm/px; nothing is "
+                "resampled): pass one of these as --mpp, or --level",
+            )
+        return best
     return 0
 
 

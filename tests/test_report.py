@@ -1,25 +1,32 @@
-"""The results report: tables, paired differences, plots and the CLI, from synthetic fold files."""
+"""The results report: tables, paired differences, plots, Figure 2 and the CLI, from synthetic
+fold files, and the committed report reproduced from the committed results."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from conftest import error_line
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.experiments.records import (
     ABSENT,
+    FigureEntry,
     config_differences,
+    file_sha256,
+    fold_val_curve,
     load_results,
     mean_curve,
     paired_difference,
+    read_figure_manifest,
     read_val_curve,
-    record_val_curve,
     summarize,
+    write_figure_manifest,
 )
 from pseudoedgenet.experiments.report import (
     PAPER_TABLE1,
@@ -31,6 +38,7 @@ from pseudoedgenet.experiments.report import (
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_fold(
@@ -320,70 +328,140 @@ def test_read_val_curve_and_mean(tmp_path: Path) -> None:
     assert mean == {1: (pytest.approx(0.15), 2), 2: (pytest.approx(0.35), 2), 3: (0.2, 1)}
 
 
-def test_val_iou_plot_from_run_folders(results: Path, tmp_path: Path) -> None:
-    runs = tmp_path / "runs" / "crossval"
-    # run folders given as runs/crossval/<--out>/fold_<i>, --out results/tnbc/pen_att
-    for fold in range(3):
-        write_metrics(
-            runs / "results" / "tnbc" / "pen_att" / f"fold_{fold}", [0.1, 0.2 + fold / 10]
-        )
-    write_metrics(runs / "results" / "tnbc" / "baseline" / "fold_0", [0.1, 0.15, 0.2])
-    out = tmp_path / "report" / "README.md"
-    res = build_report(results, out, runs_dir=runs)
-    png = out.parent / "val_iou_tnbc.png"
-    assert res.images == [png]
-    assert png.read_bytes()[:8] == PNG_MAGIC
-    assert "![validation IoU per epoch, TNBC](val_iou_tnbc.png)" in out.read_text()
-    assert not (out.parent / "val_iou_monuseg.png").exists()
-
-
 def test_val_curve_kept_in_fold_files_and_table2_plot(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    # fold files that keep their curve need no run folder
     for fold in range(2):
         write_fold(
             results, "tnbc", "pen_att", fold, 0.5, val_curve={"1": 0.1, "2": 0.3 + fold / 10}
         )
-    write_fold(results, "tnbc", "pen_att_g2", 0, 0.5, val_curve={"1": 0.2, "2": 0.25})
+    write_fold(results, "tnbc", "pen_att_g2", 0, 0.5, val_curve={"2": 0.25, "1": 0.2})
+    write_fold(results, "tnbc", "baseline", 0, 0.4)  # predates val_curve
+    write_fold(results, "tnbc", "baseline", 1, 0.4)
     out = tmp_path / "report" / "README.md"
     res = build_report(results, out)
     t1, t2 = out.parent / "val_iou_tnbc.png", out.parent / "val_iou_tnbc_table2.png"
-    assert res.images == [t1, t2]
+    assert res.images == [t1, t2] and t1.read_bytes()[:8] == PNG_MAGIC
     md = out.read_text()
     assert "![validation IoU per epoch, TNBC](val_iou_tnbc.png)" in md
     assert "![validation IoU per epoch, TNBC, Table 2 variants](val_iou_tnbc_table2.png)" in md
-    index = json.loads((out.parent / "figures.json").read_text())
-    assert index["val_iou_tnbc_table2.png"]["alt"].endswith("Table 2 variants")
-    assert record_val_curve(load_results(results)[0], results, None) == {1: 0.1, 2: 0.3}
+    assert "*Left out (fold file without `val_curve`): `baseline` folds 0, 1.*" in md
+    index = read_figure_manifest(out.parent)
+    assert sorted(index) == ["val_iou_tnbc.png", "val_iou_tnbc_table2.png"]
+    assert index["val_iou_tnbc_table2.png"].kind == "val_curves"
+    assert index["val_iou_tnbc_table2.png"].png_sha256 == file_sha256(t2)
+    recs = {r.method: r for r in load_results(results) if r.fold == 0}
+    assert fold_val_curve(recs["pen_att_g2"]) == {1: 0.2, 2: 0.25}
+    assert list(fold_val_curve(recs["pen_att_g2"]) or {}) == [1, 2]  # sorted by epoch
+    assert fold_val_curve(recs["baseline"]) is None
     # a malformed curve is a one-line error naming the fold file
     write_fold(results, "tnbc", "pen_att_g6", 0, 0.5, val_curve=[0.1, 0.2])
     with pytest.raises(DataError, match=r"pen_att_g6/fold_0\.json.*val_curve"):
         build_report(results, out)
 
 
-def test_figures_without_their_inputs_are_kept_with_caption(results: Path, tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    write_metrics(runs / "tnbc" / "pen_att" / "fold_0", [0.1, 0.2])
-    out = tmp_path / "report" / "README.md"
-    build_report(results, out, runs_dir=runs)
-    png = out.parent / "val_iou_tnbc.png"
-    drawn = png.read_bytes()
-    # the run folders are gone (a fresh clone): the plot and its caption are kept, marked
+def test_plots_are_redrawn_only_when_their_data_change(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write_fold(results, "tnbc", "pen_att", 0, 0.5, val_curve={"1": 0.1, "2": 0.3})
+    out = results / "README.md"
+    build_report(results, out)
+    png, manifest = results / "val_iou_tnbc.png", results / "figures.json"
+    drawn, index = png.read_bytes(), manifest.read_text()
+    # the same drawing twice gives the same bytes: no software version or date in the PNG
+    png.unlink()
+    assert build_report(results, out).images == [png]
+    assert png.read_bytes() == drawn and b"Software" not in drawn
+    # unchanged data: the PNG and the manifest are not rewritten (whatever the plotting
+    # library at hand would draw); the markdown is rewritten with the same text
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in results.glob("*.[jp]*")}
+    res = build_report(results, out)
+    assert res.images == [] and res.notes == []
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in results.glob("*.[jp]*")}
+    assert after == before
+    # another fold changes the mean curve: the plot is redrawn and its hash recorded
+    write_fold(results, "tnbc", "pen_att", 1, 0.5, val_curve={"1": 0.3, "2": 0.5})
+    assert build_report(results, out).images == [png]
+    new = read_figure_manifest(results)["val_iou_tnbc.png"]
+    old = json.loads(index)["figures"][png.name]
+    assert new.png_sha256 == file_sha256(png) != old["png_sha256"]
+    assert new.inputs_sha256 != old["inputs_sha256"]
+    # a PNG that differs from its entry (edited, or drawn by other code) is redrawn
+    png.write_bytes(b"not the plot")
+    assert build_report(results, out).images == [png]
+    assert file_sha256(png) == new.png_sha256
+    # no fold keeps a curve any more: the report's own plot and its entry are removed
+    for fold in (0, 1):
+        write_fold(results, "tnbc", "pen_att", fold, 0.5)
+    res = build_report(results, out)
+    assert not png.exists() and read_figure_manifest(results) == {}
+    assert res.notes == [
+        "val_iou_tnbc.png removed: no fold file it plotted keeps a val_curve any more"
+    ]
+    assert "No validation curves found" in out.read_text()
+
+
+def run_logs_entry(folder: Path, name: str, data: bytes = PNG_MAGIC + b"old") -> FigureEntry:
+    """A committed plot drawn by an earlier report from run logs, with its manifest entry."""
+    (folder / name).write_bytes(data)
+    entry = FigureEntry(
+        "run_logs",
+        "validation IoU per epoch, TNBC",
+        "*TNBC: validation IoU per epoch (from logs).*",
+        hashlib.sha256(data).hexdigest(),
+        commit="0123456789abcdef0123456789abcdef01234567",
+    )
+    write_figure_manifest(folder, {**read_figure_manifest(folder), name: entry})
+    return entry
+
+
+def test_plots_from_run_logs_are_shown_as_committed(results: Path, tmp_path: Path) -> None:
+    run_logs_entry(results, "val_iou_tnbc.png")
+    manifest = (results / "figures.json").read_bytes()
+    out = results / "README.md"
     res = build_report(results, out)
     md = out.read_text()
-    assert res.images == [] and png.read_bytes() == drawn
-    assert "![validation IoU per epoch, TNBC](val_iou_tnbc.png)" in md
-    assert "*TNBC: validation IoU per epoch (Table 1 methods).*" in md
-    assert "*Kept from an earlier report run (commit `" in md
-    assert any(n.startswith("val_iou_tnbc.png kept") for n in res.notes)
-    # without the PNG there is nothing to keep
-    png.unlink()
-    build_report(results, out)
-    assert "val_iou_tnbc.png" not in out.read_text()
-    # an index that is not a mapping of PNG names to captions is refused
-    (out.parent / "figures.json").write_text("[1, 2]")
-    with pytest.raises(DataError, match=r"figures\.json"):
+    assert res.images == [] and res.notes == []
+    assert "![validation IoU per epoch, TNBC](val_iou_tnbc.png)\n\n*TNBC: validation IoU" in md
+    assert "*Drawn at commit `0123456789` by an earlier report from the run folders' logs" in md
+    assert (results / "val_iou_tnbc.png").read_bytes() == PNG_MAGIC + b"old"
+    assert (results / "figures.json").read_bytes() == manifest
+    # a committed PNG that is not the one the manifest describes, or is missing: an error
+    (results / "val_iou_tnbc.png").write_bytes(PNG_MAGIC + b"new")
+    with pytest.raises(DataError, match=r"val_iou_tnbc\.png: differs from the file figures"):
         build_report(results, out)
+    (results / "val_iou_tnbc.png").unlink()
+    with pytest.raises(DataError, match=r"val_iou_tnbc\.png: missing"):
+        build_report(results, out)
+    # once a fold file of the plot keeps its curve, the plot is drawn from the fold files
+    run_logs_entry(results, "val_iou_tnbc.png")
+    write_fold(results, "tnbc", "pen_att", 3, 0.5, val_curve={"1": 0.2})
+    res = build_report(results, out)
+    assert res.images == [results / "val_iou_tnbc.png"]
+    assert res.notes[0].startswith("val_iou_tnbc.png: the plot drawn from run logs at commit")
+    assert read_figure_manifest(results)["val_iou_tnbc.png"].kind == "val_curves"
+    assert "(fold file without `val_curve`): `baseline` fold 0; `pen_att` folds 0, 1, 2." in (
+        out.read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[1, 2]", "schema_version"),
+        ('{"schema_version": 1, "figures": {"a.png": {"kind": "x"}}}', "kind must be one of"),
+        (
+            '{"schema_version": 1, "figures": {"a.png": {"kind": "run_logs", "alt": "a", '
+            '"caption": "c", "png_sha256": "' + "0" * 64 + '"}}}',
+            "needs a 'commit' field",
+        ),
+        ('{"schema_version": 1, "figures": {"../a.png": {}}}', "PNG file names"),
+    ],
+)
+def test_invalid_figure_manifest_is_refused(results: Path, text: str, problem: str) -> None:
+    (results / "figures.json").write_text(text)
+    with pytest.raises(DataError, match=problem) as exc:
+        build_report(results, results / "README.md")
+    assert exc.value.path == results / "figures.json"
+    assert not (results / "README.md").exists()
 
 
 def test_config_differences_names_changed_and_absent_settings() -> None:
@@ -400,18 +478,14 @@ def test_config_differences_names_changed_and_absent_settings() -> None:
 
 def test_cells_with_several_configs_list_the_differing_settings(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    runs = tmp_path / "runs"
     old_yaml = "method: baseline\ntrain:\n  lr: 0.001\n  epochs: 30\n"
     old_sha = hashlib.sha256(old_yaml.encode()).hexdigest()
     newer = {"method": "baseline", "train": {"lr": 0.001, "epochs": 30, "warmup": 0}}
-    # fold 0 predates the `config` field: its config is found as a run folder's
-    # config.yaml with the same SHA-256 (here another dataset's run of the same config)
+    # fold 0 predates the `config` field: its config is in the committed store by SHA-256
     write_fold(results, "tnbc", "baseline", 0, 0.5, config_sha256=old_sha)
-    (runs / "monuseg" / "baseline" / "fold_3").mkdir(parents=True)
-    (runs / "monuseg" / "baseline" / "fold_3" / "config.yaml").write_text(old_yaml)
-    # a config.yaml whose hash matches no fold is not taken for fold 0's
-    (runs / "tnbc" / "baseline" / "fold_0").mkdir(parents=True)
-    (runs / "tnbc" / "baseline" / "fold_0" / "config.yaml").write_text("method: rerun\n")
+    stored = results / "configs" / f"{old_sha}.yaml"
+    stored.parent.mkdir()
+    stored.write_text(old_yaml)
     for fold in (1, 2):
         write_fold(results, "tnbc", "baseline", fold, 0.5, config_sha256="b", config=newer)
     # same sha everywhere: no note
@@ -421,7 +495,7 @@ def test_cells_with_several_configs_list_the_differing_settings(tmp_path: Path) 
     write_fold(results, "monuseg", "baseline", 0, 0.5, config_sha256="gone")
     write_fold(results, "monuseg", "baseline", 1, 0.5, config_sha256="b", config=newer)
     out = tmp_path / "README.md"
-    build_report(results, out, runs_dir=runs)
+    build_report(results, out)
     cells = [
         [c.strip() for c in line.strip("|").split("|")]
         for line in out.read_text().splitlines()
@@ -432,31 +506,21 @@ def test_cells_with_several_configs_list_the_differing_settings(tmp_path: Path) 
     assert cfg_col[("MoNuSeg", "`baseline`")] == "2 (differ: note 1)"
     assert cfg_col[("TNBC", "`baseline`")] == "2 (differ: note 2)"
     md = out.read_text()
-    assert "- `cpu`, MoNuSeg, `baseline`: config of fold 0 not kept" in md
-    assert "- `cpu`, TNBC, `baseline`: `train.warmup` absent (fold 0) / 0 (fold 1, 2)." in md
-    # the report copied fold 0's config, byte for byte, into the content-addressed store
-    stored = results / "configs" / f"{old_sha}.yaml"
-    assert stored.read_text() == old_yaml
-    assert sorted(p.name for p in (results / "configs").iterdir()) == [stored.name]
-    # so that it is still known without the run folders
-    build_report(results, out)
-    assert "- `cpu`, TNBC, `baseline`: `train.warmup` absent (fold 0) / 0 (fold 1, 2)." in (
-        out.read_text()
+    assert (
+        "- `cpu`, MoNuSeg, `baseline`: config of fold 0 not kept (neither in its fold file nor "
+        "in the config store)" in md
     )
+    assert "- `cpu`, TNBC, `baseline`: `train.warmup` absent (fold 0) / 0 (fold 1, 2)." in md
+    # the store is read-only input: the report writes nothing into it
+    assert sorted(p.name for p in stored.parent.iterdir()) == [stored.name]
     # a store file edited after it was stored is refused, naming the file
     stored.write_text(old_yaml + "# edited\n")
     with pytest.raises(DataError, match=rf"{old_sha}\.yaml.*does not hash to its name"):
         build_report(results, out)
-    # without store and run folders fold 0's config is unknown
+    # without the store file fold 0's config is unknown
     stored.unlink()
     build_report(results, out)
     assert "- `cpu`, TNBC, `baseline`: config of fold 0 not kept" in out.read_text()
-    # other files under the runs folder are only hashed, never parsed
-    bad = runs / "x" / "config.yaml"
-    bad.parent.mkdir()
-    bad.write_text("- [unclosed\n")
-    build_report(results, out, runs_dir=runs)
-    assert "`train.warmup` absent (fold 0) / 0 (fold 1, 2)." in out.read_text()
 
 
 # ------------------------------------------------------------------------- CLI
@@ -466,7 +530,7 @@ def test_cli_report(results: Path, tmp_path: Path, cli) -> None:
     out = tmp_path / "README.md"
     code, stdout, stderr = cli("report", results, "--out", out)
     assert code == 0, stderr
-    assert f"wrote {out} (4 fold files, 0 images)" in stdout
+    assert f"wrote {out} (4 fold files, 0 images drawn)" in stdout
     assert "### Table 1 — protocol `cpu`" in out.read_text()
     # default output: RESULTS/README.md; the report never counts itself as a result
     code, _, stderr = cli("report", results)
@@ -479,6 +543,10 @@ def test_cli_report(results: Path, tmp_path: Path, cli) -> None:
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in stderr
     assert lines[0].startswith(f"error: {results / 'tnbc' / 'pen_att' / 'fold_1.json'}: ")
+    # the report reads committed files only: no options for run folders or checkpoints
+    for gone in ("--runs", "--figures", "--data"):
+        code, _, stderr = cli("report", results, gone, "x")
+        assert code == 2 and "No such option" in stderr
 
 
 def test_readme_summary_block_is_regenerated_in_place(tmp_path: Path, cli) -> None:
@@ -538,17 +606,6 @@ def test_readme_without_valid_markers_is_a_one_line_error(
     assert not (tmp_path / "r.md").exists()
 
 
-def test_cli_figures_skipped_with_a_note(results: Path, tmp_path: Path, cli) -> None:
-    code, stdout, stderr = cli(
-        "report", results, "--out", tmp_path / "README.md", "--figures", "--data", "tnbc=nowhere"
-    )
-    assert code == 0, stderr
-    assert "figure 2 for tnbc skipped" in stdout
-    assert "TNBC: skipped (" in (tmp_path / "README.md").read_text()
-    code, _, stderr = cli("report", results, "--figures", "--data", "tnbc")
-    assert code == 2 and "DATASET=FOLDER" in stderr
-
-
 # ------------------------------------------------------------------------- figure 2
 
 
@@ -569,8 +626,8 @@ def save_fake_checkpoint(path: Path, overrides: list[str]) -> None:
     )
 
 
-def test_figure2_panel_from_fold0_checkpoints(
-    results: Path, tmp_path: Path, make_folder_dataset
+def test_figure2_command_draws_and_records_then_report_shows_it(
+    results: Path, tmp_path: Path, make_folder_dataset, cli
 ) -> None:
     from pseudoedgenet.data.folder import read_folder
     from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
@@ -578,22 +635,73 @@ def test_figure2_panel_from_fold0_checkpoints(
     make_folder_dataset(tmp_path / "src", n=4)
     data = tmp_path / "data" / "tnbc"
     prepare_dataset(read_folder(tmp_path / "src"), data, source={"reader": "folder"}, k=4)
-    runs = tmp_path / "runs"
-    save_fake_checkpoint(runs / "results" / "tnbc" / "pen_att" / "fold_0" / "best.ckpt", [])
-    save_fake_checkpoint(
-        runs / "results" / "tnbc" / "baseline" / "fold_0" / "best.ckpt",
-        ["method=baseline", "model.edge=none", "model.attention=false"],
+    pen = tmp_path / "runs" / "pen_att" / "best.ckpt"
+    base = tmp_path / "runs" / "baseline" / "best.ckpt"
+    save_fake_checkpoint(pen, [])
+    save_fake_checkpoint(base, ["method=baseline", "model.edge=none", "model.attention=false"])
+    png = results / "figure2_tnbc.png"
+    args = ["--checkpoint", pen, "--baseline", base, "--data", data, "--fold", "0"]
+    code, stdout, stderr = cli("figure2", *args, "--title", "TNBC, protocol `cpu`", "--out", png)
+    assert code == 0, stderr
+    assert stdout.startswith(f"wrote {png} and its entry in {results / 'figures.json'}: *TNBC")
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    entry = read_figure_manifest(results)["figure2_tnbc.png"]
+    names = PreparedDataset(data).split(0).test[:3]
+    assert entry.kind == "figure2" and entry.alt == "Figure 2, TNBC, protocol cpu"
+    assert entry.caption.startswith(
+        f"*TNBC, protocol `cpu`, test images of fold 0 ({', '.join(names)}): "
     )
-    out = tmp_path / "report" / "README.md"
-    res = build_report(results, out, runs_dir=runs, data_dirs={"tnbc": data, "monuseg": data})
-    png = out.parent / "figure2_tnbc.png"
-    assert png in res.images and png.read_bytes()[:8] == PNG_MAGIC
-    md = out.read_text()
-    test_names = PreparedDataset(data).split(0).test
-    assert "![Figure 2, TNBC](figure2_tnbc.png)" in md
-    assert f"test images of fold 0 ({', '.join(test_names[:3])})" in md
-    assert "(n/a: no checkpoint)" not in md
-    assert res.notes == []  # MoNuSeg has no records, so no figure and no note
+    assert "(n/a" not in entry.caption
+    assert entry.png_sha256 == file_sha256(png)
+    assert [(c.role, c.path, c.sha256) for c in entry.checkpoints] == [
+        ("pen", str(pen), hashlib.sha256(pen.read_bytes()).hexdigest()),
+        ("baseline", str(base), hashlib.sha256(base.read_bytes()).hexdigest()),
+    ]
+    assert entry.command == (
+        f"pseudoedgenet figure2 --checkpoint {pen} --baseline {base} --data {data} --fold 0 "
+        f"--images 3 --title 'TNBC, protocol `cpu`' --out {png}"
+    )
+    assert entry.commit
+    # the report shows the committed PNG with caption, command and checkpoints, and needs
+    # neither the checkpoints nor the data
+    shutil.rmtree(tmp_path / "runs")
+    shutil.rmtree(data)
+    res = build_report(results, results / "README.md")
+    md = (results / "README.md").read_text()
+    assert res.images == [] and res.notes == []
+    assert f"![Figure 2, TNBC, protocol cpu](figure2_tnbc.png)\n\n{entry.caption}\n" in md
+    assert f"```bash\n{entry.command}\n```" in md
+    assert f"pen `{pen}` (SHA-256 `{entry.checkpoints[0].sha256}`)" in md
+    assert png.read_bytes()[:8] == PNG_MAGIC and file_sha256(png) == entry.png_sha256
+    # a PNG redrawn without its manifest entry is refused
+    png.write_bytes(PNG_MAGIC)
+    with pytest.raises(DataError, match=r"figure2_tnbc\.png: differs"):
+        build_report(results, results / "README.md")
+
+
+def test_figure2_command_errors_are_one_line(tmp_path: Path, make_folder_dataset, cli) -> None:
+    from pseudoedgenet.data.folder import read_folder
+    from pseudoedgenet.data.prepared import prepare_dataset
+
+    make_folder_dataset(tmp_path / "src", n=4)
+    data = tmp_path / "data"
+    prepare_dataset(read_folder(tmp_path / "src"), data, source={"reader": "folder"}, k=4)
+    ckpt = tmp_path / "pen.ckpt"
+    out = tmp_path / "fig" / "f.png"
+    code, _, stderr = cli("figure2", "--checkpoint", ckpt, "--data", data, "--out", out)
+    assert code == 2 and error_line(stderr) == f"error: {ckpt}: checkpoint not found"
+    ckpt.write_bytes(b"x")
+    code, _, stderr = cli(
+        "figure2", "--checkpoint", ckpt, "--data", data, "--out", out, "--fold", "4"
+    )
+    assert code == 2 and "--fold 4: fold 4 out of range 0..3" in error_line(stderr)
+    code, _, stderr = cli(
+        "figure2", "--checkpoint", ckpt, "--data", data, "--out", tmp_path / "f.jpg"
+    )
+    assert code == 2 and "writes a PNG" in error_line(stderr)
+    code, _, stderr = cli("figure2", "--checkpoint", ckpt, "--data", data, "--out", out)
+    assert code == 2 and error_line(stderr).startswith(f"error: {ckpt}: not a readable checkpoint")
+    assert not out.parent.exists()  # nothing written
 
 
 def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> None:
@@ -639,3 +747,33 @@ def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> N
     path.write_text('{"test_data": "x", "method": "pen_att", "protocol": "cpu"}')
     with pytest.raises(DataError, match=r"pen_att\.json"):
         build_report(results, out)
+
+
+# ------------------------------------------------------------------------- the committed report
+
+
+def test_report_on_a_fresh_clone_reproduces_the_committed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pseudoedgenet report results --out results/README.md --readme README.md`` on the
+    committed ``results/`` and README leaves every file as committed (git diff empty)."""
+    shutil.copytree(REPO / "results", tmp_path / "results")
+    shutil.copy2(REPO / "README.md", tmp_path / "README.md")
+    before = {
+        p.relative_to(tmp_path).as_posix(): p.read_bytes()
+        for p in sorted(tmp_path.rglob("*"))
+        if p.is_file()
+    }
+    monkeypatch.chdir(tmp_path)
+    res = build_report("results", "results/README.md", readme="README.md")
+    assert res.images == [] and res.notes == []
+    after = {
+        p.relative_to(tmp_path).as_posix(): p.read_bytes()
+        for p in sorted(tmp_path.rglob("*"))
+        if p.is_file()
+    }
+    assert after.keys() == before.keys()
+    changed = [name for name in before if after[name] != before[name]]
+    assert changed == [], (
+        "regenerate: pseudoedgenet report results --out results/README.md --readme README.md"
+    )

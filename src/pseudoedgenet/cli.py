@@ -327,38 +327,48 @@ def report(
     out: Annotated[
         Path | None, typer.Option(help="markdown to write (default RESULTS/README.md)")
     ] = None,
-    runs: Annotated[
-        Path | None, typer.Option(help="run folders for the val-IoU plot, e.g. runs/crossval")
-    ] = None,
-    figures: Annotated[
-        bool, typer.Option(help="draw Figure-2 panels from the fold-0 checkpoints")
-    ] = False,
-    data: Annotated[
-        list[str] | None,
-        typer.Option(help="DATASET=FOLDER prepared data for --figures (default data/<dataset>)"),
-    ] = None,
     readme: Annotated[
         Path | None,
         typer.Option(help="also regenerate the summary block between the markers in this file"),
     ] = None,
 ) -> None:
-    """Builds Tables 1 and 2 (mean ± std over folds, paper beside) from the fold files."""
+    """Builds Tables 1 and 2 (mean ± std over folds, paper beside), the validation plots and
+    the Figure-2 section from the committed files under RESULTS only (fold files, config
+    store, figures.json and its PNGs); a rerun on an unchanged tree changes no file."""
     from pseudoedgenet.experiments.report import build_report
 
-    data_dirs: dict[str, str | Path] | None = None
-    if figures:
-        data_dirs = {p.name: Path("data") / p.name for p in results.glob("*") if p.is_dir()}
-        for item in data or []:
-            name, sep, folder = item.partition("=")
-            if not sep or not name or not folder:
-                raise typer.BadParameter(
-                    f"--data {item!r}: use DATASET=FOLDER, e.g. tnbc=data/tnbc"
-                )
-            data_dirs[name] = Path(folder)
-    res = build_report(results, out or results / "README.md", runs, data_dirs, readme=readme)
+    res = build_report(results, out or results / "README.md", readme=readme)
     for note in res.notes:
         typer.echo(note)
-    typer.echo(f"wrote {res.markdown} ({res.n_records} fold files, {len(res.images)} images)")
+    typer.echo(f"wrote {res.markdown} ({res.n_records} fold files, {len(res.images)} images drawn)")
+
+
+@app.command()
+def figure2(
+    checkpoint: Annotated[
+        Path, typer.Option(help="best.ckpt of PEN(g+h): attention h, edges g, f")
+    ],
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="PNG to write, e.g. results/figure2_tnbc.png")],
+    baseline: Annotated[
+        Path | None, typer.Option(help="best.ckpt of the baseline (column f; default n/a)")
+    ] = None,
+    fold: Annotated[int, typer.Option(help="test fold whose first images are drawn")] = 0,
+    images: Annotated[int, typer.Option(help="number of images (rows)")] = 3,
+    title: Annotated[
+        str | None,
+        typer.Option(
+            help="start of the caption, e.g. 'TNBC, protocol cpu' (default: data folder name)"
+        ),
+    ] = None,
+) -> None:
+    """Draws a Figure-2 panel (input, h, g, g⊗h, f, baseline, truth) from checkpoints and
+    records it in figures.json beside the PNG (caption, this command, checkpoint SHA-256s,
+    commit), from where `pseudoedgenet report` shows it."""
+    from pseudoedgenet.experiments.figures import draw_figure2
+
+    entry = draw_figure2(checkpoint, baseline, data, out, fold, images, title)
+    typer.echo(f"wrote {out} and its entry in {out.parent / 'figures.json'}: {entry.caption}")
 
 
 class ExportFormat(str, Enum):

@@ -1,18 +1,42 @@
 """Figures of the results: Figure-2-style panels (input, attention h, raw edges g, final edges
-g⊗h, f, baseline, GT) and validation-IoU-per-epoch curves."""
+g⊗h, f, baseline, GT) and validation-IoU-per-epoch curves.
+
+:func:`draw_figure2` (``pseudoedgenet figure2``) draws a panel from checkpoints and records
+in the figure manifest (:data:`~pseudoedgenet.experiments.records.FIGURE_MANIFEST`) how it
+was drawn; the report only shows it. :func:`plot_val_curves` is drawn by the report from
+the fold files, and :func:`val_curves_sha256` is the hash that decides whether it is
+redrawn. PNGs carry no software version or date, so the same drawing on the same machine
+gives the same bytes.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
-import torch
 
 from pseudoedgenet.data.io import atomic_path
-from pseudoedgenet.engine.module import PseudoEdgeNetModule
+from pseudoedgenet.errors import ConfigError, DataError
+from pseudoedgenet.experiments.records import (
+    CheckpointRef,
+    FigureEntry,
+    file_sha256,
+    read_figure_manifest,
+    write_figure_manifest,
+)
+
+if TYPE_CHECKING:
+    from pseudoedgenet.engine.module import PseudoEdgeNetModule
+
+#: Version of the look of :func:`plot_val_curves`, part of :func:`val_curves_sha256`:
+#: bump it when the plot is drawn differently, so that the report redraws the plots.
+VAL_PLOT_STYLE = 1
 
 
 def network_maps(module: PseudoEdgeNetModule, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -26,6 +50,8 @@ def network_maps(module: PseudoEdgeNetModule, image: np.ndarray) -> dict[str, np
         ``prob`` (H, W) sigmoid of f; with g: ``raw_edge`` and ``edge`` (H, W), each the
         mean of the x and y channels as in the paper's Figure 2; with h: ``attention``.
     """
+    import torch
+
     h, w = image.shape[:2]
     padded = np.pad(image, ((0, (-h) % 32), (0, (-w) % 32), (0, 0)), mode="reflect")
     x = torch.from_numpy(padded).permute(2, 0, 1)[None].float()
@@ -44,6 +70,8 @@ def network_maps(module: PseudoEdgeNetModule, image: np.ndarray) -> dict[str, np
 def save_png(fig: Any, out: str | Path, dpi: int) -> Path:
     """Lays out ``fig``, writes it as a PNG (atomically: temp file, then rename), closes it.
 
+    The PNG holds no metadata (no software version), so that it depends on the drawing only.
+
     Args:
         fig: a matplotlib figure.
         out: PNG path.
@@ -56,7 +84,7 @@ def save_png(fig: Any, out: str | Path, dpi: int) -> Path:
 
     fig.tight_layout()
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
     plt.close(fig)
     return Path(out)
 
@@ -117,6 +145,27 @@ def figure2_panel(rows: list[dict[str, Any]], out: str | Path, threshold: float 
     return save_png(fig, out, dpi=80)
 
 
+def val_curves_sha256(curves: Mapping[str, Mapping[int, tuple[float, int]]], title: str) -> str:
+    """Hash of what :func:`plot_val_curves` draws: style version, title, labels, curves.
+
+    Args:
+        curves: label -> ``{epoch: (mean IoU, folds)}``, in legend order.
+        title: plot title.
+
+    Returns:
+        SHA-256 (hex) of a canonical JSON text (floats written exactly).
+    """
+    data = {
+        "style": VAL_PLOT_STYLE,
+        "title": title,
+        "curves": [
+            [label, [[e, float(c[e][0]), int(c[e][1])] for e in sorted(c)]]
+            for label, c in curves.items()
+        ],
+    }
+    return hashlib.sha256(json.dumps(data, separators=(",", ":")).encode()).hexdigest()
+
+
 def plot_val_curves(
     curves: Mapping[str, Mapping[int, tuple[float, int]]], title: str, out: str | Path
 ) -> Path:
@@ -149,35 +198,91 @@ def plot_val_curves(
     return save_png(fig, out, dpi=110)
 
 
-def figure2_for_fold(
+def figure2_command(
+    checkpoint: str | Path,
+    baseline: str | Path | None,
     data_dir: str | Path,
-    pen_ckpt: str | Path,
-    baseline_ckpt: str | Path | None,
+    out: str | Path,
+    fold: int,
+    n_images: int,
+    title: str,
+) -> str:
+    """The ``pseudoedgenet figure2`` command line that draws a panel (paths as given)."""
+    args = ["pseudoedgenet", "figure2", "--checkpoint", str(checkpoint)]
+    if baseline is not None:
+        args += ["--baseline", str(baseline)]
+    args += ["--data", str(data_dir), "--fold", str(fold), "--images", str(n_images)]
+    args += ["--title", title, "--out", str(out)]
+    return shlex.join(args)
+
+
+def draw_figure2(
+    checkpoint: str | Path,
+    baseline: str | Path | None,
+    data_dir: str | Path,
     out: str | Path,
     fold: int = 0,
     n_images: int = 3,
-) -> list[str]:
-    """Draws a Figure-2-style panel for the first test images of one fold.
+    title: str | None = None,
+) -> FigureEntry:
+    """Draws a Figure-2-style panel of a fold's first test images and records it.
+
+    Writes the PNG (:func:`figure2_panel`) and its entry in the figure manifest beside it
+    (``<out folder>/figures.json``: caption, the command line, the checkpoints with their
+    SHA-256, the git commit), so that the report can show the committed PNG without the
+    checkpoints.
 
     Args:
-        data_dir: prepared dataset folder.
-        pen_ckpt: training checkpoint of PEN(g+h) (maps a–e).
-        baseline_ckpt: training checkpoint of the baseline (its sigmoid(f), column f), or
+        checkpoint: training checkpoint (``best.ckpt``) of PEN(g+h): columns (b)–(e).
+        baseline: training checkpoint of the baseline (its f thresholded, column (f)), or
             ``None`` for an "n/a" column.
-        out: PNG path (written atomically).
-        fold: test fold whose images are drawn.
-        n_images: number of images (rows).
+        data_dir: prepared dataset folder; the ground truth column needs its masks.
+        out: PNG path (written atomically), e.g. ``results/figure2_tnbc.png``.
+        fold: test fold of the prepared folds whose images are drawn.
+        n_images: number of images (rows), the first of the fold's test images by name.
+        title: start of the caption (e.g. ``TNBC, protocol `cpu-long```); default: the
+            data folder's name.
 
     Returns:
-        The names of the images drawn.
+        The manifest entry written.
+
+    Raises:
+        ConfigError: ``out`` is not a ``.png``, ``n_images < 1``, a fold out of range, or
+            ``out`` names a plot the report draws.
+        DataError: a missing or unreadable checkpoint, data folder or manifest.
     """
     from pseudoedgenet.data.prepared import PreparedDataset
+    from pseudoedgenet.engine.runtime import git_commit
     from pseudoedgenet.engine.train import load_module
 
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"--out {out}: figure2 writes a PNG (name it <something>.png)")
+    if n_images < 1:
+        raise ConfigError(f"--images {n_images}: draw at least one image")
+    title = title if title is not None else Path(data_dir).name
+    entries = read_figure_manifest(out.parent)
+    old = entries.get(out.name)
+    if old is not None and old.kind != "figure2":
+        raise ConfigError(
+            f"--out {out}: the report draws that file ({old.kind}); choose another name"
+        )
     ds = PreparedDataset(Path(data_dir))
-    names = ds.split(fold).test[:n_images]
-    pen = load_module(pen_ckpt)
-    base = load_module(baseline_ckpt) if baseline_ckpt is not None else None
+    try:
+        names = ds.split(fold).test[:n_images]
+    except ValueError as exc:
+        raise ConfigError(f"--fold {fold}: {exc} in {data_dir}") from None
+    if not names:
+        raise DataError(data_dir, f"fold {fold} has no test images")
+    refs = []
+    for role, path in (("pen", checkpoint), ("baseline", baseline)):
+        if path is None:
+            continue
+        if not Path(path).is_file():
+            raise DataError(path, "checkpoint not found")
+        refs.append(CheckpointRef(role, str(path), file_sha256(path)))
+    pen = load_module(checkpoint)
+    base = load_module(baseline) if baseline is not None else None
     rows = []
     for name in names:
         image = ds.image(name)
@@ -191,4 +296,24 @@ def figure2_for_fold(
             }
         )
     figure2_panel(rows, out)
-    return list(names)
+    no_truth = any(r["truth"] is None for r in rows)
+    caption = (
+        f"*{title}, test images of fold {fold} ({', '.join(names)}): (a) input, "
+        "(b) attention h, (c) raw edge g, (d) final edge g⊗h (edges: mean of x and y, "
+        "grey = 0), (e) PEN(g+h) f, (f) baseline f"
+        + (" (n/a: no checkpoint)" if base is None else "")
+        + ", (g) ground truth"
+        + (" (n/a: no masks)" if no_truth else "")
+        + "; segmentations at threshold 0.5.*"
+    )
+    entry = FigureEntry(
+        "figure2",
+        f"Figure 2, {title.replace('`', '')}",
+        caption,
+        file_sha256(out),
+        commit=git_commit(),
+        command=figure2_command(checkpoint, baseline, data_dir, out, fold, n_images, title),
+        checkpoints=tuple(refs),
+    )
+    write_figure_manifest(out.parent, {**entries, out.name: entry})
+    return entry

@@ -1,13 +1,20 @@
-"""Cross-validation outputs read back: fold files, holdout files and run logs.
+"""Committed results read back: fold files, holdout files, the config store and the figure
+manifest.
 
 :func:`pseudoedgenet.experiments.crossval.crossval` writes one
-``RESULTS/<dataset>/<method>/fold_<i>.json`` per finished fold and keeps its run folder
-(``metrics.csv``, ``best.ckpt``) under ``runs/crossval``; ``pseudoedgenet holdout`` writes
-``RESULTS/<folder>/<method>.json``. This module reads and validates those files, groups the
-fold records by ``(dataset, method, protocol)`` and computes the statistics the report
-shows (mean and sample std over folds, paired differences on shared folds, mean
-validation curves). It draws and formats nothing: that is
+``RESULTS/<dataset>/<method>/fold_<i>.json`` per finished fold (with the validation IoU per
+epoch, ``val_curve``, and the resolved ``config``); ``pseudoedgenet holdout`` writes
+``RESULTS/<folder>/<method>.json``; ``RESULTS/configs/<sha256>.yaml`` keeps the configs of
+older fold files that name theirs by hash only; ``RESULTS/figures.json`` says how each
+committed PNG was made. This module reads and validates those files, groups the fold
+records by ``(dataset, method, protocol)`` and computes the statistics the report shows
+(mean and sample std over folds, paired differences on shared folds, mean validation
+curves). It reads nothing outside the results folder (no run folders, no checkpoints), so
+a report built from it is the same on every clone. It draws and formats nothing: that is
 :mod:`pseudoedgenet.experiments.report` and :mod:`pseudoedgenet.experiments.figures`.
+
+:func:`read_val_curve` is the one reader of a run folder's log; the training code uses it
+to put ``val_curve`` into a fold file.
 """
 
 from __future__ import annotations
@@ -17,14 +24,14 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from pseudoedgenet.data.io import atomic_path
+from pseudoedgenet.data.io import write_json
 from pseudoedgenet.errors import DataError
 
 
@@ -267,26 +274,6 @@ def load_holdout(results_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def run_folder(record: FoldRecord, results_dir: Path, runs_dir: Path) -> Path | None:
-    """The run folder (``metrics.csv``, ``best.ckpt``) of a fold record, if it exists.
-
-    ``pseudoedgenet crossval`` puts fold ``i``'s run into
-    ``runs/crossval/<dataset>[-<protocol>]/<method>/fold_<i>`` by default, the results
-    folder's sub-path under ``runs_dir`` (e.g. ``runs/crossval/tnbc-cpu/pen_att``
-    for ``results/tnbc-cpu/pen_att``). Also tried, for runs made with an explicit
-    ``--runs``: ``runs_dir/<results folder>/<sub-path>`` and
-    ``runs_dir/<results folder name>/<sub-path>``.
-    """
-    rel = record.path.parent.relative_to(results_dir)
-    bases = [runs_dir / results_dir / rel] if not results_dir.is_absolute() else []
-    bases += [runs_dir / results_dir.name / rel, runs_dir / rel]
-    for base in bases:
-        candidate = base / f"fold_{record.fold}"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def read_val_curve(run_dir: str | Path) -> dict[int, float]:
     """Validation IoU per epoch of one run folder.
 
@@ -332,37 +319,28 @@ def read_val_curve(run_dir: str | Path) -> dict[int, float]:
     return dict(sorted(curve.items()))
 
 
-def record_val_curve(
-    record: FoldRecord, results_dir: Path, runs_dir: Path | None
-) -> dict[int, float]:
-    """Validation IoU per epoch of a fold: its record's ``val_curve`` or its run's log.
-
-    Fold files keep the curve (``{"<1-based epoch>": val IoU}``) since that field was
-    added; for older ones the run folder's log is read (:func:`read_val_curve`).
+def fold_val_curve(record: FoldRecord) -> dict[int, float] | None:
+    """Validation IoU per epoch kept in a fold file (``val_curve``).
 
     Args:
         record: a fold record.
-        results_dir: the results folder the record was read from.
-        runs_dir: root of the run folders, or ``None``.
 
     Returns:
-        ``{epoch: val IoU}``; empty when neither source exists.
+        ``{1-based epoch: val IoU}`` sorted by epoch, or ``None`` when the fold file has no
+        ``val_curve`` (written before that field existed, or selected by point F1).
 
     Raises:
-        DataError: a ``val_curve`` that is not a mapping of epochs to numbers, or a bad log.
+        DataError: a ``val_curve`` that is not a mapping of epochs to numbers.
     """
     stored = record.data.get("val_curve")
-    if stored is not None:
-        try:
-            if not isinstance(stored, dict):
-                raise TypeError
-            return dict(sorted((int(e), float(v)) for e, v in stored.items()))
-        except (TypeError, ValueError):
-            raise DataError(
-                record.path, "val_curve is not a mapping of epochs to numbers"
-            ) from None
-    run = run_folder(record, results_dir, runs_dir) if runs_dir is not None else None
-    return read_val_curve(run) if run is not None else {}
+    if stored is None:
+        return None
+    try:
+        if not isinstance(stored, dict):
+            raise TypeError
+        return dict(sorted((int(e), float(v)) for e, v in stored.items()))
+    except (TypeError, ValueError):
+        raise DataError(record.path, "val_curve is not a mapping of epochs to numbers") from None
 
 
 def mean_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, tuple[float, int]]:
@@ -375,9 +353,10 @@ def mean_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, tuple[float, 
     return out
 
 
-#: Folder (under the results folder) of the content-addressed config store: one
+#: Folder (under the results folder) of the content-addressed config store: one committed
 #: ``<sha256>.yaml`` per resolved config that a fold file names by ``config_sha256`` but does
-#: not hold itself, so the configs survive the (git-ignored) run folders.
+#: not hold itself (fold files written before they kept their ``config``). Read-only: the
+#: report verifies it and never writes it.
 CONFIG_STORE = "configs"
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -431,52 +410,14 @@ def read_config_store(store_dir: str | Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def update_config_store(
-    records: Iterable[FoldRecord], runs_dir: Path | None, store_dir: str | Path
-) -> list[Path]:
-    """Copies into the store the run-folder configs that fold files name but do not hold.
-
-    A fold file written before it kept its ``config`` names it only by ``config_sha256``,
-    the hash of its run folder's ``config.yaml``; any ``config.yaml`` under ``runs_dir``
-    with that hash is copied, byte for byte, to ``<store_dir>/<sha256>.yaml`` (atomically)
-    unless already stored.
-
-    Args:
-        records: fold records.
-        runs_dir: folder searched recursively for ``config.yaml`` files, or ``None``.
-        store_dir: the store folder (created when something is stored).
-
-    Returns:
-        The files written.
-
-    Raises:
-        DataError: a matching ``config.yaml`` that is not a YAML mapping.
-    """
-    store_dir = Path(store_dir)
-    wanted = _wanted_shas(records)
-    written: list[Path] = []
-    for path in sorted(runs_dir.rglob("config.yaml")) if runs_dir is not None else []:
-        raw = path.read_bytes()
-        sha = hashlib.sha256(raw).hexdigest()
-        target = store_dir / f"{sha}.yaml"
-        if sha not in wanted or target.is_file():
-            continue
-        _parse_config(path, raw)
-        store_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(raw)
-        written.append(target)
-    return written
-
-
 def known_configs(
     records: Iterable[FoldRecord], store_dir: str | Path | None = None
 ) -> dict[str, dict[str, Any]]:
     """Resolved configs by ``config_sha256``, from everything that keeps one.
 
     A fold file keeps its config in the ``config`` field (written since that field was
-    added); older folds are found in the config store (:func:`read_config_store`, filled
-    from the run folders by :func:`update_config_store`).
+    added); older folds are found in the committed config store
+    (:func:`read_config_store`).
 
     Args:
         records: fold records.
@@ -531,3 +472,195 @@ def config_differences(configs: Sequence[Mapping[str, Any]]) -> dict[str, list[A
         if any(v is ABSENT or v != values[0] for v in values):
             out[k] = values
     return out
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    with Path(path).open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+#: The figure manifest, beside the report (``results/figures.json``): for every committed
+#: PNG the report shows, how it was made. Written by ``pseudoedgenet figure2`` and by the
+#: report (for the plots it draws from fold files); the report reads nothing else about a
+#: figure.
+FIGURE_MANIFEST = "figures.json"
+
+#: ``schema_version`` of :data:`FIGURE_MANIFEST`.
+FIGURE_MANIFEST_VERSION = 1
+
+#: Kinds of figure and the fields each needs besides ``alt``, ``caption`` and
+#: ``png_sha256``:
+#:
+#: - ``figure2``: drawn by ``pseudoedgenet figure2`` from checkpoints (``command``,
+#:   ``checkpoints``, ``commit``); the report shows it as committed.
+#: - ``val_curves``: drawn by the report from the fold files' ``val_curve``
+#:   (``inputs_sha256``: hash of the plotted data; redrawn only when it changes).
+#: - ``run_logs``: drawn by an earlier report from run-folder logs that were never
+#:   committed (``commit``); shown as committed, never redrawn.
+FIGURE_KINDS: dict[str, tuple[str, ...]] = {
+    "figure2": ("command", "checkpoints", "commit"),
+    "val_curves": ("inputs_sha256",),
+    "run_logs": ("commit",),
+}
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """A checkpoint a figure was drawn from.
+
+    Attributes:
+        role: ``pen`` (the model whose f, g and h are drawn) or ``baseline``.
+        path: the path as given on the command line.
+        sha256: SHA-256 of the file, or ``None`` when it was not recorded (figures drawn
+            before ``pseudoedgenet figure2`` existed; see the entry's ``note``).
+    """
+
+    role: str
+    path: str
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class FigureEntry:
+    """One PNG of the figure manifest (see :data:`FIGURE_KINDS`).
+
+    Attributes:
+        kind: ``figure2``, ``val_curves`` or ``run_logs``.
+        alt: alt text of the image in markdown.
+        caption: markdown paragraph shown under the image.
+        png_sha256: SHA-256 of the PNG as written; the report refuses a PNG that differs.
+        commit: git commit the figure was drawn at.
+        command: the command line that draws it again (``figure2``).
+        checkpoints: the checkpoints it was drawn from (``figure2``).
+        inputs_sha256: hash of the plotted data (``val_curves``).
+        note: anything else a reader needs to know about how it was made.
+    """
+
+    kind: str
+    alt: str
+    caption: str
+    png_sha256: str
+    commit: str | None = None
+    command: str | None = None
+    checkpoints: tuple[CheckpointRef, ...] = field(default=())
+    inputs_sha256: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: fields in declaration order, empty ones left out."""
+        out: dict[str, Any] = {}
+        for key in FigureEntry.__dataclass_fields__:
+            value = getattr(self, key)
+            if key == "checkpoints":
+                value = [
+                    {"role": c.role, "path": c.path, "sha256": c.sha256} for c in value
+                ] or None
+            if value is not None:
+                out[key] = value
+        return out
+
+
+def _manifest_entry(path: Path, name: str, raw: Any) -> FigureEntry:
+    where = f"figure {name!r}"
+    if not isinstance(raw, dict):
+        raise DataError(path, f"{where} is not a JSON object")
+    unknown = sorted(set(raw) - set(FigureEntry.__dataclass_fields__))
+    if unknown:
+        raise DataError(path, f"{where} has unknown fields {unknown}")
+    kind = raw.get("kind")
+    if kind not in FIGURE_KINDS:
+        raise DataError(path, f"{where}: kind must be one of {sorted(FIGURE_KINDS)}, got {kind!r}")
+    for key in ("alt", "caption", "png_sha256", *FIGURE_KINDS[kind]):
+        if key not in raw:
+            raise DataError(path, f"{where} ({kind}) needs a {key!r} field")
+    for key in ("alt", "caption", "png_sha256", "commit", "command", "inputs_sha256", "note"):
+        if key in raw and not isinstance(raw[key], str):
+            raise DataError(path, f"{where}: {key!r} must be a string")
+    if not _SHA256.fullmatch(raw["png_sha256"]):
+        raise DataError(path, f"{where}: png_sha256 is not a SHA-256 hex digest")
+    checkpoints = []
+    for c in raw.get("checkpoints", []):
+        if (
+            not isinstance(c, dict)
+            or set(c) != {"role", "path", "sha256"}
+            or not isinstance(c["role"], str)
+            or not isinstance(c["path"], str)
+            or not (c["sha256"] is None or isinstance(c["sha256"], str))
+        ):
+            raise DataError(
+                path, f'{where}: checkpoints must be {{"role", "path", "sha256"}} objects'
+            )
+        checkpoints.append(CheckpointRef(c["role"], c["path"], c["sha256"]))
+    if kind == "figure2" and not checkpoints:
+        raise DataError(path, f"{where}: a figure2 entry lists at least one checkpoint")
+    return FigureEntry(**{**raw, "checkpoints": tuple(checkpoints)})
+
+
+def read_figure_manifest(folder: str | Path) -> dict[str, FigureEntry]:
+    """Reads ``<folder>/figures.json`` (:data:`FIGURE_MANIFEST`).
+
+    Args:
+        folder: the folder of the report and its PNGs.
+
+    Returns:
+        ``{PNG file name: entry}`` in name order; empty when the file does not exist.
+
+    Raises:
+        DataError: invalid JSON, another ``schema_version``, or an invalid entry.
+    """
+    path = Path(folder) / FIGURE_MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(path, "not valid JSON") from None
+    if not isinstance(raw, dict) or raw.get("schema_version") != FIGURE_MANIFEST_VERSION:
+        raise DataError(
+            path,
+            f'expected {{"schema_version": {FIGURE_MANIFEST_VERSION}, "figures": {{...}}}}',
+        )
+    figures = raw.get("figures")
+    if not isinstance(figures, dict) or set(raw) != {"schema_version", "figures"}:
+        raise DataError(path, 'expected a "figures" mapping of PNG names to entries only')
+    for name in figures:
+        if "/" in name or "\\" in name or not name.endswith(".png"):
+            raise DataError(path, f"{name!r}: entries are PNG file names beside the manifest")
+    return {name: _manifest_entry(path, name, figures[name]) for name in sorted(figures)}
+
+
+def write_figure_manifest(folder: str | Path, entries: Mapping[str, FigureEntry]) -> Path:
+    """Writes ``<folder>/figures.json`` atomically, entries in name order.
+
+    Args:
+        folder: the folder of the report and its PNGs.
+        entries: ``{PNG file name: entry}``.
+
+    Returns:
+        The manifest path.
+    """
+    path = Path(folder) / FIGURE_MANIFEST
+    figures = {name: entries[name].to_dict() for name in sorted(entries)}
+    write_json(path, {"schema_version": FIGURE_MANIFEST_VERSION, "figures": figures})
+    return path
+
+
+def check_figure_png(folder: str | Path, name: str, entry: FigureEntry) -> Path:
+    """The PNG of a manifest entry, checked against its recorded SHA-256.
+
+    Raises:
+        DataError: the PNG is missing or is not the file the manifest describes.
+    """
+    png = Path(folder) / name
+    if not png.is_file():
+        raise DataError(
+            png, f"missing; {FIGURE_MANIFEST} lists it ({entry.kind}): restore it or redraw it"
+        )
+    if file_sha256(png) != entry.png_sha256:
+        raise DataError(
+            png,
+            f"differs from the file {FIGURE_MANIFEST} describes (redrawn without updating "
+            "it?): restore it with git, or redraw it with the command recorded there",
+        )
+    return png

@@ -9,19 +9,21 @@
 - Table 1 and Table 2: ``mean ± std (n=folds)`` of the test IoU beside the paper's value,
   one table per protocol (protocols are never mixed), plus Dice, object F1 and AJI,
 - paired differences on the folds two methods share (PEN(g+h) − baseline, ...),
-- the folds present per cell, and
-- a validation-IoU-per-epoch plot per dataset (from the run folders' ``metrics.csv``) and,
-  on request, a Figure-2-style panel (from the fold-0 checkpoints).
+- the folds present per cell,
+- validation-IoU-per-epoch plots per dataset (drawn from the fold files' ``val_curve``), and
+- the Figure-2 panels that ``pseudoedgenet figure2`` drew from checkpoints, as committed.
 
-Every number in the report comes from the fold files (or, for the plot and the figure,
-from the run folders); the paper's values are the constants below, shown only beside ours.
-Reading and statistics live in :mod:`pseudoedgenet.experiments.records`, drawing in
-:mod:`pseudoedgenet.experiments.figures`; this module lays out the markdown.
+The report reads only committed files under the results folder (fold and holdout files,
+the config store ``configs/``, the figure manifest ``figures.json`` and its PNGs), never
+run folders or checkpoints, so on a fresh clone it comes out identical (byte for byte,
+PNGs included: a plot is redrawn only when the hash of its data changes). The paper's
+values are the constants below, shown only beside ours. Reading and statistics live in
+:mod:`pseudoedgenet.experiments.records`, drawing in :mod:`pseudoedgenet.experiments.figures`;
+this module lays out the markdown.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,20 +37,24 @@ from pseudoedgenet.errors import DataError
 from pseudoedgenet.experiments.records import (
     ABSENT,
     CONFIG_STORE,
+    FIGURE_MANIFEST,
+    FigureEntry,
     FoldRecord,
     Groups,
     Summary,
     cell_summary,
+    check_figure_png,
     config_differences,
+    file_sha256,
+    fold_val_curve,
     group_records,
     known_configs,
     load_holdout,
     load_results,
     mean_curve,
     paired_difference,
-    record_val_curve,
-    run_folder,
-    update_config_store,
+    read_figure_manifest,
+    write_figure_manifest,
 )
 
 #: Paper: Yoo et al., "PseudoEdgeNet: Nuclei Segmentation only with Point Annotations",
@@ -122,8 +128,8 @@ class ReportResult:
     Attributes:
         markdown: the markdown file.
         n_records: number of fold files read.
-        images: PNG files written next to the markdown (plots, figures).
-        notes: things skipped (e.g. a figure without its checkpoint), one line each.
+        images: PNG files (re)drawn next to the markdown now (plots whose data changed).
+        notes: what else changed or was left out, one line each.
     """
 
     markdown: Path
@@ -388,22 +394,32 @@ def summary_block(groups: Groups, records: Sequence[FoldRecord], regen: str) -> 
     return lines
 
 
-def replace_block(text: str, block: Sequence[str], source: str | Path) -> str:
-    """Replaces the lines between :data:`SUMMARY_BEGIN` and :data:`SUMMARY_END` in ``text``.
+def replace_block(
+    text: str,
+    block: Sequence[str],
+    source: str | Path,
+    begin: str = SUMMARY_BEGIN,
+    end: str = SUMMARY_END,
+) -> str:
+    """Replaces the lines between the ``begin`` and ``end`` marker lines in ``text``.
+
+    Args:
+        text: the file's text.
+        block: the new lines between the markers.
+        source: the file, named in errors.
+        begin: begin marker (default :data:`SUMMARY_BEGIN`).
+        end: end marker (default :data:`SUMMARY_END`).
 
     Raises:
         DataError: the markers are missing, repeated or out of order in ``source``.
     """
-    begin, end = text.count(SUMMARY_BEGIN), text.count(SUMMARY_END)
-    if begin != 1 or end != 1 or text.index(SUMMARY_BEGIN) > text.index(SUMMARY_END):
-        raise DataError(
-            source,
-            f"needs exactly one '{SUMMARY_BEGIN}' line followed by one '{SUMMARY_END}' line",
-        )
-    head, rest = text.split(SUMMARY_BEGIN, 1)
-    _, tail = rest.split(SUMMARY_END, 1)
+    n_begin, n_end = text.count(begin), text.count(end)
+    if n_begin != 1 or n_end != 1 or text.index(begin) > text.index(end):
+        raise DataError(source, f"needs exactly one '{begin}' line followed by one '{end}' line")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
     body = "\n".join(block).strip("\n")
-    return f"{head}{SUMMARY_BEGIN}\n{body}\n{SUMMARY_END}{tail}"
+    return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
 def _holdout_section(results_dir: Path) -> list[str]:
@@ -463,8 +479,8 @@ def _config_note(group: Mapping[int, FoldRecord], configs: Mapping[str, dict[str
     missing = [f for f, sha in zip(folds, shas, strict=True) if sha not in configs]
     if missing:
         return (
-            f"config of fold {', '.join(map(str, missing))} not kept (neither in a fold "
-            "file nor in a run folder): the differing settings cannot be listed"
+            f"config of fold {', '.join(map(str, missing))} not kept (neither in its fold "
+            "file nor in the config store): the differing settings cannot be listed"
         )
     diffs = config_differences([configs[sha] for sha in shas])
     if not diffs:
@@ -513,8 +529,8 @@ def _coverage_section(
         lines += [
             "*Configs* counts the distinct `config_sha256` values of a cell's folds. Where a "
             "cell has more than one, the settings that differ (read from the fold files' "
-            "`config` field or the run folders' `config.yaml`; *absent* = the run predates "
-            "that setting), in note order:",
+            "`config` field or the committed config store `configs/<sha256>.yaml`; *absent* "
+            "= the run predates that setting), in note order:",
             "",
             *notes,
             "",
@@ -522,67 +538,34 @@ def _coverage_section(
     return lines
 
 
-#: JSON file next to the report: for every PNG the report drew, its caption and the
-#: commit it was drawn at, so that a figure whose inputs (checkpoints, logs) are not on this
-#: machine is kept, with its caption, instead of dropped.
-FIGURE_INDEX = "figures.json"
-
-
-def _read_figure_index(out_dir: Path) -> dict[str, dict[str, Any]]:
-    path = out_dir / FIGURE_INDEX
-    if not path.is_file():
-        return {}
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise DataError(path, "not valid JSON") from None
-    if not isinstance(index, dict) or not all(
-        isinstance(v, dict) and isinstance(v.get("caption"), list) for v in index.values()
-    ):
-        raise DataError(path, 'not a mapping of PNG names to {"caption": [...], ...}')
-    return index
-
-
 class _Figures:
-    """The figure index of one report run: figures drawn now, or kept from earlier."""
+    """The figure manifest of one report run: entries kept, replaced, drawn and shown."""
 
     def __init__(self, out_dir: Path, result: ReportResult) -> None:
         self.out_dir = out_dir
         self.result = result
-        self.index = _read_figure_index(out_dir)
-        self.changed = False
-        self._commit: str | None = None
+        self.original = read_figure_manifest(out_dir)
+        self.entries = dict(self.original)
+        self.shown: set[str] = set()
+        self.stale: list[Path] = []
 
-    def drawn(self, png: Path, alt: str, caption: list[str]) -> list[str]:
-        """Records a PNG drawn now; returns its markdown (image, caption)."""
-        if self._commit is None:
-            from pseudoedgenet.engine.runtime import git_commit
-
-            self._commit = git_commit()
-        self.result.images.append(png)
-        self.index[png.name] = {"alt": alt, "caption": caption, "commit": self._commit}
-        self.changed = True
-        return [f"![{alt}]({png.name})", "", *caption]
-
-    def kept(self, name: str, why: str) -> list[str] | None:
-        """Markdown of an earlier-drawn PNG that cannot be redrawn now, or ``None``."""
-        entry = self.index.get(name)
-        if entry is None or not (self.out_dir / name).is_file():
-            return None
-        self.result.notes.append(f"{name} kept from an earlier report run: {why}")
-        return [
-            f"![{entry.get('alt', Path(name).stem)}]({name})",
-            "",
-            *entry["caption"],
-            f"*Kept from an earlier report run (commit `{_short_commit(str(entry.get('commit')))}`)"
-            f": {why}.*",
-            "",
-        ]
+    def markdown(self, name: str) -> list[str]:
+        """Image and caption of a manifest entry whose PNG was checked or drawn now."""
+        self.shown.add(name)
+        entry = self.entries[name]
+        return [f"![{entry.alt}]({name})", "", entry.caption, ""]
 
     def write(self) -> None:
-        if self.changed:
-            write_text(
-                self.out_dir / FIGURE_INDEX, json.dumps(self.index, indent=2, sort_keys=True) + "\n"
+        """Writes the manifest when an entry changed and removes the PNGs of dropped ones."""
+        if self.entries != self.original:
+            write_figure_manifest(self.out_dir, self.entries)
+        for png in self.stale:
+            png.unlink(missing_ok=True)
+        unshown = sorted(set(self.entries) - self.shown)
+        for name in unshown:
+            self.result.notes.append(
+                f"{FIGURE_MANIFEST} lists {name} ({self.entries[name].kind}), which the report "
+                "does not show"
             )
 
 
@@ -595,144 +578,173 @@ _CURVE_PLOTS: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
 )
 
 
-def _curves_section(
-    groups: Groups, results_dir: Path, runs_dir: Path | None, figures: _Figures
-) -> list[str]:
-    from pseudoedgenet.experiments.figures import plot_val_curves
+def _curves_section(groups: Groups, figures: _Figures) -> list[str]:
+    from pseudoedgenet.experiments.figures import plot_val_curves, val_curves_sha256
 
-    lines = ["## Validation IoU per epoch", ""]
+    lines = [
+        "## Validation IoU per epoch",
+        "",
+        "Mean validation IoU over the folds whose fold file keeps its validation curve "
+        "(`val_curve`); an epoch's mean covers the folds that reached it, the legend gives the "
+        "number of folds (a range when it varies by epoch); epochs are 1-based. Fold files "
+        "written before `val_curve` existed are left out of a plot (listed under it). A plot "
+        "none of whose folds keeps a curve is the PNG an earlier report drew from the run "
+        "folders' logs, which were never committed: it is shown as committed, not redrawn. "
+        f"The report redraws a plot only when the data it plots change (their hash is kept in "
+        f"`{FIGURE_MANIFEST}`), so rerunning it leaves the PNGs as they are.",
+        "",
+    ]
     order = list(PAPER_TABLE1) + [m for m in PAPER_TABLE2 if m not in PAPER_TABLE1]
-    not_kept = (
-        "its folds' run folders are not on this machine and their fold files predate `val_curve`"
-    )
     n_images = 0
     for d in _ordered({k[0] for k in groups}, list(DATASET_NAMES)):
         protocols = _ordered({k[2] for k in groups if k[0] == d}, PROTOCOL_ORDER)
-        # (method, legend label, mean curve) of every method with at least one curve
-        means: list[tuple[str, str, dict[int, tuple[float, int]]]] = []
+        # (method, legend label, mean curve or None, folds without a curve) per cell
+        cells: list[tuple[str, str, dict[int, tuple[float, int]] | None, list[int]]] = []
         for p in protocols:
             for m in _ordered({k[1] for k in groups if k[0] == d and k[2] == p}, order):
-                per_fold = [
-                    c
-                    for r in groups[(d, m, p)].values()
-                    if (c := record_val_curve(r, results_dir, runs_dir))
-                ]
-                if per_fold:
-                    label = m if len(protocols) == 1 else f"{m} [{p}]"
-                    means.append((m, label, mean_curve(per_fold)))
+                group = groups[(d, m, p)]
+                per_fold = {f: fold_val_curve(group[f]) for f in sorted(group)}
+                kept = [c for c in per_fold.values() if c]
+                label = m if len(protocols) == 1 else f"{m} [{p}]"
+                missing = [f for f, c in per_fold.items() if not c]
+                cells.append((m, label, mean_curve(kept) if kept else None, missing))
         for suffix, what, holds in _CURVE_PLOTS:
-            png = figures.out_dir / f"val_iou_{d}{suffix}.png"
-            curves = {label: c for m, label, c in means if holds(m)}
-            if suffix and not any(m not in PAPER_TABLE1 for m, _, _ in means if holds(m)):
+            name = f"val_iou_{d}{suffix}.png"
+            png = figures.out_dir / name
+            mine = [c for c in cells if holds(c[0])]
+            curves = {label: mean for _, label, mean, _ in mine if mean is not None}
+            if suffix and not any(m not in PAPER_TABLE1 for m, _, mean, _ in mine if mean):
                 curves = {}
+            entry = figures.entries.get(name)
+            shown: list[str] = []
             if curves:
                 title = f"{_dataset_name(d)}: validation IoU per epoch ({what})"
-                plot_val_curves(curves, title, png)
+                inputs = val_curves_sha256(curves, title)
                 alt = f"validation IoU per epoch, {_dataset_name(d)}" + (
                     f", {what}" if suffix else ""
                 )
-                shown = [*figures.drawn(png, alt, [f"*{title}.*", ""]), ""]
-            else:
-                shown = figures.kept(png.name, not_kept) or []
+                if entry is not None and entry.kind == "figure2":
+                    raise DataError(
+                        figures.out_dir / FIGURE_MANIFEST,
+                        f"{name} is a figure2 entry, but the report draws its validation plot "
+                        "under that name: draw Figure 2 into another file",
+                    )
+                if (
+                    entry is not None
+                    and entry.kind == "val_curves"
+                    and entry.inputs_sha256 == inputs
+                    and png.is_file()
+                    and file_sha256(png) == entry.png_sha256
+                ):
+                    png_sha = entry.png_sha256  # same data: the PNG is left as it is
+                else:
+                    if entry is not None and entry.kind == "run_logs":
+                        figures.result.notes.append(
+                            f"{name}: the plot drawn from run logs at commit "
+                            f"{_short_commit(str(entry.commit))} is replaced by one drawn from "
+                            "the fold files' val_curve"
+                        )
+                    plot_val_curves(curves, title, png)
+                    figures.result.images.append(png)
+                    png_sha = file_sha256(png)
+                figures.entries[name] = FigureEntry(
+                    "val_curves", alt, f"*{title}.*", png_sha, inputs_sha256=inputs
+                )
+                shown = figures.markdown(name)
+                left_out = [
+                    f"`{label}` fold{'s' if len(missing) > 1 else ''} "
+                    + ", ".join(map(str, missing))
+                    for _, label, _, missing in mine
+                    if missing
+                ]
+                if left_out:
+                    shown += [
+                        f"*Left out (fold file without `val_curve`): {'; '.join(left_out)}.*",
+                        "",
+                    ]
+            elif entry is not None and entry.kind == "run_logs":
+                check_figure_png(figures.out_dir, name, entry)
+                shown = [
+                    *figures.markdown(name),
+                    f"*Drawn at commit `{_short_commit(str(entry.commit))}` by an earlier "
+                    "report from the run folders' logs (`metrics.csv`), which were never "
+                    "committed; its folds' fold files predate `val_curve`, so it is shown as "
+                    "committed and not redrawn.*",
+                    "",
+                ]
+            elif entry is not None and entry.kind == "val_curves":
+                figures.result.notes.append(
+                    f"{name} removed: no fold file it plotted keeps a val_curve any more"
+                )
+                del figures.entries[name]
+                figures.stale.append(png)
             n_images += bool(shown)
             lines += shown
     if not n_images:
-        return [*lines, "No validation curves (in fold files or run logs) found.", ""]
-    return [
-        *lines,
-        "Mean over the folds whose fold file keeps its validation curve (`val_curve`) or "
-        "whose run folder has a log (`metrics.csv`); an epoch's mean covers the folds that "
-        "reached it, the legend gives the number of folds (a range when it varies by epoch). "
-        "Epochs are 1-based.",
+        lines += ["No validation curves found (no fold file keeps `val_curve`).", ""]
+    return lines
+
+
+def _figure_section(figures: _Figures) -> list[str]:
+    lines = [
+        "## Figure 2: qualitative examples",
+        "",
+        "Drawn from checkpoints (which are not committed) by `pseudoedgenet figure2`, which "
+        f"writes the PNG and its entry in `{FIGURE_MANIFEST}` (caption, command, checkpoints "
+        "with their SHA-256, commit); the report shows the committed PNG as it is.",
         "",
     ]
-
-
-def _figure_section(
-    groups: Groups,
-    results_dir: Path,
-    runs_dir: Path | None,
-    data_dirs: Mapping[str, str | Path],
-    figures: _Figures,
-    n_images: int,
-) -> list[str]:
-    from pseudoedgenet.experiments.figures import figure2_for_fold
-
-    lines = ["## Figure 2: qualitative examples", ""]
-    datasets = _ordered({k[0] for k in groups}, list(DATASET_NAMES))
-    for d in datasets:
-        note = None
-        png = figures.out_dir / f"figure2_{d}.png"
-        protocols = _ordered(
-            {p for (dd, m, p), g in groups.items() if dd == d and m == "pen_att" and 0 in g},
-            PROTOCOL_ORDER,
+    names = [n for n, e in figures.entries.items() if e.kind == "figure2"]
+    if not names:
+        folder = figures.out_dir.as_posix()
+        return [
+            *lines,
+            "None drawn yet. `pseudoedgenet figure2 --checkpoint "
+            "runs/crossval/<dataset>/pen_att/fold_0/best.ckpt --baseline "
+            "runs/crossval/<dataset>/baseline/fold_0/best.ckpt --data data/<dataset> "
+            f"--fold 0 --out {folder}/figure2_<dataset>.png` draws one.",
+            "",
+        ]
+    for name in names:
+        entry = figures.entries[name]
+        check_figure_png(figures.out_dir, name, entry)
+        checkpoints = "; ".join(
+            f"{c.role} `{c.path}` "
+            + (f"(SHA-256 `{c.sha256}`)" if c.sha256 else "(SHA-256 not recorded)")
+            for c in entry.checkpoints
         )
-        if runs_dir is None:
-            note = "no --runs folder given"
-        elif d not in data_dirs or not Path(data_dirs[d]).is_dir():
-            note = f"prepared data folder not found ({data_dirs.get(d, 'none given')})"
-        elif not protocols:
-            note = "no pen_att fold-0 result"
-        else:
-            p = protocols[0]
-            pen_run = run_folder(groups[(d, "pen_att", p)][0], results_dir, runs_dir)
-            base_rec = groups.get((d, "baseline", p), {}).get(0)
-            base_run = run_folder(base_rec, results_dir, runs_dir) if base_rec else None
-            if pen_run is None or not (pen_run / "best.ckpt").is_file():
-                note = "no best.ckpt in the pen_att fold-0 run folder"
-            else:
-                base_ckpt = base_run / "best.ckpt" if base_run is not None else None
-                names = figure2_for_fold(
-                    data_dirs[d],
-                    pen_run / "best.ckpt",
-                    base_ckpt if base_ckpt is not None and base_ckpt.is_file() else None,
-                    png,
-                    fold=0,
-                    n_images=n_images,
-                )
-                caption = [
-                    f"*{_dataset_name(d)}, protocol `{p}`, test images of fold 0 "
-                    f"({', '.join(names)}): (a) input, (b) attention h, (c) raw edge g, "
-                    "(d) final edge g⊗h (edges: mean of x and y, grey = 0), (e) PEN(g+h) f, "
-                    "(f) baseline f"
-                    + (
-                        ""
-                        if base_ckpt is not None and base_ckpt.is_file()
-                        else " (n/a: no checkpoint)"
-                    )
-                    + ", (g) ground truth; segmentations at threshold 0.5.*",
-                    "",
-                ]
-                lines += figures.drawn(png, f"Figure 2, {_dataset_name(d)}", caption)
-        if note is not None:
-            kept = figures.kept(png.name, f"not redrawn ({note})")
-            if kept is not None:
-                lines += kept
-            else:
-                figures.result.notes.append(f"figure 2 for {d} skipped: {note}")
-                lines += [f"{_dataset_name(d)}: skipped ({note}).", ""]
+        lines += [
+            *figures.markdown(name),
+            f"Drawn at commit `{_short_commit(str(entry.commit))}` by:",
+            "",
+            "```bash",
+            str(entry.command),
+            "```",
+            "",
+            f"Checkpoints: {checkpoints}.",
+            "",
+        ]
+        if entry.note:
+            lines += [f"*{entry.note}*", ""]
     return lines
 
 
 def build_report(
-    results_dir: str | Path,
-    out_md: str | Path,
-    runs_dir: str | Path | None = None,
-    data_dirs: Mapping[str, str | Path] | None = None,
-    figure_images: int = 3,
-    readme: str | Path | None = None,
+    results_dir: str | Path, out_md: str | Path, readme: str | Path | None = None
 ) -> ReportResult:
-    """Writes the results report (markdown, plus PNGs next to it).
+    """Writes the results report (markdown, plus the validation plots next to it).
+
+    Reads only committed files under ``results_dir`` and the markdown's folder: fold and
+    holdout files, the config store ``configs/`` (verified, never written) and the figure
+    manifest ``figures.json`` with its PNGs (each checked against its recorded SHA-256).
+    A validation plot is drawn from the fold files' ``val_curve`` and redrawn only when the
+    hash of its data differs from the manifest's; the manifest is rewritten only when an
+    entry changed. So a second run, or a run on a fresh clone, changes no file.
 
     Args:
         results_dir: folder with ``<dataset>/<method>/fold_<i>.json``.
-        out_md: markdown file to write (atomically); PNGs go into its folder.
-        runs_dir: root of the cross-validation run folders (e.g. ``runs/crossval``), for
-            the validation curves and the figure; ``None`` skips both.
-        data_dirs: dataset name -> prepared dataset folder; when given (with
-            ``runs_dir``), a Figure-2 panel is drawn per dataset from the fold-0
-            checkpoints of ``pen_att`` and ``baseline``.
-        figure_images: images (rows) per Figure-2 panel.
+        out_md: markdown file to write (atomically); its folder holds the PNGs and
+            ``figures.json`` (normally ``results_dir`` itself).
         readme: a markdown file (e.g. the project README) whose block between
             :data:`SUMMARY_BEGIN` and :data:`SUMMARY_END` is replaced (atomically) by
             :func:`summary_block`; ``None`` leaves it alone.
@@ -741,18 +753,18 @@ def build_report(
         What was written.
 
     Raises:
-        DataError: a missing results folder, no fold files, an invalid fold file, or a
-            ``readme`` without the summary markers.
+        DataError: a missing results folder, no fold files, an invalid fold file, config
+            store file or figure manifest, a PNG that is missing or differs from its
+            manifest entry, or a ``readme`` without the summary markers.
     """
     results_dir, out_md = Path(results_dir), Path(out_md)
-    runs = Path(runs_dir) if runs_dir is not None else None
     records = load_results(results_dir)
     groups = group_records(records)
     protocols = _ordered({r.protocol for r in records}, PROTOCOL_ORDER)
     datasets = _ordered({r.dataset for r in records} | set(DATASET_NAMES), list(DATASET_NAMES))
     result = ReportResult(out_md, len(records))
     regen = f"pseudoedgenet report {results_dir} --out {out_md}" + (
-        f" --runs {runs}" if runs is not None else ""
+        f" --readme {readme}" if readme is not None else ""
     )
     lines = [
         "<!-- Generated by `pseudoedgenet report`; do not edit: every number comes from the "
@@ -801,25 +813,27 @@ def build_report(
     lines += ["## Paired comparisons", ""]
     for p in protocols:
         lines += _paired_section(groups, p, datasets)
-    store = results_dir / CONFIG_STORE
-    for path in update_config_store(records, runs, store):
-        result.notes.append(f"stored config {path}")
-    lines += _coverage_section(groups, protocols, known_configs(records, store))
+    lines += _coverage_section(
+        groups, protocols, known_configs(records, results_dir / CONFIG_STORE)
+    )
     lines += _holdout_section(results_dir)
-    figures = _Figures(out_md.parent, result)
-    lines += _curves_section(groups, results_dir, runs, figures)
-    if data_dirs is not None:
-        lines += _figure_section(groups, results_dir, runs, data_dirs, figures, figure_images)
-    if readme is not None:
-        readme = Path(readme)
+    readme_path = None if readme is None else Path(readme)
+    readme_text: str | None = None
+    if readme_path is not None:
         try:
-            text = readme.read_text(encoding="utf-8")
+            text = readme_path.read_text(encoding="utf-8")
         except OSError as e:
-            raise DataError(readme, f"cannot read ({e.strerror})") from None
+            raise DataError(readme_path, f"cannot read ({e.strerror})") from None
         block = summary_block(
-            groups, records, f"pseudoedgenet report {results_dir} --readme {readme}"
+            groups, records, f"pseudoedgenet report {results_dir} --readme {readme_path}"
         )
-        write_text(readme, replace_block(text, block, readme))
+        readme_text = replace_block(text, block, readme_path)
+    figures = _Figures(out_md.parent, result)
+    figure_lines = _figure_section(figures)  # checks the committed PNGs before drawing any
+    lines += _curves_section(groups, figures)
+    lines += figure_lines
     figures.write()
+    if readme_path is not None and readme_text is not None:
+        write_text(readme_path, readme_text)
     write_text(out_md, "\n".join(lines).rstrip() + "\n")
     return result

@@ -221,20 +221,15 @@ def slide(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def render(args: argparse.Namespace) -> dict[str, Any]:
-    from PIL import Image, ImageDraw
+    from pseudoedgenet.data.io import write_png
+    from pseudoedgenet.viz import draw_geojson
 
     array = read_image(args.image)
     x0, y0, w, h = args.crop or (0, 0, array.shape[1], array.shape[0])
-    image = Image.fromarray(array[y0 : y0 + h, x0 : x0 + w])
-    scale = 2  # draw at 2x so one-pixel outlines stay visible
-    image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
-    draw = ImageDraw.Draw(image)
     features = json.loads(Path(args.geojson).read_text())["features"]
-    for f in features:
-        for k, ring in enumerate(f["geometry"]["coordinates"]):
-            xy = [((x - x0) * scale, (y - y0) * scale) for x, y in ring]  # QuPath coords
-            draw.line(xy, fill=(255, 230, 0) if k == 0 else (0, 200, 255), width=2)
-    image.save(args.out)
+    # QuPath-convention coordinates; drawn at 2x so one-pixel outlines stay visible
+    pic = draw_geojson(array[y0 : y0 + h, x0 : x0 + w], features, origin=(x0, y0), scale=2)
+    write_png(args.out, pic)
     return {"image": str(args.image), "polygons": len(features), "out": str(args.out)}
 
 

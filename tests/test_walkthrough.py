@@ -98,3 +98,24 @@ def test_cli_refuses_an_existing_folder(
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exists" in err[0]
+
+
+def test_draw_geojson_places_qupath_coordinates() -> None:
+    from pseudoedgenet.viz import draw_geojson
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    square = {
+        "geometry": {"type": "Polygon", "coordinates": [[[2, 2], [6, 2], [6, 6], [2, 6], [2, 2]]]}
+    }
+    dot = {"geometry": {"type": "MultiPoint", "coordinates": [[10.5, 9.5]]}}
+    pic = draw_geojson(image, [square, dot], origin=(8.0, 8.0), scale=2.0, point_radius=1)
+    assert pic.shape == (16, 16, 3)
+    # the square lies before the origin: nothing of it is drawn; the click at QuPath
+    # (10.5, 9.5) is the centre of image pixel (row 1, col 2) -> picture (3, 5)
+    assert (pic[3, 5] == (0, 220, 60)).all()
+    assert int((pic.sum(axis=2) > 0).sum()) <= 9
+    pic = draw_geojson(image, [square], scale=2.0)
+    yellow = np.all(pic == (255, 230, 0), axis=2)
+    rows, cols = np.nonzero(yellow)
+    assert rows.min() >= 3 and rows.max() <= 13 and cols.min() >= 3 and cols.max() <= 13
+    assert yellow[4, 8] and yellow[8, 4] and not yellow[8, 8]  # edges drawn, centre not

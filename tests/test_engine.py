@@ -122,6 +122,14 @@ def test_train_fold_end_to_end_and_checkpoint_round_trip(
     assert res["val_curve"][str(res["best_epoch"])] == pytest.approx(res["val_iou"])
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert "train/edge" in header and "val/iou" in header
+    # with masks, a second checkpoint is kept by point F1 and tested too
+    assert res["selected_by"] == "val/iou" and (out / "best_points.ckpt").is_file()
+    assert {"val/dice", "val/point_f1", "val/point_recall"} <= set(header.split(","))
+    assert res["val_curve_points"][str(res["best_epoch_points"])] == pytest.approx(
+        res["val_point_f1"]
+    )
+    assert set(res["test_point_selected"]) == set(res["test"]) == {"iou", "dice", "f1", "aji"}
+    assert set(res["test_points"]) == {"f1", "recall", "precision"}
 
     module = load_module(out / "best.ckpt")
     assert module.cfg == cfg

@@ -181,10 +181,12 @@ def _config(
     crop: int | None,
     overrides: list[str] | None,
 ):
-    from pseudoedgenet.config import apply_overrides, load_config
+    """The run config: ``config`` (or the packaged default, the paper's method, when
+    ``None``), then the protocol, the shortcut options and the ``--set`` overrides."""
+    from pseudoedgenet.config import apply_overrides, default_config, load_config
     from pseudoedgenet.experiments.crossval import with_protocol
 
-    cfg = load_config(config)
+    cfg = default_config() if config is None else load_config(config)
     if protocol:
         cfg = with_protocol(cfg, protocol)
     extra = [f"train.epochs={epochs}"] if epochs else []
@@ -206,12 +208,36 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="section.key=val
 
 @app.command()
 def train(
-    config: ConfigOpt,
     data: DataOpt,
     out: Annotated[Path, typer.Option(help="run folder (resumed if it holds last.ckpt)")],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML config, e.g. configs/tnbc/pen_att.yaml; default: the paper's method "
+            "(pen_att: PseudoEdgeNet with g and h), built into the package"
+        ),
+    ] = None,
     fold: Annotated[
         int | None,
-        typer.Option(help="test fold (validation = fold+1); omit to train on all images"),
+        typer.Option(
+            help="test fold of the prepared folds (validation = fold+1, train = the rest); "
+            "omit to hold out --val validation images and have no test set"
+        ),
+    ] = None,
+    val: Annotated[
+        int | None,
+        typer.Option(
+            help="without --fold: validation images held out (drawn with train.seed); "
+            "default one in ten, at least one: max(1, n // 10); 0 = train on every image "
+            "and keep the last checkpoint"
+        ),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="start f (and g, h where they match) from a best.ckpt/last.ckpt or an "
+            "exported f file; a new run only (not with an --out to resume)"
+        ),
     ] = None,
     protocol: ProtocolOpt = None,
     epochs: EpochsOpt = None,
@@ -219,16 +245,44 @@ def train(
     crop: CropOpt = None,
     overrides: SetOpt = None,
 ) -> None:
-    """Trains f (with g, h as configured) on one fold; keeps and tests the best checkpoint."""
+    """Trains f (with g, h as configured) and keeps the best checkpoint: by val IoU when the
+    validation images have masks (and best_points.ckpt by point F1), by point F1 (f's
+    instances against the clicks) when they have points only. Prints what it validates,
+    selects and tests with before it starts."""
     import json
 
-    from pseudoedgenet.engine.train import train_fold
+    from pseudoedgenet.data.prepared import PreparedDataset
+    from pseudoedgenet.engine.train import default_val_images, train_fold
+    from pseudoedgenet.errors import ConfigError
 
     cfg = _config(config, protocol, epochs, max_steps, crop, overrides)
-    res = train_fold(cfg, data, fold, out, extra={"protocol": protocol or "config"})
-    typer.echo(
-        json.dumps({k: res[k] for k in ("method", "fold", "val_iou", "test", "wall_s") if k in res})
+    if fold is not None and val is not None:
+        raise ConfigError(
+            "--val applies without --fold only (with --fold the rotation sets the validation "
+            "images: fold + 1)"
+        )
+    if fold is None and val is None:
+        val = default_val_images(len(PreparedDataset(data).names))
+    source = str(config) if config is not None else "packaged default (pen_att, the paper's method)"
+    if protocol:
+        source += f" + protocol {protocol}"
+    shortcuts = {"--epochs": epochs, "--max-steps": max_steps, "--crop": crop}
+    source += "".join(f" + {k} {v}" for k, v in shortcuts.items() if v)
+    if overrides:
+        source += " + --set " + " ".join(overrides)
+    res = train_fold(
+        cfg,
+        data,
+        fold,
+        out,
+        extra={"protocol": protocol or "config"},
+        val=val or 0,
+        init=init,
+        config_source=source,
+        log=typer.echo,
     )
+    keys = ("method", "fold", "selected_by", "val_iou", "val_point_f1", "test", "test_points")
+    typer.echo(json.dumps({k: res[k] for k in (*keys, "wall_s") if k in res}))
 
 
 @app.command()

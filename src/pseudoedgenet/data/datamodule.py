@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from pseudoedgenet.config import DataConfig
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.data.transforms import augment_window, geometric_transform, photometric_transform
-from pseudoedgenet.errors import DataError
+from pseudoedgenet.errors import ConfigError, DataError
 from pseudoedgenet.labels.voronoi import IGNORE, voronoi_labels
 
 
@@ -129,12 +129,27 @@ class WholeImageDataset(Dataset):
     """Whole images for validation/testing, zero-padded to a multiple of 32.
 
     Each item: ``image`` (3, H', W') uint8, ``instances`` (H, W) int64 (unpadded; zeros
-    without masks), ``size`` (2,) the original (H, W), ``index``.
+    without masks), ``has_mask`` bool (:attr:`has_masks`: the same for every item),
+    ``points`` (N, 2) float64 ``(x, y)`` pixel coordinates (x = column, y = row; the
+    pixel of a point is ``(round(y), round(x))``), ``roi`` (H, W) bool (the pixels where
+    every nucleus was clicked; all ``True`` when the dataset has no roi for the image),
+    ``size`` (2,) the original (H, W), ``index``. ``points`` differ in length between
+    images, so loaders use ``batch_size=1``.
     """
 
     def __init__(self, dataset: PreparedDataset, names: list[str]):
         self.names = list(names)
         self.items = _load(dataset, self.names)
+
+    @property
+    def n_with_masks(self) -> int:
+        """Number of images that have an instance mask."""
+        return sum(it.instances is not None for it in self.items)
+
+    @property
+    def has_masks(self) -> bool:
+        """Every image has an instance mask (IoU is only scored then, over all of them)."""
+        return bool(self.items) and self.n_with_masks == len(self.items)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -148,31 +163,65 @@ class WholeImageDataset(Dataset):
         return {
             "image": _to_tensor(image),
             "instances": torch.from_numpy(inst.astype(np.int64)),
+            "has_mask": self.has_masks,
+            "points": torch.from_numpy(np.asarray(it.points, np.float64).reshape(-1, 2)),
+            "roi": torch.ones((h, w), dtype=torch.bool)
+            if it.roi is None
+            else torch.from_numpy(np.ascontiguousarray(it.roi, dtype=bool)),
             "size": torch.tensor([h, w]),
             "index": index,
         }
 
 
 class PointDataModule(L.LightningDataModule):
-    """Train/val/test loaders of one fold of a prepared dataset.
+    """Train/val/test loaders of one split of a prepared dataset.
 
     Args:
         data: prepared dataset folder or object.
-        fold: test fold of the paper's rotation (validation = fold + 1), or ``None`` to
-            train on all images (no validation/test).
+        fold: test fold of the paper's rotation (validation = fold + 1, train = the
+            rest), or ``None``: no test set, ``val`` images held out for validation and
+            the rest trained on.
         cfg: data configuration.
-        seed: base seed of the crop sampler.
+        seed: base seed of the crop sampler and of the choice of the ``val`` images.
+        val: with ``fold=None``, the number of validation images, drawn from the sorted
+            names by ``numpy.random.default_rng(seed).permutation`` (0 = train on all).
+
+    Raises:
+        ConfigError: ``val`` with a fold, or ``val`` outside ``0..n-1``.
     """
 
-    def __init__(self, data: PreparedDataset, fold: int | None, cfg: DataConfig, seed: int = 0):
+    def __init__(
+        self,
+        data: PreparedDataset,
+        fold: int | None,
+        cfg: DataConfig,
+        seed: int = 0,
+        val: int = 0,
+    ):
         super().__init__()
         self.data, self.fold, self.cfg, self.seed = data, fold, cfg, seed
+        names = sorted(data.names)
         if fold is None:
-            self.train_names, self.val_names, self.test_names = list(data.names), [], []
+            if not 0 <= val < len(names):
+                raise ConfigError(
+                    f"--val {val}: must be 0..{len(names) - 1} ({data.root} has {len(names)} "
+                    "images and at least one must remain for training)"
+                )
+            order = np.random.default_rng(seed).permutation(len(names))
+            held = {names[int(i)] for i in order[:val]}
+            self.train_names = [n for n in names if n not in held]
+            self.val_names, self.test_names = sorted(held), []
         else:
+            if val:
+                raise ConfigError(
+                    "--val applies without --fold only (with --fold the rotation sets the "
+                    "validation images: fold + 1)"
+                )
             split = data.split(fold)
             self.train_names, self.val_names, self.test_names = split.train, split.val, split.test
         self._train: CropDataset | None = None
+        self._val: WholeImageDataset | None = None
+        self._test: WholeImageDataset | None = None
 
     def train_dataloader(self) -> DataLoader:
         if self._train is None:
@@ -186,11 +235,22 @@ class PointDataModule(L.LightningDataModule):
             persistent_workers=self.cfg.num_workers > 0,
         )
 
-    def _whole(self, names: list[str]) -> DataLoader:
-        return DataLoader(WholeImageDataset(self.data, names), batch_size=1, num_workers=0)
+    @property
+    def val_set(self) -> WholeImageDataset:
+        """The validation images (loaded once)."""
+        if self._val is None:
+            self._val = WholeImageDataset(self.data, self.val_names)
+        return self._val
+
+    @property
+    def test_set(self) -> WholeImageDataset:
+        """The test images (loaded once)."""
+        if self._test is None:
+            self._test = WholeImageDataset(self.data, self.test_names)
+        return self._test
 
     def val_dataloader(self) -> DataLoader:
-        return self._whole(self.val_names)
+        return DataLoader(self.val_set, batch_size=1, num_workers=0)
 
     def test_dataloader(self) -> DataLoader:
-        return self._whole(self.test_names)
+        return DataLoader(self.test_set, batch_size=1, num_workers=0)

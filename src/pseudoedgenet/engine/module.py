@@ -1,4 +1,4 @@
-"""The LightningModule: one training step of Eq. (1)-(2), validation IoU, logging.
+"""The LightningModule: one training step of Eq. (1)-(2), validation scores, logging.
 
 No file I/O here; the run folder, checkpoints and result files belong to
 :mod:`pseudoedgenet.engine.train`.
@@ -15,7 +15,7 @@ from torch import nn
 
 from pseudoedgenet.config import Config, config_from_dict
 from pseudoedgenet.losses.functional import edge_l1, local_crf_loss, point_bce
-from pseudoedgenet.metrics import SegmentationMetric
+from pseudoedgenet.metrics import PointMetric, SegmentationMetric
 from pseudoedgenet.models import PseudoEdgeNet, build_model, sobel, zero_output_conv
 
 #: ImageNet statistics, used for input normalisation with and without pretrained weights.
@@ -76,7 +76,15 @@ class PseudoEdgeNetModule(L.LightningModule):
 
     Batches come from :mod:`pseudoedgenet.data.datamodule`: training batches have
     ``image`` (N, 3, C, C) uint8, ``labels`` (N, C, C) uint8 and ``mask`` (N, C, C) uint8;
-    validation/test batches one whole image with ``instances`` (1, H, W).
+    validation/test batches one whole image with ``instances`` (1, H, W), ``has_mask``
+    (1,) bool, ``points`` (1, N, 2) float64 ``(x, y)`` (x = column, y = row, the pixel
+    of a point is ``(round(y), round(x))``) and ``roi`` (1, H, W) bool.
+
+    Validation logs, per epoch, ``val/point_f1``, ``val/point_recall`` and
+    ``val/point_precision`` (f's thresholded mask against the points, counts pooled over
+    the images, see :mod:`pseudoedgenet.metrics.points`) and, when the images have
+    instance masks, ``val/iou`` and ``val/dice`` (mean over images). Testing fills
+    :attr:`test_point_metric` always and :attr:`test_metric` for images with masks.
     """
 
     def __init__(self, config: Config | dict[str, Any]) -> None:
@@ -88,6 +96,8 @@ class PseudoEdgeNetModule(L.LightningModule):
         self.net = build_network(cfg)
         self.val_metric = SegmentationMetric()
         self.test_metric = SegmentationMetric()
+        self.val_point_metric = PointMetric()
+        self.test_point_metric = PointMetric()
 
     def segmenter(self) -> Segmenter:
         """f with its input normalisation (shares parameters with this module)."""
@@ -173,13 +183,26 @@ class PseudoEdgeNetModule(L.LightningModule):
         prob = torch.sigmoid(self.net.f(x).float())[0, 0, :h, :w]
         return (prob > self.cfg.train.threshold).cpu().numpy()
 
+    def _score(
+        self, batch: dict[str, Any], segmentation: SegmentationMetric, points: PointMetric
+    ) -> None:
+        """Adds one whole image to the point metric, and to the mask metric if it has one."""
+        mask = self._predict_mask(batch)
+        points.update(mask, batch["points"][0].cpu().numpy(), batch["roi"][0].cpu().numpy())
+        if bool(batch["has_mask"][0]):
+            segmentation.update(mask, batch["instances"][0].cpu().numpy())
+
     def on_validation_epoch_start(self) -> None:
         self.val_metric.reset()
+        self.val_point_metric.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.val_metric.update(self._predict_mask(batch), batch["instances"][0].cpu().numpy())
+        self._score(batch, self.val_metric, self.val_point_metric)
 
     def on_validation_epoch_end(self) -> None:
+        if len(self.val_point_metric):
+            for key, value in self.val_point_metric.compute().items():
+                self.log(f"val/point_{key}", value, prog_bar=key == "f1", sync_dist=True)
         if len(self.val_metric):
             scores = self.val_metric.compute("mean")
             self.log("val/iou", scores["iou"], prog_bar=True, sync_dist=True)
@@ -187,9 +210,10 @@ class PseudoEdgeNetModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_metric.reset()
+        self.test_point_metric.reset()
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.test_metric.update(self._predict_mask(batch), batch["instances"][0].cpu().numpy())
+        self._score(batch, self.test_metric, self.test_point_metric)
 
     def configure_optimizers(self) -> Any:
         t = self.cfg.train

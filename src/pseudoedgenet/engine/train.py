@@ -1,19 +1,33 @@
-"""Run driver: train one fold, keep the best-validation checkpoint, test it.
+"""Run driver: train one split, keep the best-validation checkpoint(s), test them.
 
-A run folder holds ``config.yaml`` (the resolved config), ``run.json`` (fold, package
-version, git commit, device), ``metrics.csv`` (per-epoch log), ``best.ckpt``,
-``last.ckpt`` and, after testing, ``result.json``. Re-running into the same folder
-resumes from ``last.ckpt``.
+A run folder holds ``config.yaml`` (the resolved config), ``run.json`` (fold, split,
+``init``, package version, git commit, device), ``metrics.csv`` (per-epoch log),
+``best.ckpt``, ``last.ckpt`` and, after testing, ``result.json``. Re-running into the same
+folder resumes from ``last.ckpt``.
+
+Selection (what ``best.ckpt`` is):
+
+* validation images with instance masks: the epoch of the highest ``val/iou`` (as the
+  paper does), and ``best_points.ckpt`` the epoch of the highest ``val/point_f1``;
+* validation images with points only: the epoch of the highest ``val/point_f1`` (f's
+  connected components against the clicks, :mod:`pseudoedgenet.metrics.points`);
+* no validation images: a copy of ``last.ckpt``.
+
+Every run with validation images validates at its last step, also when ``train.max_steps``
+ends it inside an epoch, so a best checkpoint always exists.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -24,41 +38,84 @@ from lightning.pytorch.loggers import CSVLogger
 from pseudoedgenet import __version__
 from pseudoedgenet.config import Config
 from pseudoedgenet.data.datamodule import PointDataModule
-from pseudoedgenet.data.io import write_json, write_text
+from pseudoedgenet.data.io import atomic_path, write_json, write_text
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.engine.module import PseudoEdgeNetModule, Segmenter
 from pseudoedgenet.engine.runtime import device_description, git_commit, resolve_precision
-from pseudoedgenet.errors import DataError
+from pseudoedgenet.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 
 class EpochLine(Callback):
-    """Prints one line per epoch: loss terms, validation IoU, learning rate, time."""
+    """Prints one line per epoch: loss terms, validation scores (when this epoch
+    validated), learning rate, time."""
+
+    #: (logged key, short name in the line).
+    NAMES: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("train/loss", "loss"),
+        ("train/ce", "ce"),
+        ("train/edge", "edge"),
+        ("train/crf", "crf"),
+        ("train/edge_fit", "edge_fit"),
+        ("train/attention", "h"),
+        ("val/iou", "val_iou"),
+        ("val/dice", "val_dice"),
+        ("val/point_f1", "val_point_f1"),
+        ("val/point_recall", "val_point_recall"),
+        ("val/point_precision", "val_point_precision"),
+    )
 
     def __init__(self) -> None:
         self.t0 = time.perf_counter()
+        self.validated = False
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.t0 = time.perf_counter()
+        self.validated = False
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.validated = True
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         m = trainer.callback_metrics
         parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
-        names = {
-            "train/loss": "loss",
-            "train/ce": "ce",
-            "train/edge": "edge",
-            "train/crf": "crf",
-            "train/edge_fit": "edge_fit",
-            "train/attention": "h",
-            "val/iou": "val_iou",
-        }
-        parts += [f"{short} {float(m[key]):.4f}" for key, short in names.items() if key in m]
+        parts += [
+            f"{short} {float(m[key]):.4f}"
+            for key, short in self.NAMES
+            if key in m and (self.validated or not key.startswith("val/"))
+        ]
         lr = trainer.optimizers[0].param_groups[0]["lr"]
         parts.append(f"lr {lr:.2e}")
         parts.append(f"{time.perf_counter() - self.t0:.0f}s")
         trainer.print("  ".join(parts))
+
+
+class ValidateAtEnd(Callback):
+    """Makes the last training step of a run validate.
+
+    Lightning validates at the end of an epoch (every ``train.val_every`` epochs); a run
+    that ``train.max_steps`` stops inside an epoch, or whose last epoch is not a multiple
+    of ``val_every``, would end without validating, and without a best checkpoint. In the
+    last epoch this sets ``trainer.check_val_every_n_epoch = 1``, and at ``max_steps`` it
+    also sets ``trainer.should_stop``, which makes Lightning validate at that step.
+    """
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs:
+            trainer.check_val_every_n_epoch = 1
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+            trainer.check_val_every_n_epoch = 1
+            trainer.should_stop = True
 
 
 class TrainClock(Callback):
@@ -175,25 +232,165 @@ def load_segmenter(path: str | Path, map_location: str = "cpu") -> Segmenter:
     return _module_from_checkpoint(path, payload).segmenter().eval()
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _first_mismatch(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> str | None:
+    """The first key whose presence or shape differs, described, or ``None``."""
+    for key, value in target.items():
+        if key not in source:
+            return f"{key} is missing from the file"
+        if tuple(source[key].shape) != tuple(value.shape):
+            return (
+                f"{key} has shape {tuple(source[key].shape)} in the file, "
+                f"{tuple(value.shape)} in this config"
+            )
+    extra = next((k for k in source if k not in target), None)
+    return None if extra is None else f"{extra} is in the file but not in this config's network"
+
+
+def init_weights(module: PseudoEdgeNetModule, path: str | Path) -> dict[str, Any]:
+    """Starts f (and g, h where they match) of a new run from trained weights.
+
+    ``path`` is a training checkpoint (``best.ckpt``/``last.ckpt``: ``state_dict`` keys
+    ``net.f.*``, ``net.g.*``, ``net.h.*``) or an exported f file (format
+    ``pseudoedgenet-f``, :func:`export_segmenter`). f must have exactly this config's
+    architecture. g and h are loaded when the file has them and they have this config's
+    architecture; otherwise they start from scratch (the returned record says which and
+    why). Only weights are loaded: the optimiser and the epoch counters start fresh.
+
+    Args:
+        module: the new run's module, freshly built (not compiled).
+        path: the file, read with ``torch.load(weights_only=True)``.
+
+    Returns:
+        ``{"path", "sha256", "loaded": ["f", ...], "scratch": {"g": "why", ...}}``;
+        ``scratch`` lists only networks this config has.
+
+    Raises:
+        DataError: naming the file: unreadable, not one of the two formats, or an f of
+            another architecture (with the first mismatching key).
+    """
+    path = Path(path)
+    payload = _safe_load(path, "cpu")
+    file_cfg: Any = None
+    if isinstance(payload, dict) and payload.get("format") == "pseudoedgenet-f":
+        sd = payload.get("state_dict")
+        file_cfg = payload.get("config")
+        # the exported state dict is Segmenter's: 0 = Normalize, 1 = f
+        parts = {"f": {k[2:]: v for k, v in (sd or {}).items() if k.startswith("1.")}}
+    else:
+        try:
+            sd = payload["state_dict"]
+            file_cfg = payload["hyper_parameters"]["config"]
+        except (KeyError, TypeError):
+            raise DataError(
+                path,
+                "not a training checkpoint (best.ckpt/last.ckpt) nor an exported f file "
+                "(pseudoedgenet export)",
+            ) from None
+        # a torch.compile'd run saves its keys under ``net._orig_mod.``
+        sd = {k.replace("_orig_mod.", ""): v for k, v in sd.items()}
+        parts = {
+            p: {k[len(f"net.{p}.") :]: v for k, v in sd.items() if k.startswith(f"net.{p}.")}
+            for p in ("f", "g", "h")
+        }
+    if not parts["f"]:
+        raise DataError(path, "holds no weights of f")
+    record: dict[str, Any] = {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "loaded": [],
+        "scratch": {},
+    }
+    for name in ("f", "g", "h"):
+        target = getattr(module.net, name)
+        if target is None:
+            continue
+        source = parts.get(name, {})
+        if not source:
+            record["scratch"][name] = f"the file has no {name}"
+            continue
+        problem = _first_mismatch(target.state_dict(), source)
+        if problem is not None:
+            if name == "f":
+                enc = (
+                    file_cfg.get("model", {}).get("encoder") if isinstance(file_cfg, dict) else None
+                )
+                hint = (
+                    f" (its f: model.encoder={enc}; this config: {module.cfg.model.encoder})"
+                    if enc
+                    else ""
+                )
+                raise DataError(path, f"f does not match this config's f: {problem}{hint}")
+            record["scratch"][name] = f"the file's {name} differs ({problem})"
+            continue
+        target.load_state_dict(source)
+        record["loaded"].append(name)
+    return record
+
+
+def describe_init(init: dict[str, Any]) -> str:
+    """``"f, g, h from X"`` / ``"f from X; g, h from scratch (...)"`` for the start line."""
+    text = f"{', '.join(init['loaded'])} from {init['path']}"
+    scratch = init.get("scratch", {})
+    if scratch:
+        why = "; ".join(scratch.values())
+        text += f"; {', '.join(scratch)} from scratch ({why})"
+    return text
+
+
 def _fit(
-    cfg: Config, dm: PointDataModule, out: Path, has_val: bool, clock: TrainClock
-) -> tuple[L.Trainer, PseudoEdgeNetModule]:
+    cfg: Config,
+    module: PseudoEdgeNetModule,
+    dm: PointDataModule,
+    out: Path,
+    monitors: dict[str, str],
+    clock: TrainClock,
+) -> tuple[L.Trainer, dict[str, ModelCheckpoint]]:
+    """Trains ``module``; ``monitors`` maps checkpoint names to the logged score each keeps
+    the maximum of (``{}``: no validation, ``best.ckpt`` becomes a copy of ``last.ckpt``).
+
+    Returns the trainer and the checkpoint callbacks by name (``last`` is always there).
+    """
     t = cfg.train
     precision = resolve_precision(t.precision, t.accelerator)
-    module = PseudoEdgeNetModule(cfg)
     if t.channels_last:
         module = module.to(memory_format=torch.channels_last)
     if t.compile:
         module.net = torch.compile(module.net)  # type: ignore[assignment]
-    ckpt_cb = ModelCheckpoint(
-        dirpath=out,
-        filename="best",
-        monitor="val/iou" if has_val else None,
-        mode="max",
-        save_last=True,
-        save_top_k=1,
-        enable_version_counter=False,
-    )
+    has_val = bool(monitors)
+    # last.ckpt has its own callback, written at the end of every training epoch (after
+    # that epoch's validation): Lightning >= 2.5 rewrites a monitoring callback's
+    # ``save_last`` file only when its score improved. The monitoring callbacks save when
+    # a validation ends, so they always see that validation's scores.
+    callbacks: dict[str, ModelCheckpoint] = {
+        "last": ModelCheckpoint(
+            dirpath=out,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+    }
+    for name, key in monitors.items():
+        callbacks[name] = ModelCheckpoint(
+            dirpath=out,
+            filename=name,
+            monitor=key,
+            mode="max",
+            save_top_k=1,
+            save_on_train_epoch_end=False,
+            enable_version_counter=False,
+        )
+    others: list[Callback] = [ValidateAtEnd()] if has_val else []
     trainer = L.Trainer(
         default_root_dir=out,
         max_epochs=t.epochs,
@@ -202,7 +399,7 @@ def _fit(
         accelerator=t.accelerator,
         devices=t.devices,
         strategy=t.strategy,
-        callbacks=[ckpt_cb, EpochLine(), clock],
+        callbacks=[*callbacks.values(), *others, EpochLine(), clock],
         logger=CSVLogger(save_dir=out, name="logs", version=f"attempt_{_attempts(out)}"),
         check_val_every_n_epoch=t.val_every,
         num_sanity_val_steps=0,
@@ -217,10 +414,11 @@ def _fit(
         ckpt_path=last if last.is_file() else None,
         weights_only=True,
     )
-    if not has_val and last.is_file() and not (out / "best.ckpt").is_file():
-        (out / "best.ckpt").write_bytes(last.read_bytes())
+    if not has_val and last.is_file():
+        with atomic_path(out / "best.ckpt") as tmp:
+            shutil.copyfile(last, tmp)
     _merge_logs(out)
-    return trainer, module
+    return trainer, callbacks
 
 
 def _attempts(out: Path) -> int:
@@ -249,36 +447,186 @@ def _merge_logs(out: Path) -> None:
     write_text(out / "metrics.csv", buf.getvalue())
 
 
+def default_val_images(n_images: int) -> int:
+    """Validation images held out of a run without a fold: one in ten, at least one
+    (``max(1, n // 10)``)."""
+    return max(1, n_images // 10)
+
+
+def _read_curve(out: Path, column: str) -> dict[str, float]:
+    """``{"<1-based epoch>": value}`` of one logged column of ``out/metrics.csv``."""
+    curve: dict[str, float] = {}
+    path = out / "metrics.csv"
+    if not path.is_file():
+        return curve
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            value = (row.get(column) or "").strip()
+            if value:
+                curve[str(int(float(row["epoch"])) + 1)] = float(value)
+    return dict(sorted(curve.items(), key=lambda kv: int(kv[0])))
+
+
+def _check_split_args(ds: PreparedDataset, fold: int | None) -> None:
+    """Rejects datasets too small to train on and impossible folds (no folder touched)."""
+    n = len(ds.names)
+    if n < 3:
+        raise DataError(
+            ds.root,
+            f"{n} image(s); training needs at least 3 (images to train on and to validate "
+            "with): annotate more images, or more regions (each region becomes an image)",
+        )
+    if fold is None:
+        return
+    k = len(ds.folds)
+    if k < 3:
+        raise ConfigError(
+            f"--fold needs a dataset prepared with at least 3 folds, {ds.root} has {k}: "
+            "prepare it again with --k 3 or more, or omit --fold"
+        )
+    if not 0 <= fold < k:
+        raise ConfigError(f"--fold {fold} out of range 0..{k - 1} ({ds.root} has {k} folds)")
+
+
+def _validation_text(dm: PointDataModule, selected_by: str) -> str:
+    """What the run validates with and how ``best.ckpt`` is chosen, in words."""
+    n_val = len(dm.val_names)
+    if selected_by == "last":
+        return "no validation: last.ckpt is the result (copied to best.ckpt)"
+    if selected_by == "val/iou":
+        return (
+            f"validation: {n_val} images with masks — best.ckpt by val IoU, "
+            "best_points.ckpt by point F1"
+        )
+    masks = dm.val_set.n_with_masks
+    note = f" ({masks} of {n_val} have masks; IoU needs all)" if masks else ""
+    return (
+        f"validation: {n_val} images, points only{note} — best.ckpt by point F1 "
+        "(recall/precision of f's instances against the clicks)"
+    )
+
+
+def _plan_line(
+    dm: PointDataModule,
+    selected_by: str,
+    config_source: str | None,
+    init: dict[str, Any] | None,
+    resumed: bool,
+) -> str:
+    """The one line ``train`` prints before training: config, init, split, selection."""
+    parts = [f"config: {config_source}"] if config_source else []
+    if init is not None:
+        parts.append(("resumed run started with " if resumed else "") + describe_init(init))
+    if dm.fold is not None:
+        k = len(dm.data.folds)
+        where = f"fold {dm.fold} of {k} (test fold {dm.fold}, validation fold {(dm.fold + 1) % k})"
+    elif dm.val_names:
+        where = f"{len(dm.val_names)} validation image(s) held out by seed {dm.seed}"
+    else:
+        where = "every image trained on"
+    parts.append(f"split: {where}; train: {len(dm.train_names)} images")
+    parts.append(_validation_text(dm, selected_by))
+    if dm.test_names:
+        kind = "with masks" if dm.test_set.has_masks else "points only: point scores"
+        parts.append(f"test: {len(dm.test_names)} images ({kind})")
+    else:
+        parts.append("no test set")
+    return "; ".join(parts)
+
+
+def _best_of(cb: ModelCheckpoint, out: Path) -> tuple[float | None, int, dict[str, Any]]:
+    """(best score from the callback, 1-based epoch, state_dict) of a monitored checkpoint."""
+    path = Path(cb.best_model_path) if cb.best_model_path else None
+    if path is None or not path.is_file():
+        raise DataError(out, f"no validated checkpoint for {cb.monitor} was written")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    score = cb.best_model_score
+    return (float(score) if score is not None else None), int(ckpt["epoch"]) + 1, ckpt["state_dict"]
+
+
 def train_fold(
     cfg: Config,
     data: str | Path,
     fold: int | None,
     out: str | Path,
     extra: dict[str, Any] | None = None,
+    *,
+    val: int = 0,
+    init: str | Path | None = None,
+    config_source: str | None = None,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Trains one fold of a prepared dataset and tests its best-validation checkpoint.
+    """Trains one split of a prepared dataset and tests its best-validation checkpoint.
+
+    Validation and selection follow the validation images (see the module docstring):
+    by val IoU (and ``best_points.ckpt`` by point F1) when they all have instance masks,
+    by point F1 when they have points only, the last checkpoint without validation.
+    Before training, one line saying so (and which config and initial weights are used)
+    goes to ``log``. Every argument is checked before the run folder is created.
 
     Args:
         cfg: the run configuration.
-        data: prepared dataset folder (``pseudoedgenet prepare``).
+        data: prepared dataset folder (``pseudoedgenet prepare``), at least 3 images.
         fold: test fold of the paper's rotation (validation = fold + 1, train = the
-            rest), or ``None`` to train on every image (no validation, no test).
+            rest), or ``None``: no test set, ``val`` validation images.
         out: run folder (created; resumed from ``last.ckpt`` if present).
         extra: more fields for the result record (e.g. ``dataset``, ``protocol``).
+        val: with ``fold=None``, validation images held out (drawn with
+            ``cfg.train.seed``, :class:`PointDataModule`); 0 = train on every image.
+        init: training checkpoint or exported f file to start f (and g, h where they
+            match) from (:func:`init_weights`); not with a run to resume.
+        config_source: where ``cfg`` came from, for the start line.
+        log: receives the start line.
 
     Returns:
-        The result record also written to ``out/result.json``.
+        The result record also written to ``out/result.json``: ``selected_by``
+        (``val/iou``, ``val/point_f1`` or ``last``), ``best_epoch`` with ``val_iou`` and
+        ``val_curve`` (IoU selection) or ``val_point_f1`` and ``val_curve_points`` (point
+        selection), ``best_epoch_points``/``val_point_f1``/``val_curve_points`` and
+        ``test_point_selected`` (test scores of ``best_points.ckpt``) beside an IoU
+        selection, ``test``/``test_pooled`` (test images with masks), ``test_points``
+        (point scores of best.ckpt on the test images), ``init``, ...
+
+    Raises:
+        DataError: fewer than 3 images, ``init`` unreadable or of another f, ``init``
+            with a run folder that holds ``last.ckpt``.
+        ConfigError: ``fold`` or ``val`` out of range, ``val`` with a fold.
     """
     clock = TrainClock()
     ds = PreparedDataset(Path(data))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_split_args(ds, fold)
+    resumed = (out / "last.ckpt").is_file()
+    if init is not None and resumed:
+        raise DataError(
+            out,
+            "holds a run (last.ckpt): --init starts a new run, so use a new --out "
+            "(or drop --init to resume this one)",
+        )
+    dm = PointDataModule(ds, fold, cfg.data, cfg.train.seed, val)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    module = PseudoEdgeNetModule(cfg)
+    init_rec = init_weights(module, init) if init is not None else None
+    if init_rec is None and resumed and (out / "run.json").is_file():
+        init_rec = json.loads((out / "run.json").read_text()).get("init")
+    if not dm.val_names:
+        selected_by, monitors = "last", {}
+    elif dm.val_set.has_masks:
+        selected_by = "val/iou"
+        monitors = {"best": "val/iou", "best_points": "val/point_f1"}
+    else:
+        selected_by, monitors = "val/point_f1", {"best": "val/point_f1"}
+    log(_plan_line(dm, selected_by, config_source, init_rec, resumed))
+
+    out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", cfg.to_yaml())
     precision = resolve_precision(cfg.train.precision, cfg.train.accelerator)
     run = {
         "fold": fold,
         "data": str(data),
+        "split": {"train": dm.train_names, "val": dm.val_names, "test": dm.test_names},
+        "selected_by": selected_by,
+        "init": init_rec,
         "pseudoedgenet_version": __version__,
         "git_commit": git_commit(),
         "device": device_description(cfg.train.accelerator),
@@ -286,9 +634,7 @@ def train_fold(
         "torch": torch.__version__,
     }
     write_json(out / "run.json", run)
-    dm = PointDataModule(ds, fold, cfg.data, cfg.train.seed)
-    has_val = bool(dm.val_names) and ds.has_instances
-    trainer, module = _fit(cfg, dm, out, has_val, clock)
+    trainer, callbacks = _fit(cfg, module, dm, out, monitors, clock)
     result: dict[str, Any] = {
         **(extra or {}),
         "method": cfg.method,
@@ -302,29 +648,42 @@ def train_fold(
         "config_sha256": config_sha256(cfg),
         "config": cfg.to_dict(),
         "git_commit": run["git_commit"],
+        "selected_by": selected_by,
+        "validation": _validation_text(dm, selected_by),
+        "train_images": len(dm.train_names),
+        "val_images": len(dm.val_names),
+        "init": init_rec,
     }
-    best = out / "best.ckpt"
-    if has_val:
-        ckpt = torch.load(best, map_location="cpu", weights_only=True)
-        module.load_state_dict(ckpt["state_dict"])
-        cb = ckpt.get("callbacks", {})
-        score = next(
-            (v.get("best_model_score") for k, v in cb.items() if "ModelCheckpoint" in k), None
-        )
-        result["val_iou"] = float(score) if score is not None else None
-        result["best_epoch"] = int(ckpt["epoch"]) + 1
-        # The validation curve goes into the record, so the report's per-epoch plot does
-        # not depend on the (git-ignored) run folder.
+    # The validation curves go into the record, so the report's per-epoch plot does not
+    # depend on the (git-ignored) run folder.
+    if selected_by == "val/iou":
         from pseudoedgenet.experiments.records import read_val_curve
 
+        score, result["best_epoch_points"], points_state = _best_of(callbacks["best_points"], out)
+        result["val_point_f1"] = score
+        score, result["best_epoch"], state = _best_of(callbacks["best"], out)
+        result["val_iou"] = score
         curve = read_val_curve(out)
         if curve:
             result["val_curve"] = {str(e): v for e, v in curve.items()}
-    if dm.test_names and ds.has_instances:
+        result["val_curve_points"] = _read_curve(out, "val/point_f1")
+    elif selected_by == "val/point_f1":
+        score, result["best_epoch"], state = _best_of(callbacks["best"], out)
+        result["val_point_f1"] = score
+        result["val_curve_points"] = _read_curve(out, "val/point_f1")
+    if dm.test_names:
+        if selected_by != "last":
+            module.load_state_dict(state)
         trainer.test(module, datamodule=dm, verbose=False)
-        result["test"] = module.test_metric.compute("mean")
-        result["test_pooled"] = module.test_metric.compute("pooled")
+        if len(module.test_metric):
+            result["test"] = module.test_metric.compute("mean")
+            result["test_pooled"] = module.test_metric.compute("pooled")
+        result["test_points"] = module.test_point_metric.compute()
         result["test_images"] = len(dm.test_names)
+        if selected_by == "val/iou" and dm.test_set.has_masks:
+            module.load_state_dict(points_state)
+            trainer.test(module, datamodule=dm, verbose=False)
+            result["test_point_selected"] = module.test_metric.compute("mean")
     result["wall_s"] = round(clock.elapsed_s, 1)
     result["attempts"] = _attempts(out)
     result = json.loads(

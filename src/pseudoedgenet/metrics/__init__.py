@@ -1,5 +1,7 @@
-"""Evaluation metrics: pixel IoU / Dice, object F1 and the aggregated Jaccard index."""
+"""Evaluation metrics: pixel IoU / Dice, object F1, the aggregated Jaccard index, and
+point recall / instance precision against clicked points (validation without masks)."""
 
+from pseudoedgenet.metrics.points import PointMetric, PointScores, point_scores
 from pseudoedgenet.metrics.segmentation import (
     MatchResult,
     SegmentationMetric,
@@ -14,6 +16,8 @@ from pseudoedgenet.metrics.segmentation import (
 
 __all__ = [
     "MatchResult",
+    "PointMetric",
+    "PointScores",
     "SegmentationMetric",
     "SegmentationScores",
     "aggregated_jaccard_index",
@@ -22,4 +26,5 @@ __all__ = [
     "object_f1",
     "pixel_dice",
     "pixel_iou",
+    "point_scores",
 ]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import error_line
+from pseudoedgenet.engine.train import read_log_curve
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.experiments.records import (
     ABSENT,
@@ -24,7 +25,6 @@ from pseudoedgenet.experiments.records import (
     mean_curve,
     paired_difference,
     read_figure_manifest,
-    read_val_curve,
     summarize,
     write_figure_manifest,
 )
@@ -314,17 +314,17 @@ def write_metrics(run: Path, val: list[float], name: str = "metrics.csv") -> Non
     (run / name).write_text("\n".join(lines) + "\n")
 
 
-def test_read_val_curve_and_mean(tmp_path: Path) -> None:
+def test_read_log_curve_and_mean(tmp_path: Path) -> None:
     run = tmp_path / "fold_0"
     write_metrics(run, [0.1, 0.3, 0.2])
-    assert read_val_curve(run) == {1: 0.1, 2: 0.3, 3: 0.2}
+    assert read_log_curve(run) == {1: 0.1, 2: 0.3, 3: 0.2}
     # a run still going: no merged metrics.csv yet, the attempt logs are read in order
     going = tmp_path / "fold_1"
     write_metrics(going, [0.2, 0.25], "logs/attempt_0/metrics.csv")
     write_metrics(going, [0.2, 0.4], "logs/attempt_1/metrics.csv")
-    assert read_val_curve(going) == {1: 0.2, 2: 0.4}
-    assert read_val_curve(tmp_path / "nothing") == {}
-    mean = mean_curve([read_val_curve(run), read_val_curve(going)])
+    assert read_log_curve(going) == {1: 0.2, 2: 0.4}
+    assert read_log_curve(tmp_path / "nothing") == {}
+    mean = mean_curve([read_log_curve(run), read_log_curve(going)])
     assert mean == {1: (pytest.approx(0.15), 2), 2: (pytest.approx(0.35), 2), 3: (0.2, 1)}
 
 

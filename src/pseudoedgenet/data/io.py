@@ -12,6 +12,7 @@ interrupted run never leaves a half-written file.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -137,6 +138,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    with Path(path).open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:

@@ -38,7 +38,7 @@ from lightning.pytorch.loggers import CSVLogger
 from pseudoedgenet import __version__
 from pseudoedgenet.config import Config
 from pseudoedgenet.data.datamodule import PointDataModule
-from pseudoedgenet.data.io import atomic_path, write_json, write_text
+from pseudoedgenet.data.io import atomic_path, file_sha256, write_json, write_text
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.engine.module import PseudoEdgeNetModule, Segmenter
 from pseudoedgenet.engine.runtime import device_description, git_commit, resolve_precision
@@ -230,15 +230,6 @@ def load_segmenter(path: str | Path, map_location: str = "cpu") -> Segmenter:
         seg.load_state_dict(payload["state_dict"])
         return seg.eval()
     return _module_from_checkpoint(path, payload).segmenter().eval()
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _first_mismatch(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> str | None:
@@ -453,18 +444,49 @@ def default_val_images(n_images: int) -> int:
     return max(1, n_images // 10)
 
 
-def _read_curve(out: Path, column: str) -> dict[str, float]:
-    """``{"<1-based epoch>": value}`` of one logged column of ``out/metrics.csv``."""
-    curve: dict[str, float] = {}
-    path = out / "metrics.csv"
-    if not path.is_file():
-        return curve
-    with path.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            value = (row.get(column) or "").strip()
-            if value:
-                curve[str(int(float(row["epoch"])) + 1)] = float(value)
-    return dict(sorted(curve.items(), key=lambda kv: int(kv[0])))
+def read_log_curve(run_dir: str | Path, column: str = "val/iou") -> dict[int, float]:
+    """One logged validation score per epoch of a run folder (``val/iou``, ``val/point_f1``).
+
+    Reads ``metrics.csv`` (Lightning CSV log; rows with a value in ``column``), or, while a
+    run is still going and that file is not yet merged, ``logs/attempt_*/metrics.csv``
+    in attempt order. A later row of the same epoch (a resumed attempt) wins.
+
+    Args:
+        run_dir: a fold's run folder.
+
+    Returns:
+        ``{epoch: value}`` with 1-based epochs (as ``best_epoch`` in the fold files);
+        empty when no log exists.
+
+    Raises:
+        DataError: a log without ``epoch`` and ``column`` columns or with a bad number.
+    """
+    run_dir = Path(run_dir)
+    files = [run_dir / "metrics.csv"]
+    if not files[0].is_file():
+        files = sorted(
+            (run_dir / "logs").glob("attempt_*/metrics.csv"),
+            key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name[8:].isdigit() else 0,
+        )
+    curve: dict[int, float] = {}
+    for f in files:
+        if not f.is_file():
+            continue
+        with f.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None:
+                continue
+            if "epoch" not in reader.fieldnames or column not in reader.fieldnames:
+                continue
+            for line, row in enumerate(reader, start=2):
+                value = row.get(column) or ""
+                if not value.strip():
+                    continue
+                try:
+                    curve[int(float(row["epoch"])) + 1] = float(value)
+                except (TypeError, ValueError):
+                    raise DataError(f, f"line {line}: bad epoch or {column} value") from None
+    return dict(sorted(curve.items()))
 
 
 def _check_split_args(ds: PreparedDataset, fold: int | None) -> None:
@@ -657,20 +679,22 @@ def train_fold(
     # The validation curves go into the record, so the report's per-epoch plot does not
     # depend on the (git-ignored) run folder.
     if selected_by == "val/iou":
-        from pseudoedgenet.experiments.records import read_val_curve
-
         score, result["best_epoch_points"], points_state = _best_of(callbacks["best_points"], out)
         result["val_point_f1"] = score
         score, result["best_epoch"], state = _best_of(callbacks["best"], out)
         result["val_iou"] = score
-        curve = read_val_curve(out)
+        curve = read_log_curve(out)
         if curve:
             result["val_curve"] = {str(e): v for e, v in curve.items()}
-        result["val_curve_points"] = _read_curve(out, "val/point_f1")
+        result["val_curve_points"] = {
+            str(e): v for e, v in read_log_curve(out, "val/point_f1").items()
+        }
     elif selected_by == "val/point_f1":
         score, result["best_epoch"], state = _best_of(callbacks["best"], out)
         result["val_point_f1"] = score
-        result["val_curve_points"] = _read_curve(out, "val/point_f1")
+        result["val_curve_points"] = {
+            str(e): v for e, v in read_log_curve(out, "val/point_f1").items()
+        }
     if dm.test_names:
         if selected_by != "last":
             module.load_state_dict(state)

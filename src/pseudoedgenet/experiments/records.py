@@ -13,13 +13,12 @@ curves). It reads nothing outside the results folder (no run folders, no checkpo
 a report built from it is the same on every clone. It draws and formats nothing: that is
 :mod:`pseudoedgenet.experiments.report` and :mod:`pseudoedgenet.experiments.figures`.
 
-:func:`read_val_curve` is the one reader of a run folder's log; the training code uses it
-to put ``val_curve`` into a fold file.
+The validation curves in fold files come from the run folder's log, read by
+:func:`pseudoedgenet.engine.train.read_log_curve` when the fold ends.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pseudoedgenet.data.io import write_json
+from pseudoedgenet.data.io import file_sha256, write_json
 from pseudoedgenet.errors import DataError
 
 
@@ -274,51 +273,6 @@ def load_holdout(results_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def read_val_curve(run_dir: str | Path) -> dict[int, float]:
-    """Validation IoU per epoch of one run folder.
-
-    Reads ``metrics.csv`` (Lightning CSV log; rows with a ``val/iou`` value), or, while a
-    run is still going and that file is not yet merged, ``logs/attempt_*/metrics.csv``
-    in attempt order. A later row of the same epoch (a resumed attempt) wins.
-
-    Args:
-        run_dir: a fold's run folder.
-
-    Returns:
-        ``{epoch: val IoU}`` with 1-based epochs (as ``best_epoch`` in the fold files);
-        empty when no log exists.
-
-    Raises:
-        DataError: a log without ``epoch`` and ``val/iou`` columns or with a bad number.
-    """
-    run_dir = Path(run_dir)
-    files = [run_dir / "metrics.csv"]
-    if not files[0].is_file():
-        files = sorted(
-            (run_dir / "logs").glob("attempt_*/metrics.csv"),
-            key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name[8:].isdigit() else 0,
-        )
-    curve: dict[int, float] = {}
-    for f in files:
-        if not f.is_file():
-            continue
-        with f.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None:
-                continue
-            if "epoch" not in reader.fieldnames or "val/iou" not in reader.fieldnames:
-                continue
-            for line, row in enumerate(reader, start=2):
-                value = row.get("val/iou") or ""
-                if not value.strip():
-                    continue
-                try:
-                    curve[int(float(row["epoch"])) + 1] = float(value)
-                except (TypeError, ValueError):
-                    raise DataError(f, f"line {line}: bad epoch or val/iou value") from None
-    return dict(sorted(curve.items()))
-
-
 def fold_val_curve(record: FoldRecord) -> dict[int, float] | None:
     """Validation IoU per epoch kept in a fold file (``val_curve``).
 
@@ -472,12 +426,6 @@ def config_differences(configs: Sequence[Mapping[str, Any]]) -> dict[str, list[A
         if any(v is ABSENT or v != values[0] for v in values):
             out[k] = values
     return out
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    with Path(path).open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 #: The figure manifest, beside the report (``results/figures.json``): for every committed

@@ -1,0 +1,480 @@
+"""The points-only user's path, measured: the numbers of ``docs/own-data.md``.
+
+Three measurements, each a resumable step that writes ``RESULTS/<step>.json`` when it
+finishes (a step whose file exists is skipped; its run folder under ``WORK`` resumes from
+``last.ckpt`` if it was interrupted):
+
+``walkthrough``
+    The walkthrough at full scale: the 30 MoNuSeg training images on a pyramidal slide with
+    QuPath-style regions and clicks (:mod:`pseudoedgenet.walkthrough`), ``prepare qupath``,
+    ``train`` with the defaults (the paper's method; validation = held-out regions, scored
+    by clicks alone), ``predict`` on the whole slide, scored against the masks on six
+    MoNuSeg *test* images placed on the same slide without regions or clicks.
+``finetune_init`` / ``finetune_scratch``
+    TNBC fold 0 (test fold 0, validation fold 1), trained for the same short budget once
+    starting from the walkthrough's f, g and h (``train --init``) and once from scratch.
+``select_monuseg``
+    MoNuSeg fold 0 with the same short budget, from scratch.
+
+Every TNBC/MoNuSeg run validates with masks *and* with clicks, so each keeps ``best.ckpt``
+(val IoU, the paper's selection) and ``best_points.ckpt`` (point F1, what a user without
+masks can do); both are tested. :func:`render` turns the step files into the tables of
+``docs/own-data.md`` and the two README lines (between ``own-data`` markers).
+
+Run it as ``python -m pseudoedgenet.experiments.owndata run --data ../shared/data`` and
+``python -m pseudoedgenet.experiments.owndata render`` (see ``--help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pseudoedgenet.data.io import write_json, write_text
+from pseudoedgenet.errors import DataError, PseudoEdgeNetError
+
+#: Training budget of every step (the paper's method otherwise unchanged).
+BUDGET = ["train.epochs=10", "data.crops_per_epoch=64"]
+#: MoNuSeg test images placed on the walkthrough slide without regions or clicks.
+HELDOUT = 6
+STEPS = ("walkthrough", "finetune_init", "finetune_scratch", "select_monuseg")
+DOC_BEGIN = "<!-- own-data results begin (generated; do not edit) -->"
+DOC_END = "<!-- own-data results end -->"
+README_BEGIN = "<!-- own-data summary begin (generated; do not edit) -->"
+README_END = "<!-- own-data summary end -->"
+RUN_COMMAND = "python -m pseudoedgenet.experiments.owndata run --data ../shared/data"
+RENDER_COMMAND = "python -m pseudoedgenet.experiments.owndata render"
+
+
+def _cfg(overrides: Sequence[str]) -> Any:
+    from pseudoedgenet.config import apply_overrides, default_config
+
+    return apply_overrides(default_config(), list(overrides))
+
+
+def _keep(res: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "method",
+        "fold",
+        "epochs",
+        "crop",
+        "crops_per_epoch",
+        "pretrained",
+        "precision",
+        "device",
+        "git_commit",
+        "config_sha256",
+        "validation",
+        "val_iou",
+        "best_epoch",
+        "val_point_f1",
+        "selected_by",
+        "train_images",
+        "val_images",
+        "val_curve",
+        "val_curve_points",
+        "best_epoch_points",
+        "test",
+        "test_point_selected",
+        "test_images",
+        "init",
+        "wall_s",
+    )
+    return {k: res[k] for k in keys if k in res}
+
+
+def _step_walkthrough(data: Path, work: Path, budget: Sequence[str]) -> dict[str, Any]:
+    from pseudoedgenet.data.monuseg import read_monuseg
+    from pseudoedgenet.data.prepared import PreparedDataset
+    from pseudoedgenet.data.qupath import prepare_qupath
+    from pseudoedgenet.engine.train import default_val_images, train_fold
+    from pseudoedgenet.inference.run import PredictConfig, predict_files
+    from pseudoedgenet.walkthrough import build_example, score_prediction
+
+    example = work / "example"
+    if not (example / "slide.tif").is_file():
+        monuseg = data / "monuseg"
+        build_example(
+            list(read_monuseg(monuseg, "train")),
+            list(read_monuseg(monuseg, "test"))[:HELDOUT],
+            example,
+        )
+    src = work / "qupath"
+    src.mkdir(parents=True, exist_ok=True)
+    for name in ("slide.tif", "slide.geojson"):
+        if not (src / name).exists():
+            (src / name).symlink_to((example / name).resolve())
+    prepared = work / "prepared"
+    if not (prepared / "dataset.json").is_file():
+        prepare_qupath(src, prepared, level=0, force=prepared.exists())
+    n = len(PreparedDataset(prepared))
+    res = train_fold(
+        _cfg(budget),
+        prepared,
+        None,
+        work / "run",
+        extra={"protocol": "own-data"},
+        val=default_val_images(n),
+        config_source="packaged default (pen_att, the paper's method)",
+    )
+    pred = work / "pred"
+    t0 = time.perf_counter()
+    predict_files(
+        work / "run" / "best.ckpt",
+        [src / "slide.tif"],
+        pred,
+        PredictConfig(level=0, progress=False),
+        force=True,
+        log=print,
+    )
+    predict_s = time.perf_counter() - t0
+    score = score_prediction(example, pred / "slide" / "mask.tif")
+    info = json.loads((pred / "slide" / "predict.json").read_text())
+    meta = json.loads((prepared / "dataset.json").read_text())
+    pictures = draw_pictures(example, prepared, work / "run", pred / "slide", Path("docs/img"))
+    return {
+        **_keep(res),
+        "pictures": pictures,
+        "regions": meta["n_images"],
+        "clicks": meta["n_points"],
+        "slide_score": score,
+        "predict_s": round(predict_s, 1),
+        "nuclei": info.get("nuclei", info.get("n_nuclei")),
+    }
+
+
+def _crop(slide_path: Path, box: tuple[int, int, int, int]) -> np.ndarray:
+    from pseudoedgenet.inference.slide import open_slide
+
+    with open_slide(slide_path, level=0) as slide:
+        return slide.read(box)
+
+
+def draw_pictures(
+    example: Path, prepared: Path, run: Path, pred: Path, out: Path, side: int = 400
+) -> list[str]:
+    """The walkthrough's pictures, from its example, prepared data, run and prediction.
+
+    Writes into ``out``: ``own-data-slide.png`` (slide thumbnail with the regions and
+    clicks of ``slide.geojson``), ``own-data-show.png`` (``pseudoedgenet show`` of the first
+    region: clicks green, Voronoi negatives yellow, outside the region darkened),
+    ``own-data-val.png`` (validation point F1, recall and precision per epoch from the
+    run's ``metrics.csv``), ``own-data-predict.png`` (``nuclei.geojson`` outlines over a
+    ``side``-px crop of the first held-out image, at 2x). Returns the file names.
+    """
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pseudoedgenet.data.io import write_png
+    from pseudoedgenet.data.prepared import PreparedDataset
+    from pseudoedgenet.inference.slide import open_slide
+    from pseudoedgenet.viz import draw_geojson, draw_labels, overlay_mask
+
+    out.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((example / "example.json").read_text())
+    features = json.loads((example / "slide.geojson").read_text())["features"]
+    with open_slide(example / "slide.tif", level=0) as slide:
+        thumb = slide.thumbnail(640)
+        scale = thumb.shape[1] / slide.level0_shape[1]
+    # the thumbnail is the slide scaled by `scale`: scale the coordinates the same way
+    small = json.loads(
+        json.dumps(features),
+        parse_float=lambda v: float(v) * scale,
+        parse_int=lambda v: float(v) * scale,
+    )
+    write_png(out / "own-data-slide.png", draw_geojson(thumb, small, point_radius=1))
+    ds = PreparedDataset(prepared)
+    name = ds.names[0]
+    image = ds.image(name)
+    roi = ds.roi(name, image.shape[:2])
+    shown = image if roi is None else overlay_mask(image, ~roi, color=(0, 0, 0), alpha=0.5)
+    write_png(
+        out / "own-data-show.png",
+        draw_labels(shown, ds.point_labels(name, image.shape[:2]))[:side, :side],
+    )
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    for key, label in (
+        ("val/point_f1", "point F1 (selects best.ckpt)"),
+        ("val/point_recall", "point recall"),
+        ("val/point_precision", "instance precision"),
+    ):
+        pts = [(int(r["epoch"]) + 1, float(r[key])) for r in rows if r.get(key)]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylim(0, 1)
+    ax.set_title("validation by clicks (held-out regions)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "own-data-val.png", metadata={"Software": None})
+    plt.close(fig)
+    held = next(t for t in meta["tiles"] if not t["annotated"])
+    box = (held["y"], held["y"] + side, held["x"], held["x"] + side)
+    nuclei = json.loads((pred / "nuclei.geojson").read_text())["features"]
+    write_png(
+        out / "own-data-predict.png",
+        draw_geojson(_crop(example / "slide.tif", box), nuclei, (held["x"], held["y"]), 2.0),
+    )
+    return ["own-data-slide.png", "own-data-show.png", "own-data-val.png", "own-data-predict.png"]
+
+
+def _prepared(kind: str, data: Path, work: Path) -> Path:
+    from pseudoedgenet.data.monuseg import read_monuseg
+    from pseudoedgenet.data.prepared import prepare_dataset
+    from pseudoedgenet.data.tnbc import read_tnbc
+
+    out = work / kind
+    if not (out / "dataset.json").is_file():
+        samples = read_tnbc(data / "tnbc") if kind == "tnbc" else read_monuseg(data / "monuseg")
+        prepare_dataset(samples, out, source={"reader": kind, "path": str(data / kind)}, k=10)
+    return out
+
+
+def _step_fold(
+    kind: str, data: Path, work: Path, name: str, init: Path | None, budget: Sequence[str]
+) -> dict[str, Any]:
+    from pseudoedgenet.engine.train import train_fold
+
+    prepared = _prepared(kind, data, work)
+    res = train_fold(
+        _cfg(budget),
+        prepared,
+        0,
+        work / name,
+        extra={"protocol": "own-data", "dataset": kind},
+        init=init,
+    )
+    return {**_keep(res), "dataset": kind}
+
+
+def run_steps(
+    data: str | Path,
+    work: str | Path,
+    results: str | Path,
+    steps: Sequence[str] = STEPS,
+    overrides: Sequence[str] = (),
+    allow_dirty: bool = False,
+) -> None:
+    """Runs the steps not yet in ``results`` (module docstring), in order.
+
+    Args:
+        data: the folder holding ``monuseg/`` and ``tnbc/`` (e.g. ``../shared/data``).
+        work: scratch folder for examples, prepared data and run folders.
+        results: folder of the committed step files.
+        steps: which steps (default: all; ``finetune_init`` needs ``walkthrough``).
+        overrides: ``section.key=value`` settings applied after :data:`BUDGET` (recorded
+            in each step file as ``budget``).
+        allow_dirty: run from a tree with uncommitted changes (its records say so by
+            their ``git_commit``); results for the docs come from a clean commit.
+    """
+    from pseudoedgenet.engine.runtime import git_commit
+
+    data, work, results = Path(data), Path(work), Path(results)
+    for s in steps:
+        if s not in STEPS:
+            raise DataError(None, f"unknown step {s!r}; valid: {', '.join(STEPS)}")
+    budget = [*BUDGET, *overrides]
+    _cfg(budget)  # a bad override fails here, before any work
+    commit = git_commit()
+    if commit.endswith("-dirty") and not allow_dirty:
+        raise DataError(None, f"the working tree is dirty ({commit}): commit before a result run")
+    for s in steps:
+        target = results / f"{s}.json"
+        if target.is_file():
+            print(f"{s}: done ({target})")
+            continue
+        print(f"{s}: running")
+        t0 = time.perf_counter()
+        if s == "walkthrough":
+            rec = _step_walkthrough(data, work / s, budget)
+        elif s == "finetune_init":
+            init = work / "walkthrough" / "run" / "best.ckpt"
+            if not init.is_file():
+                raise DataError(init, "run the walkthrough step first (its f is the start)")
+            rec = _step_fold("tnbc", data, work, s, init, budget)
+        elif s == "finetune_scratch":
+            rec = _step_fold("tnbc", data, work, s, None, budget)
+        else:
+            rec = _step_fold("monuseg", data, work, s, None, budget)
+        rec = {
+            "step": s,
+            "budget": budget,
+            "command": f"{RUN_COMMAND} --steps {s}",
+            "step_wall_s": round(time.perf_counter() - t0, 1),
+            **rec,
+        }
+        write_json(target, rec)
+        print(f"{s}: wrote {target}")
+
+
+def _iou(rec: dict[str, Any], key: str) -> float | None:
+    v = rec.get(key, {})
+    return float(v["iou"]) if isinstance(v, dict) and "iou" in v else None
+
+
+def _fmt(v: float | None, signed: bool = False) -> str:
+    if v is None:
+        return "–"
+    return f"{v:+.4f}" if signed else f"{v:.4f}"
+
+
+def render(results: str | Path) -> tuple[list[str], list[str]]:
+    """The doc tables and the README lines from the step files in ``results``.
+
+    Returns:
+        ``(doc_lines, readme_lines)``, Markdown without the markers.
+
+    Raises:
+        DataError: no step file, or a step file without the fields it needs.
+    """
+    results = Path(results)
+    recs = {
+        s: json.loads((results / f"{s}.json").read_text())
+        for s in STEPS
+        if (results / f"{s}.json").is_file()
+    }
+    if not recs:
+        raise DataError(results, f"no step file; run `{RUN_COMMAND}` first")
+    any_rec = next(iter(recs.values()))
+    proto = (
+        f"{any_rec['epochs']} epochs × {any_rec['crops_per_epoch']} crops of "
+        f"{any_rec['crop']}², pretrained: {any_rec['pretrained']}, device: "
+        f"{any_rec['device']}, precision: {any_rec['precision']}"
+    )
+    doc = [
+        f"Generated by `{RENDER_COMMAND}` from `results/own-data/*.json` (written by "
+        f"`{RUN_COMMAND}`). Every run: the paper's method (`pen_att`), {proto}. A short "
+        "budget, far from the paper's 100 × 800 crops: the numbers compare choices made "
+        "under the same budget, not the method's accuracy (for that, see the README's "
+        "results).",
+        "",
+    ]
+    readme: list[str] = []
+    w = recs.get("walkthrough")
+    if w:
+        sc = w["slide_score"]
+        doc += [
+            "**Walkthrough at full scale** (one slide, "
+            f"{w['regions']} regions with {w['clicks']} clicks; validation by clicks only):",
+            "",
+            "| what | value |",
+            "|---|---|",
+            f"| best epoch by validation point F1 | {w.get('best_epoch', '–')} "
+            f"(point F1 {_fmt(w.get('val_point_f1'))}) |",
+            f"| held-out MoNuSeg test images on the slide: IoU / Dice / object F1 / AJI "
+            f"(n = {sc['n']}) | {sc['mean']['iou']:.4f} / {sc['mean']['dice']:.4f} / "
+            f"{sc['mean']['f1']:.4f} / {sc['mean']['aji']:.4f} |",
+            f"| training wall time | {w['wall_s'] / 60:.0f} min |",
+            f"| `predict` on the whole slide (level 0) | {w['predict_s']:.0f} s |",
+            "",
+        ]
+    rows = []
+    for s, label in (
+        ("finetune_scratch", "TNBC fold 0, from scratch"),
+        ("finetune_init", "TNBC fold 0, `--init` walkthrough f, g, h"),
+        ("select_monuseg", "MoNuSeg fold 0, from scratch"),
+    ):
+        r = recs.get(s)
+        if not r:
+            continue
+        a, b = _iou(r, "test"), _iou(r, "test_point_selected")
+        diff = None if a is None or b is None else b - a
+        rows.append((s, r, a, b, diff))
+        doc_row = (
+            f"| {label} | {_fmt(a)} (epoch {r.get('best_epoch', '–')}) | {_fmt(b)} "
+            f"(epoch {r.get('best_epoch_points', '–')}) | {_fmt(diff, True)} |"
+        )
+        doc.append(doc_row)
+    if rows:
+        header = [
+            "**Selection by clicks vs. by masks, and fine-tuning** (test IoU of the best "
+            "checkpoint chosen each way on the same run; fold 0 = test fold 0, validation "
+            "fold 1):",
+            "",
+            "| run | test IoU, selected by val IoU (masks) | test IoU, selected by val "
+            "point F1 (clicks) | clicks − masks |",
+            "|---|---|---|---|",
+        ]
+        at = len(doc) - len(rows)
+        doc[at:at] = header
+        doc.append("")
+        diffs = [d for *_, d in rows if d is not None]
+        if diffs:
+            mean = sum(diffs) / len(diffs)
+            readme.append(
+                f"- Choosing the epoch by clicks instead of masks changed test IoU by "
+                f"{mean:+.4f} on average ({', '.join(f'{d:+.4f}' for d in diffs)}; "
+                f"{len(diffs)} runs, short budget)."
+            )
+    fi, fs = recs.get("finetune_init"), recs.get("finetune_scratch")
+    if fi and fs:
+        a, b = _iou(fs, "test"), _iou(fi, "test")
+        if a is not None and b is not None:
+            line = (
+                f"- Fine-tuning (`train --init`) from f trained on MoNuSeg clicks: TNBC fold-0 "
+                f"test IoU {b:.4f}, against {a:.4f} from scratch with the same budget "
+                f"({b - a:+.4f})."
+            )
+            readme.append(line)
+            doc += [line[2:], ""]
+    if readme:
+        readme.append(
+            f"- Protocol: {proto}. Generated by `{RENDER_COMMAND}`; details in "
+            "[docs/own-data.md](docs/own-data.md)."
+        )
+    return doc, readme
+
+
+def _replace(path: Path, begin: str, end: str, lines: Sequence[str]) -> None:
+    from pseudoedgenet.experiments.report import replace_block
+
+    text = path.read_text(encoding="utf-8")
+    write_text(path, replace_block(text, lines, path, begin=begin, end=end))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: ``run`` the steps, ``render`` the docs (module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m pseudoedgenet.experiments.owndata")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run the steps not yet done")
+    r.add_argument("--data", type=Path, required=True, help="folder with monuseg/ and tnbc/")
+    r.add_argument("--work", type=Path, default=Path("runs/own-data"))
+    r.add_argument("--results", type=Path, default=Path("results/own-data"))
+    r.add_argument("--steps", nargs="*", default=list(STEPS), choices=STEPS)
+    r.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
+    r.add_argument("--allow-dirty", action="store_true", help="for trying it out only")
+    d = sub.add_parser("render", help="regenerate the blocks in docs/own-data.md and README.md")
+    d.add_argument("--results", type=Path, default=Path("results/own-data"))
+    d.add_argument("--doc", type=Path, default=Path("docs/own-data.md"))
+    d.add_argument("--readme", type=Path, default=Path("README.md"))
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "run":
+            run_steps(
+                args.data, args.work, args.results, args.steps, args.overrides, args.allow_dirty
+            )
+        else:
+            doc, readme = render(args.results)
+            _replace(args.doc, DOC_BEGIN, DOC_END, doc)
+            if readme:
+                _replace(args.readme, README_BEGIN, README_END, readme)
+            print(f"wrote {args.doc} and {args.readme}")
+    except PseudoEdgeNetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -260,6 +260,11 @@ def score_prediction(example: str | Path, mask: str | Path) -> dict[str, Any]:
     from pseudoedgenet.metrics import SegmentationMetric
 
     example = Path(example)
+    if not (example / "example.json").is_file():
+        raise DataError(
+            example / "example.json",
+            "not found: score a folder made by `python -m pseudoedgenet.walkthrough make`",
+        )
     meta = json.loads((example / "example.json").read_text())
     truth = read_label_image(example / "truth" / "instances.tif")
     pred = read_label_image(Path(mask)) > 0

@@ -52,9 +52,15 @@ def test_render_selection_cost_and_finetune(tmp_path: Path) -> None:
         best_epoch_points=10,
     )
     doc, readme = render(res)
-    assert "| TNBC fold 0, from scratch | 0.4000 (epoch 9) | 0.3800 (epoch 7) | -0.0200 |" in doc
     assert (
-        "| MoNuSeg fold 0, from scratch | 0.4500 (epoch 10) | 0.4200 (epoch 10) | -0.0300 |" in doc
+        "| TNBC fold 0, from scratch | 10 epochs × 64 crops | 0.4000 (epoch 9) | "
+        "0.3800 (epoch 7) | -0.0200 |"
+        in doc
+    )
+    assert (
+        "| MoNuSeg fold 0, from scratch | 10 epochs × 64 crops | 0.4500 (epoch 10) | "
+        "0.4200 (epoch 10) | -0.0300 |"
+        in doc
     )
     # mean of -0.02, +0.01, -0.03
     assert readme[0].startswith(
@@ -62,7 +68,8 @@ def test_render_selection_cost_and_finetune(tmp_path: Path) -> None:
     )
     assert "TNBC fold-0 test IoU 0.5000, against 0.4000 from scratch" in readme[1]
     assert "(+0.1000)" in readme[1]
-    assert "10 epochs × 64 crops of 256²" in readme[2]
+    assert "random crops of 256²" in readme[2]
+    assert "3 runs of 10 epochs × 64 crops" in readme[0]
 
 
 def test_render_needs_step_files(tmp_path: Path) -> None:
@@ -82,7 +89,7 @@ def test_render_writes_between_markers_only(tmp_path: Path) -> None:
     main(["render", "--results", str(res), "--doc", str(doc), "--readme", str(readme)])
     text = doc.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "STALE" not in text
-    assert "| TNBC fold 0, from scratch | 0.4000" in text
+    assert "| TNBC fold 0, from scratch | 10 epochs × 64 crops | 0.4000" in text
     assert "+0.0000" in readme.read_text()
     before = text
     main(["render", "--results", str(res), "--doc", str(doc), "--readme", str(readme)])

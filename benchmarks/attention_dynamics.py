@@ -32,10 +32,10 @@ from pseudoedgenet.config import apply_overrides, load_config
 from pseudoedgenet.data.datamodule import CropDataset
 from pseudoedgenet.data.io import write_json
 from pseudoedgenet.data.prepared import PreparedDataset
-from pseudoedgenet.engine.module import Normalize, build_network
 from pseudoedgenet.engine.train import load_module
 from pseudoedgenet.losses.functional import edge_l1
 from pseudoedgenet.models import sobel
+from pseudoedgenet.models.trained import Normalize, build_network
 
 
 def make_batches(

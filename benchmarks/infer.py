@@ -46,13 +46,12 @@ import torch
 from pseudoedgenet import __version__
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.data.io import read_image
-from pseudoedgenet.engine.module import Segmenter
-from pseudoedgenet.engine.runtime import peak_rss_mib
-from pseudoedgenet.engine.train import load_segmenter
+from pseudoedgenet.hardware import peak_rss_mib
 from pseudoedgenet.inference.predict import predict_probability, prepare_predictor
 from pseudoedgenet.inference.slide import write_synthetic_slide
 from pseudoedgenet.inference.tiling import make_tiles, read_window
 from pseudoedgenet.models import build_model
+from pseudoedgenet.models.trained import Segmenter, load_segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
 

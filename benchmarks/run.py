@@ -28,7 +28,7 @@ from pseudoedgenet.data.datamodule import CropDataset, PointDataModule
 from pseudoedgenet.data.folder import read_folder
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
 from pseudoedgenet.engine.module import PseudoEdgeNetModule
-from pseudoedgenet.engine.runtime import peak_rss_mib
+from pseudoedgenet.hardware import peak_rss_mib
 from pseudoedgenet.inference.predict import predict_probability, prepare_predictor
 
 ROOT = Path(__file__).resolve().parents[1]

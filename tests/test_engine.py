@@ -413,7 +413,7 @@ def test_attention_survives_with_the_output_scales() -> None:
 
 
 def test_checkpoints_from_before_the_output_scales_load_with_what_they_used() -> None:
-    from pseudoedgenet.engine.train import _legacy_model_keys
+    from pseudoedgenet.models.trained import _v1_config as _legacy_model_keys
 
     old = {"method": "pen_att", "model": {"encoder": "resnet50"}}
     assert _legacy_model_keys(old)["model"] == {

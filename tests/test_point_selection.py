@@ -185,7 +185,7 @@ def test_held_out_validation_split(points_only: PreparedDataset) -> None:
 def test_whole_image_items_carry_points_and_roi(points_only: PreparedDataset) -> None:
     ds = WholeImageDataset(points_only, ["img0"])
     item = ds[0]
-    assert item["image"].shape == (3, 96, 96)  # 80 x 96 padded to multiples of 32
+    assert item["image"].shape == (3, 80, 96)  # unpadded: the model pads (run_padded)
     assert item["points"].dtype == torch.float64
     assert torch.equal(item["points"], torch.from_numpy(points_only.points("img0")))
     assert item["roi"].shape == (80, 96) and bool(item["roi"].all())  # no roi: every pixel

@@ -16,6 +16,13 @@ import yaml
 
 from pseudoedgenet.errors import ConfigError
 
+#: The precisions a user chooses from (``train.precision``, ``predict --precision``):
+#: ``auto`` lets :func:`pseudoedgenet.hardware.choose_precision` decide.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+#: Migration: the Lightning names older configs used for ``train.precision``.
+LEGACY_PRECISIONS = {"32": "fp32", "bf16-mixed": "bf16", "16-mixed": "fp16"}
+
 
 def _check(cond: bool, msg: str) -> None:
     if not cond:
@@ -167,8 +174,11 @@ class TrainConfig:
         plateau_factor, plateau_patience: the LR is multiplied by ``plateau_factor`` when
             the mean training loss of an epoch has not decreased for ``plateau_patience``
             epochs (0.5 and 5 in the paper).
-        precision: ``auto`` (bf16 autocast on CPUs that support it, fp16 mixed on CUDA),
-            ``32``, ``bf16-mixed`` or ``16-mixed``.
+        precision: ``auto`` (bf16 autocast on CPUs with native bf16, fp16 mixed on
+            CUDA, fp32 elsewhere: :func:`pseudoedgenet.hardware.choose_precision`),
+            ``fp32``, ``bf16`` or ``fp16`` (:data:`PRECISIONS`). The names older configs
+            used, ``32``, ``bf16-mixed`` and ``16-mixed``, are read as ``fp32``, ``bf16``
+            and ``fp16`` (:data:`LEGACY_PRECISIONS`).
         channels_last: NHWC memory layout (faster convolutions on CPU).
         accelerator, devices, strategy: passed to Lightning (``auto`` picks CUDA when
             present; several GPUs use DDP).
@@ -196,9 +206,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs must be >= 1")
         _check(self.lr > 0, "train.lr must be > 0")
+        if self.precision in LEGACY_PRECISIONS:  # migration of older configs
+            object.__setattr__(self, "precision", LEGACY_PRECISIONS[self.precision])
         _check(
-            self.precision in ("auto", "32", "bf16-mixed", "16-mixed"),
-            "train.precision must be auto, 32, bf16-mixed or 16-mixed",
+            self.precision in PRECISIONS,
+            f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
         )
         _check(0 < self.threshold < 1, "train.threshold must be in (0, 1)")
 

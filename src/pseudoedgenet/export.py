@@ -1,7 +1,8 @@
 """Exporting the segmentation network f alone: checkpoint, TorchScript or ONNX.
 
 All three take the same input and give the same output as
-:class:`pseudoedgenet.engine.module.Segmenter`:
+:class:`pseudoedgenet.models.trained.Segmenter` on sides that are multiples of 32
+(the exported graphs are normalisation + f, without the Segmenter's padding):
 
 Shape:
     - input ``image``: ``(N, 3, H, W)`` float32 RGB in 0..255 (H, W multiples of 32; the
@@ -9,8 +10,9 @@ Shape:
     - output ``logits``: ``(N, 1, H, W)`` float32 foreground logits (apply a sigmoid for
       probabilities).
 
-- ``checkpoint``: the package's own ``f`` file (:func:`pseudoedgenet.engine.train.export_segmenter`,
-  state dict + config, loaded with ``torch.load(weights_only=True)``); needs this package.
+- ``checkpoint``: the package's own ``f`` file
+  (:func:`pseudoedgenet.models.trained.export_segmenter`: state dict + config +
+  ``format_version``, loaded with ``torch.load(weights_only=True)``); needs this package.
 - ``torchscript``: ``torch.jit.trace`` on a ``1 x 3 x 256 x 256`` input; runs with torch
   alone (``torch.jit.load``), any batch size and any H, W multiple of 32.
 - ``onnx``: ``torch.onnx.export`` (the ``torch.export``-based exporter) with dynamic batch,
@@ -21,23 +23,24 @@ Shape:
 from __future__ import annotations
 
 import importlib.util
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from pseudoedgenet.data.io import atomic_path
 from pseudoedgenet.errors import ConfigError
+from pseudoedgenet.models.trained import export_segmenter, load_segmenter
 
 FORMATS = ("checkpoint", "torchscript", "onnx")
 
 
-def _tmp_next_to(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    return Path(tmp)
+def _traceable_f(checkpoint: str | Path) -> nn.Module:
+    """Normalisation + f of a checkpoint as a plain ``nn.Sequential`` in eval mode (the
+    :class:`~pseudoedgenet.models.trained.Segmenter` without its padding branch, which a
+    traced graph could not keep)."""
+    return nn.Sequential(*load_segmenter(checkpoint)).eval()
 
 
 def export_torchscript(checkpoint: str | Path, out: str | Path, size: int = 256) -> Path:
@@ -51,20 +54,13 @@ def export_torchscript(checkpoint: str | Path, out: str | Path, size: int = 256)
     Returns:
         ``out``.
     """
-    from pseudoedgenet.engine.train import load_segmenter
-
-    seg = load_segmenter(checkpoint).eval()
+    seg = _traceable_f(checkpoint)
     out = Path(out)
-    tmp = _tmp_next_to(out)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # the shape checks of the FPN become constants: harmless for H, W multiples of 32
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(seg, torch.zeros(1, 3, size, size), check_trace=False)
-            torch.jit.save(traced, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out) as tmp, torch.no_grad(), warnings.catch_warnings():
+        # the shape checks of the FPN become constants: harmless for H, W multiples of 32
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(seg, torch.zeros(1, 3, size, size), check_trace=False)
+        torch.jit.save(traced, str(tmp))
     return out
 
 
@@ -93,31 +89,25 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 18, size: 
         )
     from torch.export import Dim
 
-    from pseudoedgenet.engine.train import load_segmenter
-
-    seg = load_segmenter(checkpoint).eval()
+    seg = _traceable_f(checkpoint)
     out = Path(out)
-    tmp = _tmp_next_to(out)
     h, w = Dim("h", min=1, max=4096), Dim("w", min=1, max=4096)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                seg,
-                (torch.zeros(1, 3, size, size),),
-                input_names=["image"],
-                output_names=["logits"],
-                opset_version=opset,
-                dynamo=True,
-                dynamic_shapes=({0: Dim("batch", max=1024), 2: 32 * h, 3: 32 * w},),
-                verbose=False,
-            )
-        if program is None:
-            raise RuntimeError("torch.onnx.export returned no program")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            seg,
+            (torch.zeros(1, 3, size, size),),
+            input_names=["image"],
+            output_names=["logits"],
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes=({0: Dim("batch", max=1024), 2: 32 * h, 3: 32 * w},),
+            verbose=False,
+        )
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
+    with atomic_path(out) as tmp:
         program.save(str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -138,8 +128,6 @@ def export_model(checkpoint: str | Path, out: str | Path, format: str = "checkpo
         DataError: unreadable checkpoint.
     """
     if format == "checkpoint":
-        from pseudoedgenet.engine.train import export_segmenter
-
         return export_segmenter(checkpoint, out)
     if format == "torchscript":
         return export_torchscript(checkpoint, out)

@@ -40,7 +40,7 @@ import numpy as np
 import tifffile
 from skimage.draw import polygon as fill_polygon
 
-from pseudoedgenet.data.io import atomic_path, read_label_image, write_json
+from pseudoedgenet.data.io import atomic_dir, atomic_path, read_label_image, write_json
 from pseudoedgenet.data.sample import Sample
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.labels import points_from_instances
@@ -221,27 +221,20 @@ def build_example(
                 None,
             )
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    write_pyramidal_rgb(tmp / "slide.tif", canvas, mpp)
-    with atomic_path(tmp / "truth" / "instances.tif") as t:
-        tifffile.imwrite(t, truth, tile=(256, 256), compression="zlib")
-    write_json(tmp / "slide.geojson", {"type": "FeatureCollection", "features": features})
-    write_json(
-        tmp / "example.json",
-        {
-            "mpp": mpp,
-            "size": [width, height],
-            "coordinates": "level-0 pixels; QuPath convention (pixel corners at integers)",
-            "tiles": [t.__dict__ for t in tiles],
-        },
-    )
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        write_pyramidal_rgb(tmp / "slide.tif", canvas, mpp)
+        with atomic_path(tmp / "truth" / "instances.tif") as t:
+            tifffile.imwrite(t, truth, tile=(256, 256), compression="zlib")
+        write_json(tmp / "slide.geojson", {"type": "FeatureCollection", "features": features})
+        write_json(
+            tmp / "example.json",
+            {
+                "mpp": mpp,
+                "size": [width, height],
+                "coordinates": "level-0 pixels; QuPath convention (pixel corners at integers)",
+                "tiles": [t.__dict__ for t in tiles],
+            },
+        )
     return tiles
 
 

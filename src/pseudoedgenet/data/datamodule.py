@@ -128,7 +128,8 @@ class CropDataset(Dataset):
 class WholeImageDataset(Dataset):
     """Whole images for validation/testing, zero-padded to a multiple of 32.
 
-    Each item: ``image`` (3, H', W') uint8, ``instances`` (H, W) int64 (unpadded; zeros
+    Each item: ``image`` (3, H, W) uint8 (unpadded: the model pads it,
+    :func:`pseudoedgenet.models.trained.run_padded`), ``instances`` (H, W) int64 (zeros
     without masks), ``has_mask`` bool (:attr:`has_masks`: the same for every item),
     ``points`` (N, 2) float64 ``(x, y)`` pixel coordinates (x = column, y = row; the
     pixel of a point is ``(round(y), round(x))``), ``roi`` (H, W) bool (the pixels where
@@ -157,11 +158,9 @@ class WholeImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         it = self.items[index]
         h, w = it.image.shape[:2]
-        ph, pw = (-h) % 32, (-w) % 32
-        image = np.pad(it.image, ((0, ph), (0, pw), (0, 0)), mode="reflect")
         inst = it.instances if it.instances is not None else np.zeros((h, w), np.uint16)
         return {
-            "image": _to_tensor(image),
+            "image": _to_tensor(it.image),
             "instances": torch.from_numpy(inst.astype(np.int64)),
             "has_mask": self.has_masks,
             "points": torch.from_numpy(np.asarray(it.points, np.float64).reshape(-1, 2)),

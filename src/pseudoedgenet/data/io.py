@@ -5,8 +5,9 @@ coordinates of the full image, ``x`` = column, ``y`` = row, floats allowed. The 
 point labels is ``(row, col) = (round(y), round(x))``. Point arrays are ``float64`` of
 shape ``(N, 2)`` in ``(x, y)`` order.
 
-All writers write to a temporary file next to the target and rename it into place, so an
-interrupted run never leaves a half-written file.
+All writers write to a temporary file next to the target and rename it into place
+(:func:`atomic_path`), so an interrupted run never leaves a half-written file; folders of
+outputs are built the same way (:func:`atomic_dir`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,11 +123,22 @@ def read_label_image(path: str | Path) -> np.ndarray:
     return arr
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path in the target's folder; renames it to ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    The one way this package writes a file: the temporary file (``.<stem>.<random><suffix>``,
+    same suffix, so writers that look at it behave) gets the usual permissions of the
+    process's umask (``0o666 & ~umask``, not ``mkstemp``'s private 0600) and replaces
+    ``path`` in one rename. On an exception the temporary file is removed and ``path`` is
+    left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,10 +147,64 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
+    """Yields an empty temporary folder beside ``path``; it becomes ``path`` on success.
+
+    The one way this package writes a folder of outputs (a prepared dataset, its labels,
+    a prediction, the walkthrough example): fill the yielded folder; when the block ends
+    without an exception, the folder gets the usual permissions of the process's umask
+    (``0o777 & ~umask``, not ``mkdtemp``'s private 0700) and is renamed to ``path``. An
+    existing ``path`` is replaced only with ``replace``, and only once the new folder is
+    whole: it is moved aside, the new one renamed in, then the old one deleted (were the
+    second rename to fail, the old folder is put back). On an exception the temporary
+    folder is deleted and ``path`` is left untouched.
+
+    Args:
+        path: the folder to create.
+        replace: replace an existing ``path``.
+
+    Raises:
+        DataError: ``path`` exists (checked before and after the block) and not
+            ``replace``.
+    """
+    path = Path(path)
+    exists_error = DataError(path, "output folder exists (use --force to replace it)")
+    if path.exists() and not replace:
+        raise exists_error
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists() and not replace:
+            raise exists_error
+        tmp.chmod(0o777 & ~_umask())
+        if not path.exists():
+            os.replace(tmp, path)
+            return
+        trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+        try:
+            os.replace(path, trash / path.name)
+        except OSError:
+            trash.rmdir()
+            raise
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            os.replace(trash / path.name, path)  # the old folder back
+            trash.rmdir()
+            raise
+        shutil.rmtree(trash, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -18,8 +18,6 @@ Layout written by :func:`prepare_dataset` (``pseudoedgenet prepare``)::
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,6 +29,7 @@ from tqdm.auto import tqdm
 
 from pseudoedgenet import __version__
 from pseudoedgenet.data.io import (
+    atomic_dir,
     read_image,
     read_label_image,
     read_points_csv,
@@ -42,20 +41,6 @@ from pseudoedgenet.data.sample import Sample
 from pseudoedgenet.data.splits import FoldSplit, fold_split, make_folds
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.labels import IGNORE, points_from_instances, voronoi_labels
-
-
-def _replace_dir(tmp: Path, out: Path, force: bool) -> None:
-    if out.exists():
-        if not force:
-            raise DataError(out, "output folder exists (use --force to replace it)")
-        old = out.with_name(f".{out.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
 
 
 def check_output_dir(out: str | Path, force: bool) -> Path:
@@ -105,9 +90,7 @@ def prepare_dataset(
         DataError: ``out`` exists without ``force``, or any reader error.
     """
     out = check_output_dir(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out, replace=force) as tmp:
         names: list[str] = []
         groups: dict[str, str] = {}
         infos: dict[str, dict[str, Any]] = {}
@@ -162,11 +145,7 @@ def prepare_dataset(
             raise ValueError(f"extra may not replace the dataset.json entries {clash}")
         meta.update(extra or {})
         write_json(tmp / "dataset.json", meta)
-        _replace_dir(tmp, out, force)
-        return meta
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    return meta
 
 
 @dataclass(frozen=True)
@@ -293,13 +272,8 @@ def write_labels(dataset: PreparedDataset, force: bool = False) -> Path:
         The labels folder.
     """
     out = check_output_dir(dataset.root / "labels", force)
-    tmp = Path(tempfile.mkdtemp(prefix=".labels.tmp-", dir=dataset.root))
-    try:
+    with atomic_dir(out, replace=force) as tmp:
         for name in tqdm(dataset.names, desc="labels", unit="img"):
             shape = dataset.image(name).shape[:2]
             write_png(tmp / f"{name}.png", dataset.point_labels(name, shape))
-        _replace_dir(tmp, out, force)
-        return out
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    return out

@@ -1,8 +1,9 @@
 """Test a trained checkpoint on a prepared dataset: a fold's test images, or all of them.
 
 The same code path as the test at the end of training (:func:`train_fold`): whole images,
-zero-padded to a multiple of 32, f alone at the run's precision, threshold 0.5 (the
-run's ``train.threshold``), scores of :class:`pseudoedgenet.metrics.SegmentationMetric`.
+reflect-padded to a multiple of 32 (:func:`pseudoedgenet.models.trained.run_padded`), f
+alone at the run's precision, threshold 0.5 (the run's ``train.threshold``), scores of
+:class:`pseudoedgenet.metrics.SegmentationMetric`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The LightningModule: one training step of Eq. (1)-(2), validation scores, logging.
 
 No file I/O here; the run folder, checkpoints and result files belong to
-:mod:`pseudoedgenet.engine.train`.
+:mod:`pseudoedgenet.engine.train`. The networks, f's normalisation and padding, and
+reading/writing trained weights live below the engine, in
+:mod:`pseudoedgenet.models.trained`.
 """
 
 from __future__ import annotations
@@ -11,60 +13,19 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch import nn
 
 from pseudoedgenet.config import Config, config_from_dict
 from pseudoedgenet.losses.functional import edge_l1, local_crf_loss, point_bce
 from pseudoedgenet.metrics import PointMetric, SegmentationMetric
-from pseudoedgenet.models import PseudoEdgeNet, build_model, sobel, zero_output_conv
-
-#: ImageNet statistics, used for input normalisation with and without pretrained weights.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
-
-class Normalize(nn.Module):
-    """uint8/float RGB in 0..255 ``(N, 3, H, W)`` -> ImageNet-normalised float32."""
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255.0)
-        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.float() - self.mean) / self.std
-
-
-class Segmenter(nn.Sequential):
-    """f with its input normalisation: ``(N, 3, H, W)`` RGB 0..255 -> ``(N, 1, H, W)`` logits.
-
-    H and W must be multiples of 32. This is the only network needed at inference.
-    """
-
-    def __init__(self, f: nn.Module) -> None:
-        super().__init__(Normalize(), f)
-
-
-def build_network(cfg: Config) -> PseudoEdgeNet:
-    """Builds f, g, h from the model config."""
-    m = cfg.model
-    f = build_model("segnet_fpn", encoder=m.encoder, pretrained=m.pretrained)
-    g: nn.Module | None = None
-    if m.edge == "small":
-        g = build_model("edge_small", layers=m.edge_layers, width=m.edge_width)
-    elif m.edge == "fpn":
-        g = build_model("edge_fpn", encoder=m.edge_encoder, pretrained=m.pretrained)
-    if g is not None and m.edge_init == "zero":
-        zero_output_conv(g)
-    h = (
-        build_model("attention_fpn", encoder=m.attention_encoder, pretrained=m.pretrained)
-        if m.attention
-        else None
-    )
-    return PseudoEdgeNet(f, g, h, m.edge_scale, m.attention_scale)
+from pseudoedgenet.models import sobel
+from pseudoedgenet.models.trained import (
+    CHECKPOINT_VERSION_KEY,
+    FORMAT_VERSION,
+    Normalize,
+    Segmenter,
+    build_network,
+    run_padded,
+)
 
 
 class PseudoEdgeNetModule(L.LightningModule):
@@ -175,13 +136,21 @@ class PseudoEdgeNetModule(L.LightningModule):
         return losses["loss"]
 
     def _predict_mask(self, batch: dict[str, Any]) -> np.ndarray:
-        """f alone on one padded whole image -> ``(H, W)`` bool mask of the unpadded image."""
+        """f alone on one whole image -> ``(H, W)`` bool mask (probability > threshold).
+
+        The image (``(1, 3, H, W)``) is reflect-padded to multiples of 32 and f's output
+        cropped back by :func:`~pseudoedgenet.models.trained.run_padded`, as at prediction.
+        """
         x = self.normalize(batch["image"])
         if self.cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        h, w = (int(v) for v in batch["size"][0])
-        prob = torch.sigmoid(self.net.f(x).float())[0, 0, :h, :w]
+        prob = torch.sigmoid(run_padded(self.net.f, x).float())[0, 0]
         return (prob > self.cfg.train.threshold).cpu().numpy()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Stamps the checkpoint with the format version of
+        :mod:`pseudoedgenet.models.trained` (which reads it, migrating older files)."""
+        checkpoint[CHECKPOINT_VERSION_KEY] = FORMAT_VERSION
 
     def _score(
         self, batch: dict[str, Any], segmentation: SegmentationMetric, points: PointMetric

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import platform
-import resource
 import subprocess
 from pathlib import Path
 
 import torch
 
+from pseudoedgenet.hardware import choose_precision
+
+#: The package's precisions (:data:`pseudoedgenet.config.PRECISIONS`, resolved) as
+#: Lightning's ``Trainer(precision=...)`` strings.
+LIGHTNING_PRECISION = {"fp32": "32", "bf16": "bf16-mixed", "fp16": "16-mixed"}
+
 
 def resolve_precision(precision: str, accelerator: str = "auto") -> str:
-    """Turns ``auto`` into a Lightning precision string for this machine.
+    """The Lightning precision string a run uses for ``train.precision``.
 
-    CUDA: ``bf16-mixed`` where supported, else ``16-mixed``. CPU: ``bf16-mixed`` when
-    the CPU has native bf16 (AVX512-BF16/AMX, reported as AVX512 capability or better by
-    PyTorch), else ``32``.
+    The choice is :func:`pseudoedgenet.hardware.choose_precision`, the one rule of
+    training and inference (``auto``: fp16 mixed on CUDA, bf16 on CPUs with native bf16,
+    fp32 elsewhere), on the device ``accelerator`` selects; the result is translated for
+    Lightning (:data:`LIGHTNING_PRECISION`: ``32``, ``bf16-mixed``, ``16-mixed``).
+
+    Args:
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (a config's ``train.precision``).
+        accelerator: Lightning's accelerator (``auto``, ``cpu``, ``gpu``, ``cuda``).
+
+    Raises:
+        ConfigError: a precision outside that vocabulary.
     """
-    if precision != "auto":
-        return precision
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    cap = torch.backends.cpu.get_cpu_capability()
-    return "bf16-mixed" if cap.startswith("AVX512") or cap.startswith("AMX") else "32"
+    on_cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return LIGHTNING_PRECISION[choose_precision(precision, "cuda" if on_cuda else "cpu")]
 
 
 def device_description(accelerator: str = "auto") -> str:
@@ -58,20 +67,3 @@ def git_commit(path: str | Path | None = None) -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB.
-
-    ``VmHWM`` from ``/proc/self/status`` on Linux: unlike ``ru_maxrss``, it starts afresh
-    at ``exec``, so a child started from a large parent (e.g. pytest) is not charged with
-    the parent's pages. Elsewhere, ``ru_maxrss`` (KiB on Linux, bytes on macOS).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if platform.system() == "Darwin" else rss / 1024

@@ -38,11 +38,15 @@ from lightning.pytorch.loggers import CSVLogger
 from pseudoedgenet import __version__
 from pseudoedgenet.config import Config
 from pseudoedgenet.data.datamodule import PointDataModule
-from pseudoedgenet.data.io import atomic_path, file_sha256, write_json, write_text
+from pseudoedgenet.data.io import atomic_path, write_json, write_text
 from pseudoedgenet.data.prepared import PreparedDataset
-from pseudoedgenet.engine.module import PseudoEdgeNetModule, Segmenter
+from pseudoedgenet.engine.module import PseudoEdgeNetModule
 from pseudoedgenet.engine.runtime import device_description, git_commit, resolve_precision
 from pseudoedgenet.errors import ConfigError, DataError
+from pseudoedgenet.models.trained import describe_init, load_networks, read_weights
+from pseudoedgenet.models.trained import export_segmenter as export_segmenter
+from pseudoedgenet.models.trained import init_weights as init_networks
+from pseudoedgenet.models.trained import load_segmenter as load_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -150,191 +154,33 @@ def config_sha256(cfg: Config) -> str:
 
 
 def load_module(path: str | Path, map_location: str = "cpu") -> PseudoEdgeNetModule:
-    """Loads a training checkpoint (``best.ckpt``/``last.ckpt``) safely.
+    """Loads a training checkpoint (``best.ckpt``/``last.ckpt``) as the LightningModule.
 
-    Uses ``torch.load(..., weights_only=True)``: nothing in the file is unpickled as code.
-    The checkpoint carries the config, so nothing else is needed.
+    Reading, format versions and migrations are :func:`pseudoedgenet.models.trained.
+    read_weights` (``torch.load(..., weights_only=True)``); the checkpoint carries the
+    config, so nothing else is needed. Inference needs f alone:
+    :func:`pseudoedgenet.models.trained.load_segmenter` (no Lightning).
+
+    Raises:
+        DataError: naming the file: unreadable, not a training checkpoint (an exported f
+            file holds f only), or weights that do not fit its config.
     """
-    return _module_from_checkpoint(Path(path), _safe_load(path, map_location))
-
-
-def _safe_load(path: str | Path, map_location: str) -> Any:
-    """``torch.load(weights_only=True)`` with one-line errors naming the file."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise DataError(path, "checkpoint not found") from None
-    except Exception as exc:
-        raise DataError(path, f"not a readable checkpoint ({type(exc).__name__})") from None
-
-
-def _module_from_checkpoint(path: Path, ckpt: Any) -> PseudoEdgeNetModule:
-    try:
-        config = ckpt["hyper_parameters"]["config"]
-        state = ckpt["state_dict"]
-    except (KeyError, TypeError):
-        raise DataError(path, "not a pseudoedgenet training checkpoint") from None
-    module = PseudoEdgeNetModule(_legacy_model_keys(config))
-    module.load_state_dict(state)
+    weights = read_weights(path, map_location)
+    if weights.kind != "checkpoint":
+        raise DataError(
+            path,
+            "is an exported f file (f only): this needs a training checkpoint "
+            "(best.ckpt/last.ckpt) with g and h",
+        )
+    module = PseudoEdgeNetModule(weights.config)
+    load_networks(module.net, weights)
     return module.eval()
 
 
-#: What checkpoints written before ``model.edge_init/edge_scale/attention_scale`` existed
-#: were trained with (the defaults have changed since).
-_LEGACY_MODEL = {"edge_init": "default", "edge_scale": 1.0, "attention_scale": 1.0}
-
-
-def _legacy_model_keys(config: Any) -> Any:
-    """Fills the model keys an older checkpoint's config lacks with the values it used."""
-    model = config.get("model") if isinstance(config, dict) else None
-    if not isinstance(model, dict) or "edge_scale" in model:
-        return config
-    return {**config, "model": {**_LEGACY_MODEL, **model}}
-
-
-def export_segmenter(checkpoint: str | Path, out: str | Path) -> Path:
-    """Saves f alone (state dict + its constructor arguments) for inference.
-
-    The file is a dict ``{"format": "pseudoedgenet-f", "version", "config", "state_dict"}``
-    readable with ``torch.load(..., weights_only=True)``; see :func:`load_segmenter`.
-    """
-    module = load_module(checkpoint)
-    payload = {
-        "format": "pseudoedgenet-f",
-        "version": __version__,
-        "config": module.cfg.to_dict(),
-        "state_dict": module.segmenter().state_dict(),
-    }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(out)
-    return out
-
-
-def load_segmenter(path: str | Path, map_location: str = "cpu") -> Segmenter:
-    """Loads f (with input normalisation) from an exported file or a training checkpoint.
-
-    Returns:
-        :class:`Segmenter` in eval mode: ``(N, 3, H, W)`` RGB 0..255 -> logits.
-    """
-    path = Path(path)
-    payload = _safe_load(path, map_location)
-    if isinstance(payload, dict) and payload.get("format") == "pseudoedgenet-f":
-        from pseudoedgenet.config import config_from_dict
-        from pseudoedgenet.models import build_model
-
-        cfg = config_from_dict(payload["config"])
-        seg = Segmenter(build_model("segnet_fpn", encoder=cfg.model.encoder, pretrained="none"))
-        seg.load_state_dict(payload["state_dict"])
-        return seg.eval()
-    return _module_from_checkpoint(path, payload).segmenter().eval()
-
-
-def _first_mismatch(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> str | None:
-    """The first key whose presence or shape differs, described, or ``None``."""
-    for key, value in target.items():
-        if key not in source:
-            return f"{key} is missing from the file"
-        if tuple(source[key].shape) != tuple(value.shape):
-            return (
-                f"{key} has shape {tuple(source[key].shape)} in the file, "
-                f"{tuple(value.shape)} in this config"
-            )
-    extra = next((k for k in source if k not in target), None)
-    return None if extra is None else f"{extra} is in the file but not in this config's network"
-
-
 def init_weights(module: PseudoEdgeNetModule, path: str | Path) -> dict[str, Any]:
-    """Starts f (and g, h where they match) of a new run from trained weights.
-
-    ``path`` is a training checkpoint (``best.ckpt``/``last.ckpt``: ``state_dict`` keys
-    ``net.f.*``, ``net.g.*``, ``net.h.*``) or an exported f file (format
-    ``pseudoedgenet-f``, :func:`export_segmenter`). f must have exactly this config's
-    architecture. g and h are loaded when the file has them and they have this config's
-    architecture; otherwise they start from scratch (the returned record says which and
-    why). Only weights are loaded: the optimiser and the epoch counters start fresh.
-
-    Args:
-        module: the new run's module, freshly built (not compiled).
-        path: the file, read with ``torch.load(weights_only=True)``.
-
-    Returns:
-        ``{"path", "sha256", "loaded": ["f", ...], "scratch": {"g": "why", ...}}``;
-        ``scratch`` lists only networks this config has.
-
-    Raises:
-        DataError: naming the file: unreadable, not one of the two formats, or an f of
-            another architecture (with the first mismatching key).
-    """
-    path = Path(path)
-    payload = _safe_load(path, "cpu")
-    file_cfg: Any = None
-    if isinstance(payload, dict) and payload.get("format") == "pseudoedgenet-f":
-        sd = payload.get("state_dict")
-        file_cfg = payload.get("config")
-        # the exported state dict is Segmenter's: 0 = Normalize, 1 = f
-        parts = {"f": {k[2:]: v for k, v in (sd or {}).items() if k.startswith("1.")}}
-    else:
-        try:
-            sd = payload["state_dict"]
-            file_cfg = payload["hyper_parameters"]["config"]
-        except (KeyError, TypeError):
-            raise DataError(
-                path,
-                "not a training checkpoint (best.ckpt/last.ckpt) nor an exported f file "
-                "(pseudoedgenet export)",
-            ) from None
-        # a torch.compile'd run saves its keys under ``net._orig_mod.``
-        sd = {k.replace("_orig_mod.", ""): v for k, v in sd.items()}
-        parts = {
-            p: {k[len(f"net.{p}.") :]: v for k, v in sd.items() if k.startswith(f"net.{p}.")}
-            for p in ("f", "g", "h")
-        }
-    if not parts["f"]:
-        raise DataError(path, "holds no weights of f")
-    record: dict[str, Any] = {
-        "path": str(path),
-        "sha256": file_sha256(path),
-        "loaded": [],
-        "scratch": {},
-    }
-    for name in ("f", "g", "h"):
-        target = getattr(module.net, name)
-        if target is None:
-            continue
-        source = parts.get(name, {})
-        if not source:
-            record["scratch"][name] = f"the file has no {name}"
-            continue
-        problem = _first_mismatch(target.state_dict(), source)
-        if problem is not None:
-            if name == "f":
-                enc = (
-                    file_cfg.get("model", {}).get("encoder") if isinstance(file_cfg, dict) else None
-                )
-                hint = (
-                    f" (its f: model.encoder={enc}; this config: {module.cfg.model.encoder})"
-                    if enc
-                    else ""
-                )
-                raise DataError(path, f"f does not match this config's f: {problem}{hint}")
-            record["scratch"][name] = f"the file's {name} differs ({problem})"
-            continue
-        target.load_state_dict(source)
-        record["loaded"].append(name)
-    return record
-
-
-def describe_init(init: dict[str, Any]) -> str:
-    """``"f, g, h from X"`` / ``"f from X; g, h from scratch (...)"`` for the start line."""
-    text = f"{', '.join(init['loaded'])} from {init['path']}"
-    scratch = init.get("scratch", {})
-    if scratch:
-        why = "; ".join(scratch.values())
-        text += f"; {', '.join(scratch)} from scratch ({why})"
-    return text
+    """Starts a new run's module from trained weights: :func:`pseudoedgenet.models.trained.
+    init_weights` on ``module.net`` with ``module``'s model config (same record)."""
+    return init_networks(module.net, path, module.cfg.model)
 
 
 def _fit(

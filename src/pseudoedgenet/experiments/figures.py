@@ -44,7 +44,9 @@ def network_maps(module: PseudoEdgeNetModule, image: np.ndarray) -> dict[str, np
 
     Args:
         module: trained module (eval mode is set here).
-        image: ``(H, W, 3)`` uint8; H and W are reflect-padded to a multiple of 32.
+        image: ``(H, W, 3)`` uint8; the networks see it reflect-padded to multiples of
+            32 and their maps are cropped back
+            (:func:`pseudoedgenet.models.trained.run_padded`).
 
     Returns:
         ``prob`` (H, W) sigmoid of f; with g: ``raw_edge`` and ``edge`` (H, W), each the
@@ -52,18 +54,19 @@ def network_maps(module: PseudoEdgeNetModule, image: np.ndarray) -> dict[str, np
     """
     import torch
 
-    h, w = image.shape[:2]
-    padded = np.pad(image, ((0, (-h) % 32), (0, (-w) % 32), (0, 0)), mode="reflect")
-    x = torch.from_numpy(padded).permute(2, 0, 1)[None].float()
+    from pseudoedgenet.models.trained import run_padded
+
+    x = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1)[None]
+    x = x.float()
     module.eval()
     with torch.inference_mode():
-        out = module(x)
-    maps = {"prob": torch.sigmoid(out["logits"].float())[0, 0, :h, :w].numpy()}
+        out = run_padded(module, x)
+    maps = {"prob": torch.sigmoid(out["logits"].float())[0, 0].numpy()}
     for key in ("raw_edge", "edge"):
         if key in out:
-            maps[key] = out[key].float()[0].mean(0)[:h, :w].numpy()
+            maps[key] = out[key].float()[0].mean(0).numpy()
     if "attention" in out:
-        maps["attention"] = out["attention"].float()[0, 0, :h, :w].numpy()
+        maps["attention"] = out["attention"].float()[0, 0].numpy()
     return maps
 
 

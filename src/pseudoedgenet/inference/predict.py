@@ -15,20 +15,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm.auto import tqdm
 
+from pseudoedgenet.config import PRECISIONS as PRECISIONS
 from pseudoedgenet.errors import ConfigError
+from pseudoedgenet.hardware import autocast_dtype, choose_precision
 from pseudoedgenet.inference.tiling import Tile, make_tiles, read_window
+from pseudoedgenet.models.trained import run_padded
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 #: ``(y0, y1, x0, x1)`` box (may exceed the image: reflect) -> ``(y1-y0, x1-x0, 3)`` uint8.
 WindowReader = Callable[[tuple[int, int, int, int]], np.ndarray]
 #: called with a tile and the ``(h, w)`` float32 probabilities of its write region.
 TileWriter = Callable[[Tile, np.ndarray], None]
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -48,52 +49,76 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
-def _bf16_cpu_ok() -> bool:
-    """Whether this CPU runs bf16 convolutions natively (AVX512-BF16 / AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+def _fold_pairs(root: nn.Module, module: nn.Module, graph: fx.Graph, prefix: str) -> int:
+    """Folds the batch norms of ``module``'s traced ``graph`` into their convolutions.
+
+    A pair is folded when a ``BatchNorm2d`` call takes a ``Conv2d`` call's output as its
+    input, that output feeds nothing else, and each of the two modules is called once in
+    the graph; the fused convolution replaces the ``Conv2d`` in ``root`` (at
+    ``prefix`` + its name in ``module``) and the batch norm becomes ``nn.Identity``.
+    """
+    calls = [n for n in graph.nodes if n.op == "call_module"]
+    times_called: dict[str, int] = {}
+    for n in calls:
+        times_called[str(n.target)] = times_called.get(str(n.target), 0) + 1
+    folded = 0
+    for n in calls:
+        bn = module.get_submodule(str(n.target))
+        if not isinstance(bn, nn.BatchNorm2d) or not n.args:
+            continue
+        src = n.args[0]
+        if not isinstance(src, fx.Node) or src.op != "call_module" or len(src.users) != 1:
+            continue
+        conv = module.get_submodule(str(src.target))
+        if not isinstance(conv, nn.Conv2d) or times_called[str(n.target)] != 1:
+            continue
+        if times_called[str(src.target)] != 1:
+            continue
+        for name, new in ((src.target, fuse_conv_bn_eval(conv, bn)), (n.target, nn.Identity())):
+            parent, _, attr = f"{prefix}{name}".rpartition(".")
+            setattr(root.get_submodule(parent), attr, new)
+        folded += 1
+    return folded
 
 
 def fuse_conv_bn(model: nn.Module) -> int:
     """Folds every batch norm into the convolution that feeds it, in place (eval only).
 
-    Recognises the two ways ResNet encoders wire them: sibling attributes ``convK`` /
-    ``bnK`` (torchvision's stem and blocks, whose ``forward`` applies ``bnK`` right after
-    ``convK``) and a ``Conv2d`` directly followed by a ``BatchNorm2d`` in an
-    ``nn.Sequential`` (down-sampling shortcuts, small g). The fused weights come from
+    Pairs come from the module graph, not from attribute names: each module is traced
+    with ``torch.fx.symbolic_trace``, and a ``BatchNorm2d`` whose input is the output of a
+    ``Conv2d`` used by nothing else is folded into it (each called once in that graph).
+    A module that cannot be traced (data-dependent control flow, such as the input-shape
+    checks of smp's FPN or :class:`~pseudoedgenet.models.trained.Segmenter`'s padding) is
+    handled child by child. In a ResNet encoder this folds the stem, every block's conv/bn
+    pairs and the down-sampling shortcuts; g's small network is a traceable
+    ``nn.Sequential``. The fused weights come from
     :func:`torch.nn.utils.fusion.fuse_conv_bn_eval`; the batch norm becomes
     ``nn.Identity``. Same function in exact arithmetic (fp32 outputs agree to ~1e-5);
     saves the normalisation pass over every activation. The model must be in eval mode
     and is not trainable afterwards.
 
     Args:
-        model: any module; batch norms it does not recognise are left alone.
+        model: any module; batch norms not fed directly by a convolution are left alone.
 
     Returns:
-        The number of batch norms folded.
+        The number of batch norms folded (0 on a second call).
+
+    Raises:
+        ValueError: ``model`` is in training mode.
     """
     if model.training:
         raise ValueError("fuse_conv_bn needs a model in eval mode")
-    folded = 0
-    for mod in list(model.modules()):
-        children = dict(mod.named_children())
-        for name, bn in children.items():
-            conv = children.get("conv" + name[2:]) if name.startswith("bn") else None
-            if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d):
-                setattr(mod, "conv" + name[2:], fuse_conv_bn_eval(conv, bn))
-                setattr(mod, name, nn.Identity())
-                folded += 1
-        if isinstance(mod, nn.Sequential):
-            layers = list(mod.children())
-            for i in range(1, len(layers)):
-                conv, bn = layers[i - 1], layers[i]
-                if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d):
-                    mod[i - 1] = fuse_conv_bn_eval(conv, bn)
-                    mod[i] = nn.Identity()
-                    folded += 1
-    return folded
+
+    def visit(module: nn.Module, prefix: str) -> int:
+        if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
+            return 0
+        try:
+            graph = fx.symbolic_trace(module).graph
+        except Exception:  # not traceable as a whole: its children one by one
+            return sum(visit(child, f"{prefix}{name}.") for name, child in module.named_children())
+        return _fold_pairs(model, module, graph, prefix)
+
+    return visit(model, "")
 
 
 class FixedBatch(nn.Module):
@@ -143,8 +168,10 @@ def prepare_predictor(
     """Puts a model in inference form and chooses its autocast precision.
 
     The fast path: eval mode, batch norms folded into their convolutions
-    (:func:`fuse_conv_bn`), channels-last weights, and autocast in bf16 on CPUs with
-    native bf16 (fp32 elsewhere) or fp16 on CUDA. ``fp32`` disables autocast. A precision
+    (:func:`fuse_conv_bn`), channels-last weights, and autocast at the precision
+    :func:`pseudoedgenet.hardware.choose_precision` picks (the rule training uses too:
+    ``auto`` = fp16 on CUDA, bf16 on CPUs with native bf16, fp32 elsewhere). ``fp32``
+    disables autocast. A precision
     the device cannot run falls back to fp32 (checked with one tiny forward pass). The
     model is modified in place: use it for inference only.
 
@@ -167,24 +194,13 @@ def prepare_predictor(
         :func:`predict_tiles` (``None`` = fp32).
 
     Raises:
-        ConfigError: unknown precision.
+        ConfigError: a precision outside :data:`pseudoedgenet.config.PRECISIONS`.
     """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     dev = torch.device(device)
+    dtype = autocast_dtype(choose_precision(precision, dev))
     model = model.eval().to(dev)
     if fuse:
         fuse_conv_bn(model)
-    dtype: torch.dtype | None = None
-    if precision == "auto":
-        if dev.type == "cuda":
-            dtype = torch.float16
-        elif _bf16_cpu_ok():
-            dtype = torch.bfloat16
-    elif precision == "bf16":
-        dtype = torch.bfloat16
-    elif precision == "fp16":
-        dtype = torch.float16
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if dtype is not None:
@@ -278,14 +294,15 @@ def predict_whole(
 ) -> np.ndarray:
     """Foreground probability from one forward pass over the whole image.
 
-    The image is padded at the bottom and right to a multiple of 32 by reflection
-    (``numpy.pad`` mode ``reflect``), exactly as validation and testing do
-    (:mod:`pseudoedgenet.data.datamodule`), so the result is the probability map the test
-    metrics are computed from. Memory grows with the image: use it for images of a few
+    The image is padded at the bottom and right to a multiple of 32 by reflection and the
+    output cropped back (:func:`pseudoedgenet.models.trained.run_padded`), exactly as
+    validation and testing do, so the result is the probability map the test metrics are
+    computed from. Memory grows with the image: use it for images of a few
     megapixels, :func:`predict_tiles` beyond.
 
     Args:
-        predictor: ``(1, 3, H', W')`` float RGB 0..255 -> ``(1, 1, H', W')`` logits.
+        predictor: ``(1, 3, H', W')`` float RGB 0..255 -> ``(1, 1, H', W')`` logits
+            (H', W': H, W rounded up to multiples of 32).
         image: ``(H, W, 3)`` uint8 RGB.
         device: where the predictor runs.
         autocast_dtype: mixed precision dtype or ``None`` for fp32.
@@ -294,19 +311,18 @@ def predict_whole(
     Returns:
         ``(H, W)`` float32 probabilities in [0, 1].
     """
-    h, w = image.shape[:2]
-    padded = np.pad(image, ((0, (-h) % 32), (0, (-w) % 32), (0, 0)), mode="reflect")
     dev = torch.device(device)
     with torch.inference_mode():
-        x = torch.from_numpy(padded).to(dev).permute(2, 0, 1)[None].float()
+        pixels = np.require(image, requirements=("C", "W"))  # a copy only when needed
+        x = torch.from_numpy(pixels).to(dev).permute(2, 0, 1)[None].float()
         x = x.contiguous(
             memory_format=torch.channels_last if channels_last else torch.contiguous_format
         )
         with torch.autocast(
             dev.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
         ):
-            logits = predictor(x)
-        return torch.sigmoid(logits.float())[0, 0, :h, :w].cpu().numpy()
+            logits = run_padded(predictor, x)
+        return torch.sigmoid(logits.float())[0, 0].cpu().numpy()
 
 
 def predict_probability(
@@ -325,7 +341,7 @@ def predict_probability(
 
     Args:
         predictor: any callable ``(N, 3, T, T)`` float RGB 0..255 -> ``(N, 1, T, T)``
-            logits (e.g. :class:`pseudoedgenet.engine.module.Segmenter`).
+            logits (e.g. :class:`pseudoedgenet.models.trained.Segmenter`).
         image: ``(H, W, 3)`` uint8 RGB.
         tile: tile side (multiple of 32); margin: context per side.
         batch_size: tiles per forward pass.

@@ -75,9 +75,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -91,9 +89,9 @@ import tifffile
 import torch
 
 from pseudoedgenet import __version__
-from pseudoedgenet.data.io import write_png
-from pseudoedgenet.engine.runtime import peak_rss_mib
+from pseudoedgenet.data.io import atomic_dir, write_json, write_png
 from pseudoedgenet.errors import ConfigError, DataError
+from pseudoedgenet.hardware import peak_rss_mib, precision_name
 from pseudoedgenet.inference.predict import (
     PRECISIONS,
     predict_tiles,
@@ -110,6 +108,7 @@ from pseudoedgenet.inference.slide import (
     tissue_mask,
 )
 from pseudoedgenet.inference.tiling import Tile, make_tiles
+from pseudoedgenet.models.trained import load_segmenter
 from pseudoedgenet.postprocess import (
     Array2D,
     Nucleus,
@@ -805,7 +804,7 @@ def predict_slide(
         "raster_levels": raster_levels,
         "pyramid_reduce": PYRAMID_REDUCE if large else None,
         "device": str(device),
-        "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast_dtype],
+        "precision": precision_name(autocast_dtype),
         "predict_s": round(t_pred, 2),
         "total_s": round(time.perf_counter() - t0, 2),
         "peak_rss_mib": round(peak_rss_mib(), 1),
@@ -818,33 +817,8 @@ def predict_slide(
         "config": asdict(cfg),
         "version": __version__,
     }
-    (out_dir / "predict.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "predict.json", summary)
     return summary
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Renames ``tmp`` to ``final``, replacing an existing ``final`` only once ``tmp`` is whole.
-
-    Temporary files and folders are private (0600/0700); the published ones get the
-    usual permissions of the process's umask.
-    """
-    umask = _umask()
-    for f in tmp.iterdir():
-        f.chmod(0o666 & ~umask)
-    tmp.chmod(0o777 & ~umask)
-    if final.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        os.replace(final, trash / final.name)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
 
 
 def predict_files(
@@ -877,8 +851,6 @@ def predict_files(
         DataError: bad input (nothing is written for it).
         ConfigError: bad options.
     """
-    from pseudoedgenet.engine.train import load_segmenter
-
     cfg = cfg or PredictConfig()
     out = Path(out)
     paths = check_inputs(shard_inputs([Path(p) for p in inputs], shard), out, force)
@@ -895,16 +867,16 @@ def predict_files(
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
     for p in paths:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{p.stem}.tmp-", dir=out))
+        # OUT/<stem>/ appears whole or not at all (replacing an earlier one: --force was
+        # checked with the inputs)
         try:
-            with open_slide(p, cfg.level, cfg.mpp) as slide:
+            with (
+                atomic_dir(out / p.stem, replace=True) as tmp,
+                open_slide(p, cfg.level, cfg.mpp) as slide,
+            ):
                 summary = predict_slide(model, slide, tmp, cfg, device, dtype)
-            _replace_dir(tmp, out / p.stem)
         except OSError as exc:  # disk full, permissions: nothing half-written is left
             raise DataError(out / p.stem, f"cannot write outputs ({exc.strerror or exc})") from None
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         summaries.append(summary)
         log(
             f"{p.name}: {summary['nuclei']} nuclei ({removal_text(summary)}), level "

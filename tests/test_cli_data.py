@@ -39,7 +39,9 @@ def test_prepare_labels_show_end_to_end(tmp_path: Path, make_folder_dataset, cli
 
     code, stdout, _ = cli("prepare", "folder", "--src", src, "--out", out, "--seed", 3)
     assert code == 0
-    assert stdout.strip() == f"{out}: 4 images, 12 points"
+    assert stdout.strip() == (
+        f"{out}: 4 images, 12 points; 4 fold(s), one per image (fewer than 10 images)"
+    )
     assert leftovers(tmp_path) == []
     for name, w in written.items():
         np.testing.assert_array_equal(read_image(out / "images" / f"{name}.png"), w.image)
@@ -50,14 +52,14 @@ def test_prepare_labels_show_end_to_end(tmp_path: Path, make_folder_dataset, cli
 
     folds = json.loads((out / "folds.json").read_text())
     assert set(folds) == {"k", "seed", "by", "folds"}
-    assert (folds["k"], folds["seed"], folds["by"]) == (4, 3, "image")  # k=10 reduced to 4
+    assert (folds["k"], folds["seed"], folds["by"]) == (4, 3, "image")  # default: 4, not 10
     assert folds["folds"] == make_folds(names, 4, 3)
     assert sorted(n for f in folds["folds"] for n in f) == names
 
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["n_images"] == 4 and meta["n_points"] == 12
     assert meta["has_instances"] is True
-    assert meta["k_requested"] == 10
+    assert meta["k_requested"] is None  # the default
     assert meta["groups"] == dict.fromkeys(names, "")
     assert meta["source"]["reader"] == "folder" and meta["source"]["path"] == str(src)
     assert meta["pseudoedgenet_version"] == __version__
@@ -98,12 +100,12 @@ def test_prepare_labels_show_end_to_end(tmp_path: Path, make_folder_dataset, cli
 def test_prepare_derives_points_from_masks(tmp_path: Path, make_folder_dataset, cli) -> None:
     src, out = tmp_path / "src", tmp_path / "out"
     written = make_folder_dataset(src, n=3, points=False)
-    code, stdout, _ = cli("prepare", "folder", "--src", src, "--out", out, "--k", 2)
+    code, stdout, _ = cli("prepare", "folder", "--src", src, "--out", out, "--k", 3)
     assert code == 0 and stdout.strip() == f"{out}: 3 images, 9 points"
     for name, w in written.items():
         np.testing.assert_array_equal(read_points_csv(out / "points" / f"{name}.csv"), w.points)
     folds = json.loads((out / "folds.json").read_text())
-    assert folds["k"] == 2 and sorted(map(len, folds["folds"])) == [1, 2]
+    assert folds["k"] == 3 and sorted(map(len, folds["folds"])) == [1, 1, 1]
 
 
 def test_prepare_points_only_has_no_instances(tmp_path: Path, make_folder_dataset, cli) -> None:

@@ -303,7 +303,6 @@ def test_holdout_trains_on_all_and_tests_the_other_set(
         [synthetic_sample(f"t{i}", 100 + i) for i in range(2)],
         test_root,
         source={"reader": "synthetic"},
-        k=2,
     )
     cfg = apply_overrides(Config(), [*SMOKE, "train.epochs=1"])
     out = tmp_path / "res" / "pen_att.json"

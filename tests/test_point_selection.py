@@ -154,7 +154,7 @@ def _sample(name: str, seed: int, masks: bool, size: tuple[int, int] = (80, 96))
     return Sample(name, image, inst if masks else None, np.array(pts, float), "", None)
 
 
-def _prepare(root: Path, n: int, masks: bool, k: int = 3) -> PreparedDataset:
+def _prepare(root: Path, n: int, masks: bool, k: int | None = 3) -> PreparedDataset:
     prepare_dataset(
         [_sample(f"img{i}", i, masks) for i in range(n)], root, source={"reader": "s"}, k=k
     )
@@ -200,7 +200,6 @@ def test_whole_image_items_carry_the_roi(tmp_path: Path) -> None:
         [Sample(s.name, s.image, None, s.points, "", None, roi)],
         tmp_path / "d",
         source={"reader": "s"},
-        k=1,
     )
     item = WholeImageDataset(PreparedDataset(tmp_path / "d"), ["r"])[0]
     assert torch.equal(item["roi"], torch.from_numpy(roi))
@@ -411,7 +410,7 @@ def test_cli_own_data_short_run_validates_and_errors(
 
 
 def test_fewer_than_three_images_is_refused(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    data = _prepare(tmp_path / "two", 2, masks=False, k=2)
+    data = _prepare(tmp_path / "two", 2, masks=False, k=None)
     code, _, err = cli("train", "--data", data.root, "--out", tmp_path / "run")
     assert code == 2 and "2 image(s); training needs at least 3" in error_line(err)
     assert "annotate more" in error_line(err) and not (tmp_path / "run").exists()

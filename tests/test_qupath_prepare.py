@@ -130,7 +130,8 @@ def test_two_regions_at_level_0(slide_src: Path, tmp_path: Path, cli) -> None:
     code, stdout, _ = cli("prepare", "qupath", "--src", slide_src, "--out", out)
     assert code == 0
     assert stdout.strip() == (
-        f"{out}: 2 images, 4 points (points outside every region: 2, duplicates dropped: 1)"
+        f"{out}: 2 images, 4 points (points outside every region: 2, duplicates dropped: 1); "
+        "2 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3"
     )
     assert sorted(p.name for p in out.iterdir()) == [
         "dataset.json",
@@ -279,7 +280,8 @@ def test_hole_class_filters_and_bare_list(tmp_path: Path, cli) -> None:
     )  # fmt: skip
     assert code == 0
     assert stdout.strip() == (
-        f"{out}: 1 images, 2 points (points outside every region: 2, duplicates dropped: 0)"
+        f"{out}: 1 images, 2 points (points outside every region: 2, duplicates dropped: 0); "
+        "1 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3"
     )
     roi = roi_png(out, "s_r0")
     assert roi.shape == (20, 20) and roi.sum() == 400 - 100
@@ -521,7 +523,7 @@ def test_crop_dataset_labels_nothing_outside_the_roi(tmp_path: Path) -> None:
     pts = np.array([(x, y) for y in grid for x in grid])  # points inside AND outside the roi
     # the instance mask is the roi, so the item's "mask" shows where the roi went
     sample = Sample("a", image, roi.astype(np.uint16), pts, "", None, roi)
-    prepare_dataset([sample], tmp_path / "d", source={"reader": "synthetic"}, k=1)
+    prepare_dataset([sample], tmp_path / "d", source={"reader": "synthetic"})
     ds = PreparedDataset(tmp_path / "d")
     cfg = apply_overrides(
         Config(),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -39,7 +41,13 @@ def prepare(
     out: Annotated[Path, typer.Option(help="prepared dataset folder to create")],
     split: Annotated[str, typer.Option(help="MoNuSeg split: train or test")] = "train",
     annotations: Annotated[str, typer.Option(help="MoNuSeg: auto, masks or xml")] = "auto",
-    k: Annotated[int, typer.Option(help="number of cross-validation folds")] = 10,
+    k: Annotated[
+        int | None,
+        typer.Option(
+            help="number of cross-validation folds, 3 up to the number of images (groups) "
+            "[default: 10, or one per image (group) when there are fewer]"
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="fold seed")] = 0,
     split_by: Annotated[
         str,
@@ -67,12 +75,13 @@ def prepare(
     interest (QuPath) and folds."""
     from pseudoedgenet.data.folder import read_folder
     from pseudoedgenet.data.monuseg import list_monuseg, read_monuseg
-    from pseudoedgenet.data.prepared import check_output_dir, prepare_dataset
+    from pseudoedgenet.data.prepared import check_fold_count, check_output_dir, prepare_dataset
     from pseudoedgenet.data.qupath import prepare_qupath
     from pseudoedgenet.data.tnbc import read_tnbc
     from pseudoedgenet.errors import ConfigError
 
     check_output_dir(out, force)
+    check_fold_count(k)
     if split_by not in ("image", "group"):
         raise typer.BadParameter("--split-by must be 'image' or 'group'")
     if source is Source.qupath:
@@ -92,7 +101,7 @@ def prepare(
         typer.echo(
             f"{out}: {meta['n_images']} images, {meta['n_points']} points "
             f"(points outside every region: {q['points_outside_regions']}, "
-            f"duplicates dropped: {q['duplicates_dropped']})"
+            f"duplicates dropped: {q['duplicates_dropped']}){_folds_note(out, k)}"
         )
         return
     given = [
@@ -133,7 +142,28 @@ def prepare(
             "annotations": annotations,
         },
     )
-    typer.echo(f"{out}: {meta['n_images']} images, {meta['n_points']} points")
+    dup = meta.get("duplicates_dropped", 0)
+    dropped = f" (duplicates dropped: {dup}: points on an already clicked pixel)" if dup else ""
+    typer.echo(
+        f"{out}: {meta['n_images']} images, {meta['n_points']} points{dropped}{_folds_note(out, k)}"
+    )
+
+
+def _folds_note(out: Path, k: int | None) -> str:
+    """``""``, or what a default ``--k`` became when there were fewer than 10 images
+    (groups), for the summary line of ``prepare``."""
+    import json
+
+    from pseudoedgenet.data.prepared import DEFAULT_FOLDS
+
+    folds = json.loads((out / "folds.json").read_text())
+    if k is not None or folds["k"] == DEFAULT_FOLDS:
+        return ""
+    unit = "group" if folds["by"] == "group" else "image"
+    note = f"; {folds['k']} fold(s), one per {unit} (fewer than {DEFAULT_FOLDS} {unit}s)"
+    if folds["k"] < 3:
+        note += ": too few for --fold, which needs 3"
+    return note
 
 
 @app.command()
@@ -184,15 +214,34 @@ def _config(
     """The run config: ``config`` (or the packaged default, the paper's method, when
     ``None``), then the protocol, the shortcut options and the ``--set`` overrides."""
     from pseudoedgenet.config import apply_overrides, default_config, load_config
+    from pseudoedgenet.errors import ConfigError
     from pseudoedgenet.experiments.crossval import with_protocol
 
+    for option, value in (("--epochs", epochs), ("--max-steps", max_steps), ("--crop", crop)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option} must be >= 1, got {value}")
+    if crop is not None and crop % 32:
+        raise ConfigError(f"--crop must be a multiple of 32, got {crop}")
     cfg = default_config() if config is None else load_config(config)
     if protocol:
         cfg = with_protocol(cfg, protocol)
-    extra = [f"train.epochs={epochs}"] if epochs else []
-    extra += [f"train.max_steps={max_steps}"] if max_steps else []
-    extra += [f"data.crop={crop}"] if crop else []
+    extra = [f"train.epochs={epochs}"] if epochs is not None else []
+    extra += [f"train.max_steps={max_steps}"] if max_steps is not None else []
+    extra += [f"data.crop={crop}"] if crop is not None else []
     return apply_overrides(cfg, extra + list(overrides or []))
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """A run stopped by SIGTERM ends with one line on stderr and exit code 143 (128 +
+    SIGTERM, as a shell reports a job killed by it), so a scheduler counts it as failed."""
+    from pseudoedgenet.engine.train import TrainingInterrupted
+
+    try:
+        yield
+    except TrainingInterrupted as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(SIGTERM_EXIT) from None
 
 
 ConfigOpt = Annotated[Path, typer.Option(help="YAML config, e.g. configs/tnbc/pen_att.yaml")]
@@ -204,6 +253,16 @@ EpochsOpt = Annotated[int | None, typer.Option(help="override train.epochs")]
 StepsOpt = Annotated[int | None, typer.Option(help="override train.max_steps")]
 CropOpt = Annotated[int | None, typer.Option(help="override data.crop")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="section.key=value override")]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        help="also show Lightning's log lines, warnings and progress bars (hidden by default)",
+    ),
+]
+
+#: Exit code of a run stopped by SIGTERM (128 + 15).
+SIGTERM_EXIT = 143
 
 
 @app.command()
@@ -244,15 +303,18 @@ def train(
     max_steps: StepsOpt = None,
     crop: CropOpt = None,
     overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Trains f (with g, h as configured) and keeps the best checkpoint: by val IoU when the
     validation images have masks (and best_points.ckpt by point F1), by point F1 (f's
     instances against the clicks) when they have points only. Prints what it validates,
-    selects and tests with before it starts."""
+    selects and tests with before it starts, then one line per epoch. An --out that holds
+    a run resumes it (same config; --epochs/--max-steps may change); SIGTERM saves nothing
+    new, keeps last.ckpt of the last whole epoch and exits with 143."""
     import json
 
     from pseudoedgenet.data.prepared import PreparedDataset
-    from pseudoedgenet.engine.train import default_val_images, train_fold
+    from pseudoedgenet.engine.train import DDP_WORKER_KEY, default_val_images, train_fold
     from pseudoedgenet.errors import ConfigError
 
     cfg = _config(config, protocol, epochs, max_steps, crop, overrides)
@@ -267,20 +329,24 @@ def train(
     if protocol:
         source += f" + protocol {protocol}"
     shortcuts = {"--epochs": epochs, "--max-steps": max_steps, "--crop": crop}
-    source += "".join(f" + {k} {v}" for k, v in shortcuts.items() if v)
+    source += "".join(f" + {k} {v}" for k, v in shortcuts.items() if v is not None)
     if overrides:
         source += " + --set " + " ".join(overrides)
-    res = train_fold(
-        cfg,
-        data,
-        fold,
-        out,
-        extra={"protocol": protocol or "config"},
-        val=val or 0,
-        init=init,
-        config_source=source,
-        log=typer.echo,
-    )
+    with _interruptible():
+        res = train_fold(
+            cfg,
+            data,
+            fold,
+            out,
+            extra={"protocol": protocol or "config"},
+            val=val or 0,
+            init=init,
+            config_source=source,
+            log=typer.echo,
+            verbose=verbose,
+        )
+    if DDP_WORKER_KEY in res:  # a DDP process of rank > 0: rank 0 reports
+        return
     keys = ("method", "fold", "selected_by", "val_iou", "val_point_f1", "test", "test_points")
     typer.echo(json.dumps({k: res[k] for k in (*keys, "wall_s") if k in res}))
 
@@ -306,6 +372,7 @@ def crossval(
         str | None, typer.Option(help="dataset name for the records (default: the reader)")
     ] = None,
     overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """k-fold cross-validation (test i, validation i+1); writes OUT/fold_<i>.json per fold."""
     from pseudoedgenet.data.prepared import PreparedDataset
@@ -318,7 +385,17 @@ def crossval(
     sub = results_subdir(name, protocol, cfg.method)
     out = out if out is not None else Path("results") / sub
     run_dir = runs if runs is not None else Path("runs/crossval") / sub
-    run_crossval(cfg, data, parse_folds(folds, len(ds.folds)), out, run_dir, protocol, name)
+    with _interruptible():
+        run_crossval(
+            cfg,
+            data,
+            parse_folds(folds, len(ds.folds)),
+            out,
+            run_dir,
+            protocol,
+            name,
+            verbose=verbose,
+        )
 
 
 @app.command()
@@ -338,8 +415,13 @@ def evaluate(
     import json
 
     from pseudoedgenet.data.io import write_json
+    from pseudoedgenet.data.prepared import check_output_file
     from pseudoedgenet.engine.evaluate import evaluate_checkpoint
+    from pseudoedgenet.engine.train import check_accelerator
 
+    check_accelerator(accelerator, "--accelerator")
+    if json_out is not None:
+        check_output_file(json_out, "--json")
     res = evaluate_checkpoint(checkpoint, data, fold, accelerator)
     if json_out is not None:
         write_json(json_out, res)
@@ -364,13 +446,15 @@ def holdout(
     protocol: Annotated[str, typer.Option(help="paper, cpu, cpu-long or smoke")] = "paper",
     dataset: Annotated[str | None, typer.Option(help="dataset name for the record")] = None,
     overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Trains on every training image and tests the last checkpoint on a separate test set."""
     from pseudoedgenet.experiments.holdout import holdout as run_holdout
 
     cfg = _config(config, protocol, None, None, None, overrides)
     run_dir = runs if runs is not None else Path("runs/holdout") / out.parent.name / out.stem
-    run_holdout(cfg, train_data, test_data, out, run_dir, protocol, dataset)
+    with _interruptible():
+        run_holdout(cfg, train_data, test_data, out, run_dir, protocol, dataset, verbose=verbose)
 
 
 @app.command()

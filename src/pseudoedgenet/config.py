@@ -24,6 +24,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LEGACY_PRECISIONS = {"32": "fp32", "bf16-mixed": "bf16", "16-mixed": "fp16"}
 
 
+#: Lightning's accelerator names this package accepts (``train.accelerator``).
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise ConfigError(msg)
@@ -53,7 +57,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check(
             self.crop > 0 and self.crop % 32 == 0,
-            f"data.crop must be a multiple of 32, got {self.crop}",
+            f"data.crop must be a positive multiple of 32, got {self.crop}",
         )
         _check(self.batch_size >= 1, "data.batch_size must be >= 1")
         _check(
@@ -108,6 +112,7 @@ class ModelConfig:
             not (self.attention and self.edge == "none"), "model.attention needs an edge network"
         )
         _check(self.edge_layers >= 1, "model.edge_layers must be >= 1")
+        _check(self.edge_width >= 1, "model.edge_width must be >= 1")
         _check(self.edge_init in ("zero", "default"), "model.edge_init must be zero or default")
         _check(self.edge_scale > 0, "model.edge_scale must be > 0")
         _check(self.attention_scale > 0, "model.attention_scale must be > 0")
@@ -161,6 +166,9 @@ class LossConfig:
         _check(self.edge_weight >= 0 and self.crf_weight >= 0, "loss weights must be >= 0")
         _check(self.edge_warmup_epochs >= 0, "loss.edge_warmup_epochs must be >= 0")
         _check(self.crf_warmup_epochs >= 0, "loss.crf_warmup_epochs must be >= 0")
+        _check(self.crf_sigma_rgb > 0 and self.crf_sigma_xy > 0, "loss.crf_sigma_* must be > 0")
+        _check(self.crf_radius >= 1, "loss.crf_radius must be >= 1")
+        _check(self.crf_downsample >= 1, "loss.crf_downsample must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -204,8 +212,19 @@ class TrainConfig:
     val_every: int = 1
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, "train.epochs must be >= 1")
+        _check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
+        _check(
+            self.max_steps == -1 or self.max_steps >= 1,
+            f"train.max_steps must be >= 1 (or -1: no limit), got {self.max_steps}",
+        )
         _check(self.lr > 0, "train.lr must be > 0")
+        _check(0 < self.plateau_factor < 1, "train.plateau_factor must be in (0, 1)")
+        _check(self.plateau_patience >= 0, "train.plateau_patience must be >= 0")
+        _check(self.val_every >= 1, f"train.val_every must be >= 1, got {self.val_every}")
+        _check(
+            self.accelerator in ACCELERATORS,
+            f"train.accelerator must be one of {', '.join(ACCELERATORS)}, got {self.accelerator!r}",
+        )
         if self.precision in LEGACY_PRECISIONS:  # migration of older configs
             object.__setattr__(self, "precision", LEGACY_PRECISIONS[self.precision])
         _check(
@@ -322,6 +341,26 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     return apply_overrides(cfg, overrides or [])
 
 
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(old: Config, new: Config) -> list[tuple[str, Any, Any]]:
+    """The keys whose values differ between two configs, in config order.
+
+    Returns:
+        ``[("train.lr", 0.001, 0.05), ...]``: ``(section.key, old value, new value)``.
+    """
+    a, b = _flatten(old.to_dict()), _flatten(new.to_dict())
+    return [(k, a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+
+
 __all__ = [
     "Config",
     "DataConfig",
@@ -329,6 +368,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "apply_overrides",
+    "config_differences",
     "config_from_dict",
     "default_config",
     "load_config",

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from pseudoedgenet.data.io import atomic_path
-from pseudoedgenet.errors import ConfigError
+from pseudoedgenet.data.prepared import check_output_file
+from pseudoedgenet.errors import ConfigError, DataError
 from pseudoedgenet.models.trained import export_segmenter, load_segmenter
 
 FORMATS = ("checkpoint", "torchscript", "onnx")
@@ -125,12 +126,19 @@ def export_model(checkpoint: str | Path, out: str | Path, format: str = "checkpo
 
     Raises:
         ConfigError: unknown format or missing ONNX packages.
-        DataError: unreadable checkpoint.
+        DataError: unreadable checkpoint; ``out`` a folder or not writable (checked
+            before the checkpoint is read); an ``OSError`` while writing (full disk:
+            nothing is left behind).
     """
-    if format == "checkpoint":
-        return export_segmenter(checkpoint, out)
-    if format == "torchscript":
-        return export_torchscript(checkpoint, out)
-    if format == "onnx":
-        return export_onnx(checkpoint, out)
-    raise ConfigError(f"unknown export format {format!r}: expected one of {', '.join(FORMATS)}")
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}: expected one of {', '.join(FORMATS)}")
+    out = check_output_file(out, "--out")
+    writers = {
+        "checkpoint": export_segmenter,
+        "torchscript": export_torchscript,
+        "onnx": export_onnx,
+    }
+    try:
+        return writers[format](checkpoint, out)
+    except OSError as exc:
+        raise DataError(out, f"cannot write: {exc.strerror or exc}; nothing was written") from None

@@ -6,9 +6,12 @@ Layout::
     SRC/points/<name>.{csv,geojson}      x,y header / QuPath GeoJSON points
     SRC/masks/<name>.png                 optional instance masks (0 = background)
 
-Points are ``(x, y)`` pixels of the full image (x = column, y = row). A point file or
-mask without an image, or an image without a point file (and without a mask to derive
-points from), is an error.
+Points are ``(x, y)`` pixels of the full image (x = column, y = row; the pixel a point
+labels is ``(round(y), round(x))``). Points that label the same pixel as an earlier point
+of their file (a nucleus clicked twice) are dropped and counted, as ``prepare qupath``
+does: ``duplicates_dropped`` in each image's record. A point file or mask without an
+image, or an image without a point file (and without a mask to derive points from), is an
+error.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from pseudoedgenet.data.io import IMAGE_SUFFIXES, read_image, read_label_image, read_points
+from pseudoedgenet.data.qupath import _drop_duplicates as drop_duplicates
 from pseudoedgenet.data.sample import Sample
 from pseudoedgenet.errors import DataError
 
@@ -43,7 +49,9 @@ def read_folder(root: str | Path) -> Iterator[Sample]:
 
     Yields:
         :class:`Sample` with ``points`` ``(N, 2)`` float64 ``(x, y)`` (from the point
-        file, or ``None`` if only a mask is given) and ``instances`` (or ``None``).
+        file, the first point per pixel; or ``None`` if only a mask is given),
+        ``instances`` (or ``None``) and ``info`` ``{"source", "points_file",
+        "duplicates_dropped"}``.
 
     Raises:
         DataError: see the module docstring; also bad point files (NaN, outside, empty).
@@ -73,4 +81,13 @@ def read_folder(root: str | Path) -> Iterator[Sample]:
         pts = read_points(points[stem], shape) if stem in points else None
         if pts is None and instances is None:
             raise DataError(img_path, "no point file (points/<name>.csv|.geojson) and no mask")
-        yield Sample(stem, image, instances, pts, "", img_path)
+        dropped = 0
+        if pts is not None:
+            keep = drop_duplicates(np.rint(pts).astype(np.int64))
+            dropped, pts = len(pts) - len(keep), pts[keep]
+        info = {
+            "source": str(img_path),
+            "points_file": str(points[stem]) if stem in points else None,
+            "duplicates_dropped": dropped,
+        }
+        yield Sample(stem, image, instances, pts, "", img_path, info=info)

@@ -18,7 +18,9 @@ Layout written by :func:`prepare_dataset` (``pseudoedgenet prepare``)::
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -39,7 +41,7 @@ from pseudoedgenet.data.io import (
 )
 from pseudoedgenet.data.sample import Sample
 from pseudoedgenet.data.splits import FoldSplit, fold_split, make_folds
-from pseudoedgenet.errors import DataError
+from pseudoedgenet.errors import ConfigError, DataError
 from pseudoedgenet.labels import IGNORE, points_from_instances, voronoi_labels
 
 
@@ -51,12 +53,85 @@ def check_output_dir(out: str | Path, force: bool) -> Path:
     return out
 
 
+def check_output_file(path: str | Path, option: str) -> Path:
+    """Refuses an output file that cannot be written, before the work that fills it.
+
+    Args:
+        path: the file to write later (it may exist: it will be replaced).
+        option: the option that named it (``--json``, ``--out``), for the message.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        DataError: ``path`` is a folder, or its nearest existing folder is a file or not
+            writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(path, f"{option} names a folder: give a file name inside it instead")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(path, f"{option}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(path, f"{option}: cannot write in {parent} (permission denied)")
+    return path
+
+
+#: Folds of a dataset prepared without ``k`` (the paper's 10), fewer with fewer images.
+DEFAULT_FOLDS = 10
+
+
+def check_fold_count(k: int | None, n_units: int | None = None, unit: str = "images") -> None:
+    """Refuses a fold count the rotation cannot use, or more folds than images (groups).
+
+    Args:
+        k: the requested number of folds, or ``None`` (the default: always valid).
+        n_units: images (or groups) to split, or ``None`` when not known yet.
+        unit: ``images`` or ``groups``, for the message.
+
+    Raises:
+        ConfigError: ``k < 3`` (the rotation needs a test, a validation and a training
+            fold) or ``k > n_units``; the message names ``--k`` and the largest ``k``.
+    """
+    if k is None:
+        return
+    if k < 3:
+        raise ConfigError(
+            f"--k {k}: the fold rotation needs at least 3 folds (a test, a validation and a "
+            "training fold): use --k 3 or more, or omit --k for up to 10"
+        )
+    if n_units is not None and k > n_units:
+        fix = f"use --k {n_units} at most" if n_units >= 3 else "annotate more to use folds"
+        raise ConfigError(
+            f"--k {k}: only {n_units} {unit} to split into folds: {fix} (or omit --k: up to "
+            f"{DEFAULT_FOLDS} folds, one per {unit[:-1]} when there are fewer)"
+        )
+
+
+@contextmanager
+def _disk_errors(out: Path) -> Iterator[None]:
+    """An ``OSError`` inside the block (read-only folder, full disk) as one line naming
+    ``out``; :func:`~pseudoedgenet.data.io.atomic_dir` has removed the partial folder."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise DataError(
+            out,
+            f"cannot write: {exc.strerror or exc}{where}; nothing was written: choose a "
+            "writable --out on a disk with free space",
+        ) from None
+
+
 def prepare_dataset(
     samples: Iterable[Sample],
     out: str | Path,
     *,
     source: dict[str, Any],
-    k: int = 10,
+    k: int | None = None,
     seed: int = 0,
     split_by: str = "image",
     force: bool = False,
@@ -74,8 +149,10 @@ def prepare_dataset(
         samples: the images to write (consumed once).
         out: destination folder; built in a temporary sibling and renamed into place.
         source: description stored in ``dataset.json`` (reader name, path, split).
-        k: number of folds (``folds.json``); reduced to the number of images/groups if
-            there are fewer, with the reduction recorded.
+        k: number of folds (``folds.json``), 3 (the rotation's test, validation and
+            training folds) up to the number of images (groups with ``split_by="group"``);
+            ``None``: :data:`DEFAULT_FOLDS`, or one fold per image (group) when there are
+            fewer (fewer than 3: no usable rotation, ``--fold`` refuses such a dataset).
         seed: fold seed.
         split_by: ``image`` or ``group`` (patient-wise for TNBC, organ for MoNuSeg).
         force: replace an existing ``out``.
@@ -87,10 +164,13 @@ def prepare_dataset(
         The ``dataset.json`` content.
 
     Raises:
-        DataError: ``out`` exists without ``force``, or any reader error.
+        DataError: ``out`` exists without ``force``, any reader error, or an ``OSError``
+            while writing (read-only folder, full disk: nothing is left behind).
+        ConfigError: ``k`` below 3 or above the number of images (groups).
     """
     out = check_output_dir(out, force)
-    with atomic_dir(out, replace=force) as tmp:
+    check_fold_count(k, total if split_by == "image" else None, "images")
+    with _disk_errors(out), atomic_dir(out, replace=force) as tmp:
         names: list[str] = []
         groups: dict[str, str] = {}
         infos: dict[str, dict[str, Any]] = {}
@@ -119,7 +199,8 @@ def prepare_dataset(
             raise DataError(source.get("path"), "no images found")
         by_group = split_by == "group"
         n_units = len(set(groups.values())) if by_group else len(names)
-        k_used = max(2, min(k, n_units)) if n_units >= 2 else 1
+        check_fold_count(k, n_units, "groups" if by_group else "images")
+        k_used = k if k is not None else min(DEFAULT_FOLDS, n_units)
         if k_used >= 2:
             folds = make_folds(
                 names, k_used, seed, [groups[n] for n in names] if by_group else None
@@ -134,6 +215,9 @@ def prepare_dataset(
             "has_instances": (tmp / "instances").is_dir(),
             "has_roi": (tmp / "roi").is_dir(),
             "k_requested": k,
+            "duplicates_dropped": sum(
+                int(info.get("duplicates_dropped", 0)) for info in infos.values()
+            ),
             "groups": groups,
             "pseudoedgenet_version": __version__,
             "point_convention": "(x, y) = (column, row) pixels of the full image",
@@ -272,7 +356,7 @@ def write_labels(dataset: PreparedDataset, force: bool = False) -> Path:
         The labels folder.
     """
     out = check_output_dir(dataset.root / "labels", force)
-    with atomic_dir(out, replace=force) as tmp:
+    with _disk_errors(out), atomic_dir(out, replace=force) as tmp:
         for name in tqdm(dataset.names, desc="labels", unit="img"):
             shape = dataset.image(name).shape[:2]
             write_png(tmp / f"{name}.png", dataset.point_labels(name, shape))

@@ -683,7 +683,7 @@ def prepare_qupath(
     mpp: float | None = None,
     region_class: str | None = None,
     point_class: str | None = None,
-    k: int = 10,
+    k: int | None = None,
     seed: int = 0,
     split_by: str = "image",
     force: bool = False,
@@ -699,7 +699,8 @@ def prepare_qupath(
         src: folder of images/slides with ``<stem>.geojson`` beside each.
         out: prepared dataset folder to create.
         level, mpp, region_class, point_class: see :func:`plan_qupath`.
-        k: number of folds (reduced to the number of images or groups).
+        k: number of folds, or ``None`` (see
+            :func:`~pseudoedgenet.data.prepared.prepare_dataset`).
         seed: fold seed.
         split_by: ``image`` or ``group`` (group = source file: the regions of one slide
             stay in one fold).

@@ -17,7 +17,7 @@ import lightning as L
 from pseudoedgenet.data.datamodule import PointDataModule
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.engine.runtime import device_description, resolve_precision
-from pseudoedgenet.engine.train import load_module
+from pseudoedgenet.engine.train import check_accelerator, lightning_output, load_module
 from pseudoedgenet.errors import ConfigError, DataError
 
 
@@ -44,12 +44,19 @@ def evaluate_checkpoint(
 
     Raises:
         DataError: the folder has no instance masks, or the checkpoint is not ours.
-        ConfigError: ``fold`` out of range.
+        ConfigError: ``fold`` out of range (or a dataset of fewer than 3 folds), an
+            accelerator this machine lacks.
     """
     t0 = time.perf_counter()
+    check_accelerator(accelerator, "--accelerator")
     ds = PreparedDataset(Path(data))
     if not ds.has_instances:
         raise DataError(ds.root, "has no instance masks to evaluate against")
+    if fold is not None and len(ds.folds) < 3:
+        raise ConfigError(
+            f"--fold needs a dataset prepared with at least 3 folds, {ds.root} has "
+            f"{len(ds.folds)}: omit --fold to score every image"
+        )
     if fold is not None and not 0 <= fold < len(ds.folds):
         raise ConfigError(f"fold {fold} out of range 0..{len(ds.folds) - 1} for {ds.root}")
     module = load_module(checkpoint)
@@ -58,16 +65,17 @@ def evaluate_checkpoint(
     if fold is None:
         dm.test_names = list(ds.names)
     precision = resolve_precision(cfg.train.precision, accelerator)
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        precision=precision,  # type: ignore[arg-type]
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-    )
-    trainer.test(module, datamodule=dm, verbose=False)
+    with lightning_output(verbose=False):
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            precision=precision,  # type: ignore[arg-type]
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+        )
+        trainer.test(module, datamodule=dm, verbose=False)
     return {
         "test": module.test_metric.compute("mean"),
         "test_pooled": module.test_metric.compute("pooled"),

@@ -3,7 +3,9 @@
 A run folder holds ``config.yaml`` (the resolved config), ``run.json`` (fold, split,
 ``init``, package version, git commit, device), ``metrics.csv`` (per-epoch log),
 ``best.ckpt``, ``last.ckpt`` and, after testing, ``result.json``. Re-running into the same
-folder resumes from ``last.ckpt``.
+folder resumes from ``last.ckpt`` (a full checkpoint), with the same config only
+(:func:`check_run_folder`); ``best.ckpt``/``best_points.ckpt`` hold the weights alone. SIGTERM
+ends a run with :class:`TrainingInterrupted` (the CLI: one line, exit code 143).
 
 Selection (what ``best.ckpt`` is):
 
@@ -23,20 +25,27 @@ import csv
 import hashlib
 import json
 import logging
-import shutil
+import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+import yaml
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from pseudoedgenet import __version__
-from pseudoedgenet.config import Config
+from pseudoedgenet.config import Config, config_differences, load_config
 from pseudoedgenet.data.datamodule import PointDataModule
 from pseudoedgenet.data.io import atomic_path, write_json, write_text
 from pseudoedgenet.data.prepared import PreparedDataset
@@ -148,6 +157,216 @@ class TrainClock(Callback):
         self.before_s = float(state_dict.get("elapsed_s", 0.0))
 
 
+#: Config keys a resumed run may change: how long it trains (e.g. ``--epochs 60`` to
+#: continue a finished 30-epoch run). Any other difference is refused (a new run).
+RESUMABLE_CHANGES = ("train.epochs", "train.max_steps")
+
+#: Keys of a full Lightning checkpoint that resuming needs and weights do not
+#: (``best.ckpt``/``best_points.ckpt`` are written without them).
+_RESUME_ONLY_KEYS = ("optimizer_states", "lr_schedulers", "callbacks")
+
+#: What :func:`train_fold` returns in a DDP process of rank > 0 (rank 0 tests and writes
+#: the record): ``{DDP_WORKER_KEY: rank}``.
+DDP_WORKER_KEY = "ddp_rank"
+
+
+class TrainingInterrupted(Exception):
+    """A run stopped by SIGTERM (a job scheduler's time limit); rerun to resume.
+
+    Attributes:
+        last: the run's ``last.ckpt``.
+        epoch: 1-based epoch that ``last.ckpt`` holds, or ``None`` when the run stopped
+            before its first checkpoint.
+    """
+
+    def __init__(self, last: Path, epoch: int | None) -> None:
+        self.last, self.epoch = last, epoch
+        if epoch is None:
+            text = (
+                f"interrupted by SIGTERM in the first epoch, before any checkpoint ({last} "
+                "not written); rerun the same command to start again"
+            )
+        else:
+            text = (
+                f"interrupted by SIGTERM; {last} saved at epoch {epoch}; rerun the same "
+                "command to resume"
+            )
+        super().__init__(text)
+
+
+def _process_rank() -> int:
+    """This process's global rank (0 unless Lightning's DDP launcher started it)."""
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+def check_accelerator(accelerator: str, option: str = "train.accelerator") -> None:
+    """Refuses an accelerator this machine does not have, before any work.
+
+    Args:
+        accelerator: ``auto``, ``cpu``, ``gpu``, ``cuda`` or ``mps`` (Lightning's names).
+        option: the option or config key to name in the message.
+
+    Raises:
+        ConfigError: an unknown name, or a GPU that PyTorch cannot see.
+    """
+    cuda = torch.cuda.is_available()
+    mps = torch.backends.mps.is_available()
+    available = {"auto": True, "cpu": True, "gpu": cuda or mps, "cuda": cuda, "mps": mps}
+    if accelerator not in available:
+        raise ConfigError(
+            f"{option} {accelerator}: unknown accelerator; use one of {', '.join(available)}"
+        )
+    if not available[accelerator]:
+        raise ConfigError(
+            f"{option} {accelerator}: PyTorch sees no {accelerator.upper()} device on this "
+            f"machine (torch {torch.__version__}, CUDA build {torch.version.cuda}); use cpu "
+            "or auto"
+        )
+
+
+def _value_text(value: Any) -> str:
+    """A config value as YAML writes it (``0.05``, ``true``, ``null``, ``pen_att``)."""
+    if isinstance(value, str):
+        return value
+    return str(yaml.safe_dump(value, default_flow_style=True)).removesuffix("\n...\n").strip()
+
+
+def check_run_folder(out: Path, cfg: Config) -> list[tuple[str, Any, Any]]:
+    """Checks that ``out`` can take a run of ``cfg``, before anything is written.
+
+    A folder that already holds a run (``config.yaml``) continues only with the same
+    config, up to :data:`RESUMABLE_CHANGES`; its ``last.ckpt``, if any, must be a complete,
+    resumable checkpoint.
+
+    Returns:
+        The allowed differences ``[(key, in the run, now), ...]`` (empty for a new run).
+
+    Raises:
+        DataError: naming the file: ``config.yaml`` unreadable or of another config (the
+            keys listed), ``last.ckpt`` truncated, corrupt or weights-only.
+    """
+    saved_path, last = out / "config.yaml", out / "last.ckpt"
+    changes: list[tuple[str, Any, Any]] = []
+    if saved_path.is_file():
+        try:
+            saved = load_config(saved_path)
+        except ConfigError as exc:
+            raise DataError(
+                saved_path, f"the run's config cannot be read ({exc}): use a new --out"
+            ) from None
+        changes = config_differences(saved, cfg)
+        refused = [c for c in changes if c[0] not in RESUMABLE_CHANGES]
+        if refused:
+            listed = "; ".join(
+                f"{k}: {_value_text(a)} in the run, {_value_text(b)} now" for k, a, b in refused
+            )
+            raise DataError(
+                out,
+                f"holds a run of another config ({listed}): use a new --out for a new run, "
+                f"or resume it with its own config ({saved_path})",
+            )
+    if last.is_file():
+        try:
+            ckpt = torch.load(last, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise DataError(
+                last,
+                f"truncated or corrupt checkpoint ({type(exc).__name__}): delete it to train "
+                "this run again from its start, or use a new --out",
+            ) from None
+        if not isinstance(ckpt, dict) or any(
+            k not in ckpt for k in ("state_dict", "loops", *_RESUME_ONLY_KEYS)
+        ):
+            raise DataError(
+                last,
+                "not a resumable training checkpoint (no optimizer state or loop counters): "
+                "delete it to train this run again from its start, or use a new --out",
+            )
+        del ckpt
+    return changes
+
+
+def _weights_only_copy(src: Path, dst: Path, precision_key: str) -> None:
+    """Writes ``src`` (a full checkpoint) to ``dst`` without what only resuming needs."""
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    drop = {*_RESUME_ONLY_KEYS, precision_key}
+    with atomic_path(dst) as tmp:
+        torch.save({k: v for k, v in ckpt.items() if k not in drop}, tmp)
+
+
+class _EpochBar(TQDMProgressBar):
+    """One progress bar per training epoch on stderr (``epoch 3/30``), nothing else:
+    no metrics after the bar (:class:`EpochLine` prints them), no validation or test bars."""
+
+    def init_train_tqdm(self) -> Tqdm:
+        return Tqdm(
+            desc="train",
+            position=self.process_position,
+            disable=self.is_disabled,
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            smoothing=0,
+            unit="step",
+        )
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_sanity_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_test_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        bar = self.train_progress_bar
+        bar.set_description(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}", False)
+        total = self.total_train_batches
+        bar.reset(total=None if total == float("inf") else int(total))
+        bar.initial = 0
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        return {}
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        # clear the bar now, not at exit after the error line
+        if self._train_progress_bar is not None:
+            self._train_progress_bar.close()
+
+
+@contextmanager
+def lightning_output(verbose: bool) -> Iterator[None]:
+    """Silences Lightning's log lines (device summary, tips, "fit stopped") and the
+    warnings raised inside Lightning for the duration of a run, unless ``verbose``;
+    restores the loggers' levels afterwards."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"lightning(\.|$)")
+            warnings.filterwarnings("ignore", category=PossibleUserWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _checkpoint_epoch(path: Path) -> int | None:
+    """The 1-based epoch a checkpoint holds, or ``None`` without a readable file."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1
+    except Exception:
+        return None
+
+
 def config_sha256(cfg: Config) -> str:
     """Hash of the resolved config (YAML form), to tell runs of different configs apart."""
     return hashlib.sha256(cfg.to_yaml().encode()).hexdigest()
@@ -190,9 +409,13 @@ def _fit(
     out: Path,
     monitors: dict[str, str],
     clock: TrainClock,
+    verbose: bool = False,
 ) -> tuple[L.Trainer, dict[str, ModelCheckpoint]]:
     """Trains ``module``; ``monitors`` maps checkpoint names to the logged score each keeps
-    the maximum of (``{}``: no validation, ``best.ckpt`` becomes a copy of ``last.ckpt``).
+    the maximum of (``{}``: no validation, ``best.ckpt`` holds the weights of
+    ``last.ckpt``). ``last.ckpt`` is a full checkpoint (optimizer, schedulers, loops,
+    callbacks: what resuming needs); ``best.ckpt``/``best_points.ckpt`` hold the weights
+    only (with the config, epoch and step), a third of the size with Adam.
 
     Returns the trainer and the checkpoint callbacks by name (``last`` is always there).
     """
@@ -226,17 +449,24 @@ def _fit(
             save_top_k=1,
             save_on_train_epoch_end=False,
             enable_version_counter=False,
+            save_weights_only=True,
         )
     others: list[Callback] = [ValidateAtEnd()] if has_val else []
-    trainer = L.Trainer(
+    trainer = _make_trainer(
         default_root_dir=out,
         max_epochs=t.epochs,
         max_steps=t.max_steps,
-        precision=precision,  # type: ignore[arg-type]
+        precision=precision,
         accelerator=t.accelerator,
         devices=t.devices,
         strategy=t.strategy,
-        callbacks=[*callbacks.values(), *others, EpochLine(), clock],
+        callbacks=[
+            *callbacks.values(),
+            *others,
+            EpochLine(),
+            clock,
+            *([] if verbose else [_EpochBar()]),
+        ],
         logger=CSVLogger(save_dir=out, name="logs", version=f"attempt_{_attempts(out)}"),
         check_val_every_n_epoch=t.val_every,
         num_sanity_val_steps=0,
@@ -245,17 +475,31 @@ def _fit(
         enable_model_summary=False,
     )
     last = out / "last.ckpt"
-    trainer.fit(
-        module,
-        datamodule=dm,
-        ckpt_path=last if last.is_file() else None,
-        weights_only=True,
-    )
-    if not has_val and last.is_file():
-        with atomic_path(out / "best.ckpt") as tmp:
-            shutil.copyfile(last, tmp)
-    _merge_logs(out)
+    try:
+        trainer.fit(
+            module,
+            datamodule=dm,
+            ckpt_path=last if last.is_file() else None,
+            weights_only=True,
+        )
+    finally:
+        if trainer.is_global_zero:
+            _merge_logs(out)
+    if not has_val and last.is_file() and trainer.is_global_zero:
+        _weights_only_copy(last, out / "best.ckpt", type(trainer.precision_plugin).__qualname__)
     return trainer, callbacks
+
+
+def _make_trainer(**kwargs: Any) -> L.Trainer:
+    """``L.Trainer(**kwargs)``; Lightning's refusal of the hardware settings as one line."""
+    try:
+        return L.Trainer(**kwargs)
+    except MisconfigurationException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"train.accelerator/devices/strategy ({kwargs.get('accelerator')}, "
+            f"{kwargs.get('devices')}, {kwargs.get('strategy', 'auto')}): {first}"
+        ) from None
 
 
 def _attempts(out: Path) -> int:
@@ -423,6 +667,7 @@ def train_fold(
     init: str | Path | None = None,
     config_source: str | None = None,
     log: Callable[[str], None] = print,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Trains one split of a prepared dataset and tests its best-validation checkpoint.
 
@@ -430,7 +675,15 @@ def train_fold(
     by val IoU (and ``best_points.ckpt`` by point F1) when they all have instance masks,
     by point F1 when they have points only, the last checkpoint without validation.
     Before training, one line saying so (and which config and initial weights are used)
-    goes to ``log``. Every argument is checked before the run folder is created.
+    goes to ``log``. Every argument is checked before the run folder is created or
+    changed: a run folder that holds a run continues it only with the same config (up to
+    :data:`RESUMABLE_CHANGES`) and a complete ``last.ckpt``; the accelerator must exist.
+
+    Output: the start line, one line per epoch (:class:`EpochLine`) and a progress bar
+    per epoch on stderr; Lightning's own log lines and warnings only with ``verbose``.
+    SIGTERM (a scheduler's time limit) stops the run at the next step and raises
+    :class:`TrainingInterrupted`: ``last.ckpt`` (written at the end of every epoch) is left
+    as it is, so the interrupted epoch is redone on resume.
 
     Args:
         cfg: the run configuration.
@@ -445,6 +698,7 @@ def train_fold(
             match) from (:func:`init_weights`); not with a run to resume.
         config_source: where ``cfg`` came from, for the start line.
         log: receives the start line.
+        verbose: show Lightning's log lines, warnings and its own progress bar.
 
     Returns:
         The result record also written to ``out/result.json``: ``selected_by``
@@ -453,12 +707,17 @@ def train_fold(
         selection), ``best_epoch_points``/``val_point_f1``/``val_curve_points`` and
         ``test_point_selected`` (test scores of ``best_points.ckpt``) beside an IoU
         selection, ``test``/``test_pooled`` (test images with masks), ``test_points``
-        (point scores of best.ckpt on the test images), ``init``, ...
+        (point scores of best.ckpt on the test images), ``init``, ... In a DDP process of
+        rank > 0 (``train.devices`` > 1), ``{DDP_WORKER_KEY: rank}`` only: rank 0 tests
+        (on one device) and writes the record.
 
     Raises:
         DataError: fewer than 3 images, ``init`` unreadable or of another f, ``init``
-            with a run folder that holds ``last.ckpt``.
-        ConfigError: ``fold`` or ``val`` out of range, ``val`` with a fold.
+            with a run folder that holds ``last.ckpt``, a run folder of another config
+            or with a truncated ``last.ckpt`` (:func:`check_run_folder`).
+        ConfigError: ``fold`` or ``val`` out of range, ``val`` with a fold, an
+            accelerator this machine lacks.
+        TrainingInterrupted: SIGTERM during training or testing.
     """
     clock = TrainClock()
     ds = PreparedDataset(Path(data))
@@ -471,6 +730,9 @@ def train_fold(
             "holds a run (last.ckpt): --init starts a new run, so use a new --out "
             "(or drop --init to resume this one)",
         )
+    check_accelerator(cfg.train.accelerator)
+    changes = check_run_folder(out, cfg)
+    rank = _process_rank()
     dm = PointDataModule(ds, fold, cfg.data, cfg.train.seed, val)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     module = PseudoEdgeNetModule(cfg)
@@ -484,10 +746,15 @@ def train_fold(
         monitors = {"best": "val/iou", "best_points": "val/point_f1"}
     else:
         selected_by, monitors = "val/point_f1", {"best": "val/point_f1"}
-    log(_plan_line(dm, selected_by, config_source, init_rec, resumed))
-
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.yaml", cfg.to_yaml())
+    plan = _plan_line(dm, selected_by, config_source, init_rec, resumed)
+    if changes:
+        plan += "; resumed with " + ", ".join(
+            f"{k} {_value_text(a)} -> {_value_text(b)}" for k, a, b in changes
+        )
+    if rank == 0:
+        log(plan)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "config.yaml", cfg.to_yaml())
     precision = resolve_precision(cfg.train.precision, cfg.train.accelerator)
     run = {
         "fold": fold,
@@ -501,8 +768,47 @@ def train_fold(
         "precision": precision,
         "torch": torch.__version__,
     }
-    write_json(out / "run.json", run)
-    trainer, callbacks = _fit(cfg, module, dm, out, monitors, clock)
+    if rank == 0:
+        write_json(out / "run.json", run)
+    last = out / "last.ckpt"
+    with lightning_output(verbose):
+        try:
+            trainer, callbacks = _fit(cfg, module, dm, out, monitors, clock, verbose)
+            if rank:
+                return {DDP_WORKER_KEY: rank}
+            return _test_and_record(
+                cfg, module, dm, out, trainer, callbacks, clock, selected_by, run, extra
+            )
+        except SIGTERMException:
+            raise TrainingInterrupted(last, _checkpoint_epoch(last)) from None
+
+
+def _test_and_record(
+    cfg: Config,
+    module: PseudoEdgeNetModule,
+    dm: PointDataModule,
+    out: Path,
+    trainer: L.Trainer,
+    callbacks: dict[str, ModelCheckpoint],
+    clock: TrainClock,
+    selected_by: str,
+    run: dict[str, Any],
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Tests the selected checkpoint(s) of a trained run and writes ``result.json``
+    (the record :func:`train_fold` returns)."""
+    fold, init_rec, precision = run["fold"], run["init"], run["precision"]
+    if trainer.world_size > 1:
+        # DDP would test a share of the images per process: rank 0 tests them all alone
+        trainer = _make_trainer(
+            accelerator=cfg.train.accelerator,
+            devices=1,
+            precision=trainer.precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+        )
     result: dict[str, Any] = {
         **(extra or {}),
         "method": cfg.method,

@@ -14,7 +14,7 @@ from typing import Any
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.data.io import write_json
 from pseudoedgenet.data.prepared import PreparedDataset
-from pseudoedgenet.engine.train import train_fold
+from pseudoedgenet.engine.train import DDP_WORKER_KEY, train_fold
 from pseudoedgenet.errors import ConfigError
 
 #: Named training protocols: overrides applied on top of a method's config. ``paper`` is
@@ -85,8 +85,14 @@ def crossval(
     runs: str | Path,
     protocol: str,
     dataset_name: str | None = None,
+    *,
+    verbose: bool = False,
 ) -> list[dict[str, Any]]:
     """Runs the given folds, writing ``out/fold_<i>.json`` after each; skips done folds.
+
+    With several devices (``train.devices``, DDP), Lightning starts the other processes by
+    re-running the command; each of them returns after the first fold it trained in, and
+    the next fold starts them afresh (they skip the folds whose files exist).
 
     Args:
         cfg: method config with the protocol already applied.
@@ -96,6 +102,7 @@ def crossval(
         runs: folder for run directories and checkpoints (outside git).
         protocol: protocol name recorded in every result.
         dataset_name: recorded as ``dataset`` (defaults to the prepared folder's reader).
+        verbose: show Lightning's own output (:func:`train_fold`).
 
     Returns:
         The result records of all requested folds (read back for skipped ones).
@@ -117,8 +124,15 @@ def crossval(
             results.append(done)
             continue
         res = train_fold(
-            cfg, data, fold, runs / f"fold_{fold}", extra={"dataset": name, "protocol": protocol}
+            cfg,
+            data,
+            fold,
+            runs / f"fold_{fold}",
+            extra={"dataset": name, "protocol": protocol},
+            verbose=verbose,
         )
+        if DDP_WORKER_KEY in res:  # a DDP process of rank > 0: rank 0 writes the record
+            return results
         write_json(path, res)
         print(f"fold {fold}: test IoU {res.get('test', {}).get('iou', float('nan')):.4f} -> {path}")
         results.append(res)

@@ -16,7 +16,7 @@ from pseudoedgenet.config import Config
 from pseudoedgenet.data.io import write_json
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.engine.evaluate import evaluate_checkpoint
-from pseudoedgenet.engine.train import train_fold
+from pseudoedgenet.engine.train import DDP_WORKER_KEY, train_fold
 from pseudoedgenet.errors import DataError
 
 
@@ -28,6 +28,8 @@ def holdout(
     runs: str | Path,
     protocol: str,
     dataset_name: str | None = None,
+    *,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Trains on all of ``train_data``, tests the last checkpoint on all of ``test_data``.
 
@@ -40,10 +42,12 @@ def holdout(
         protocol: protocol name recorded in the result.
         dataset_name: recorded as ``dataset`` (defaults to the training folder's reader
             plus ``-test``).
+        verbose: show Lightning's own output (:func:`train_fold`).
 
     Returns:
         The result record: the training record's fields plus ``test`` / ``test_pooled``
-        (IoU, Dice, F1, AJI), ``test_images``, ``test_data`` and ``selection: "last"``.
+        (IoU, Dice, F1, AJI), ``test_images``, ``test_data`` and ``selection: "last"``;
+        in a DDP process of rank > 0, :func:`train_fold`'s ``{DDP_WORKER_KEY: rank}``.
     """
     out = Path(out)
     if out.is_file():
@@ -61,7 +65,16 @@ def holdout(
         )
     reader = str(train_ds.meta.get("source", {}).get("reader", Path(train_data).name))
     name = dataset_name or f"{reader}-test"
-    record = train_fold(cfg, train_data, None, runs, extra={"dataset": name, "protocol": protocol})
+    record = train_fold(
+        cfg,
+        train_data,
+        None,
+        runs,
+        extra={"dataset": name, "protocol": protocol},
+        verbose=verbose,
+    )
+    if DDP_WORKER_KEY in record:  # a DDP process of rank > 0: rank 0 tests and writes
+        return record
     scores = evaluate_checkpoint(Path(runs) / "last.ckpt", test_data, None, cfg.train.accelerator)
     record.update(
         {

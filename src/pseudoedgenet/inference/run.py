@@ -842,10 +842,11 @@ def predict_files(
         cfg: options.
         shard: ``(i, n)``: process inputs ``i, i + n, i + 2n, ...``.
         force: replace existing output folders.
-        log: where the one-line summary per input goes.
+        log: where the one-line summary per input goes (or the one line saying that no
+            input falls in this shard).
 
     Returns:
-        One summary dict per processed input.
+        One summary dict per processed input (empty for a shard without inputs).
 
     Raises:
         DataError: bad input (nothing is written for it).
@@ -853,7 +854,11 @@ def predict_files(
     """
     cfg = cfg or PredictConfig()
     out = Path(out)
-    paths = check_inputs(shard_inputs([Path(p) for p in inputs], shard), out, force)
+    mine = shard_inputs([Path(p) for p in inputs], shard)
+    if not mine:  # more shards than inputs: say so, nothing to do (not an error)
+        log(f"shard {shard[0]}/{shard[1]}: no input of {len(inputs)} falls in this shard")
+        return []
+    paths = check_inputs(mine, out, force)
     for p in paths:
         with open_slide(p, cfg.level, cfg.mpp) as slide:
             area_filter(cfg, slide)

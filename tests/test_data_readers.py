@@ -19,7 +19,6 @@ from pseudoedgenet.data.io import (
     read_label_image,
     read_points,
     read_points_csv,
-    read_points_geojson,
     write_points_csv,
 )
 from pseudoedgenet.data.monuseg import (
@@ -298,43 +297,59 @@ def qupath_points() -> dict:
     }
 
 
-def test_geojson_feature_collection_points_and_multipoints(tmp_path: Path) -> None:
+N = 1 / 256  # qupath.EDGE_NUDGE: a click on a pixel's corner is moved this far inside
+
+
+def _clicks_only() -> dict:
+    fc = qupath_points()
+    fc["features"] = [f for f in fc["features"] if f["geometry"]["type"] != "Polygon"]
+    return fc
+
+
+def test_geojson_clicks_in_qupath_convention(tmp_path: Path) -> None:
+    """QuPath puts integer coordinates at pixel corners: (3.5, 9) is in pixel (col 3,
+    row 9), so the package point is its centre (3, 9) up to the corner nudge."""
     path = tmp_path / "p.geojson"
-    path.write_text(json.dumps(qupath_points()))
-    pts = read_points_geojson(path, shape=(12, 17))
-    np.testing.assert_array_equal(pts, [[3.5, 9], [1, 2], [16, 11]])
-    np.testing.assert_array_equal(read_points(path, shape=(12, 17)), pts)
-
-
-def test_geojson_feature_list_and_single_feature(tmp_path: Path) -> None:
-    feats = qupath_points()["features"]
-    (tmp_path / "list.json").write_text(json.dumps(feats))
-    np.testing.assert_array_equal(read_points(tmp_path / "list.json"), [[3.5, 9], [1, 2], [16, 11]])
-    (tmp_path / "one.geojson").write_text(json.dumps(feats[0]))
-    np.testing.assert_array_equal(read_points(tmp_path / "one.geojson"), [[3.5, 9]])
+    path.write_text(json.dumps(_clicks_only()))
+    pts = read_points(path, shape=(12, 17))
+    np.testing.assert_allclose(pts, [[3.0, 8.5 + N], [0.5 + N, 1.5 + N], [15.5 + N, 10.5 + N]])
+    np.testing.assert_array_equal(np.rint(pts), [[3, 9], [1, 2], [16, 11]])
+    # inside the last pixel of a 17-px row: valid (x = 16.7 -> column 16)
+    one = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [16.7, 11.99]},
+        "properties": {"objectType": "annotation"},
+    }
+    (tmp_path / "one.geojson").write_text(json.dumps(one))
+    np.testing.assert_array_equal(
+        np.rint(read_points(tmp_path / "one.geojson", (12, 17))), [[16, 11]]
+    )
+    (tmp_path / "list.json").write_text(json.dumps(_clicks_only()["features"]))
+    np.testing.assert_allclose(read_points(tmp_path / "list.json"), pts)
 
 
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        ("{not json", ["invalid geojson"]),
+        ("{not json", ["not json"]),
         ('{"type": "FeatureCollection", "features": []}', ["no point"]),
         (
             '{"type": "Feature", "geometry": {"type": "Point", "coordinates": [17, 0]}}',
             ["outside"],
         ),
         (
-            '{"type": "Feature", "geometry": {"type": "Point", "coordinates": [NaN, 0]}}',
-            ["nan"],
+            '{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": '
+            "[[[0, 0], [1, 0], [1, 1], [0, 0]]]}}",
+            ["region", "prepare qupath"],
         ),
     ],
-    ids=["invalid", "no-points", "outside", "nan"],
+    ids=["invalid", "no-points", "outside", "region"],
 )
 def test_bad_geojson(tmp_path: Path, content: str, words: list[str]) -> None:
     path = tmp_path / "bad.geojson"
     path.write_text(content)
     with pytest.raises(DataError) as exc:
-        read_points_geojson(path, shape=(12, 17))
+        read_points(path, shape=(12, 17))
     assert_names(exc, path, *words)
 
 
@@ -344,14 +359,15 @@ def test_bad_geojson(tmp_path: Path, content: str, words: list[str]) -> None:
         {"type": "Point", "coordinates": ["a", "b"]},
         {"type": "Point", "coordinates": [1]},
         {"type": "Point"},
+        {"type": "Point", "coordinates": [float("nan"), 0]},
     ],
-    ids=["strings", "one-coordinate", "no-coordinates"],
+    ids=["strings", "one-coordinate", "no-coordinates", "nan"],
 )
 def test_malformed_geojson_geometry(tmp_path: Path, geometry: dict) -> None:
     path = tmp_path / "bad.geojson"
     path.write_text(json.dumps({"type": "Feature", "geometry": geometry}))
     with pytest.raises(DataError) as exc:
-        read_points_geojson(path)
+        read_points(path)
     assert_names(exc, path)
 
 
@@ -387,7 +403,8 @@ def test_folder_reader_masks_only_and_geojson(tmp_path: Path, make_folder_datase
     )
     pts = {s.name: s.points for s in read_folder(tmp_path)}
     assert pts["img0"] is None
-    np.testing.assert_array_equal(pts["img1"], [[4, 5]])
+    # QuPath's (4, 5) is the corner of pixel (col 4, row 5): that pixel is labelled
+    np.testing.assert_array_equal(np.rint(pts["img1"]), [[4, 5]])
 
 
 @pytest.mark.parametrize("kind", ["points", "masks"])

@@ -317,56 +317,15 @@ def write_points_csv(path: str | Path, points: np.ndarray) -> None:
     write_text(path, "\n".join(lines) + "\n")
 
 
-def read_points_geojson(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Reads points from GeoJSON as exported by QuPath.
-
-    Accepts a FeatureCollection, a list of Features or a single Feature whose geometries
-    are ``Point`` or ``MultiPoint``; coordinates are ``[x, y]`` pixels.
-
-    Returns:
-        ``float64`` array ``(N, 2)`` in ``(x, y)`` order.
-
-    Raises:
-        DataError: invalid JSON, no point geometry, NaN or out-of-image points.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"invalid GeoJSON ({exc.__class__.__name__}: {exc})") from None
-    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
-        features = data.get("features", [])
-    elif isinstance(data, list):
-        features = data
-    else:
-        features = [data]
-    if not isinstance(features, list):
-        raise DataError(path, "GeoJSON 'features' must be a list")
-    pts: list[tuple[float, float]] = []
-    for i, feat in enumerate(features):
-        geom = feat.get("geometry", feat) if isinstance(feat, dict) else None
-        if not isinstance(geom, dict) or geom.get("type") not in ("Point", "MultiPoint"):
-            continue
-        coords = geom.get("coordinates")
-        pairs = [coords] if geom["type"] == "Point" else coords
-        try:
-            pts.extend((float(c[0]), float(c[1])) for c in pairs)  # type: ignore[union-attr,index]
-        except (TypeError, ValueError, IndexError, KeyError):
-            raise DataError(
-                path, f"feature {i}: coordinates must be [x, y] numbers, got {coords!r}"
-            ) from None
-    if not pts:
-        raise DataError(path, "no Point or MultiPoint geometry found (empty point file)")
-    return validate_points(np.asarray(pts, dtype=np.float64), shape, path)
-
-
 def read_points(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Reads a CSV (``.csv``) or GeoJSON (``.geojson``/``.json``) point file."""
+    """Reads a CSV (``.csv``, package convention) or QuPath GeoJSON (``.geojson``/``.json``,
+    QuPath's convention, converted: :func:`pseudoedgenet.data.qupath.read_qupath_points`)
+    point file; returns ``(N, 2)`` float64 ``(x, y)`` in the package's convention."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return read_points_csv(path, shape)
     if path.suffix.lower() in (".geojson", ".json"):
-        return read_points_geojson(path, shape)
+        from pseudoedgenet.data.qupath import read_qupath_points
+
+        return read_qupath_points(path, shape)
     raise DataError(path, "unsupported point file type: expected .csv or .geojson")

@@ -245,6 +245,51 @@ def qupath_to_pixels(
     return pix.astype(np.int64), xy
 
 
+def read_qupath_points(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The clicks of a QuPath GeoJSON export of one image, in the package's convention.
+
+    For the ``folder`` reader (``points/<name>.geojson`` beside ``images/<name>.png``):
+    every ``Point``/``MultiPoint`` annotation is a click on the image at level 0. QuPath's
+    coordinates (integers at pixel corners) become the package's (pixel centres at
+    integers) by :func:`qupath_to_pixels`, so a click anywhere inside a pixel, also at
+    x = 255.7 on a 256-px image, labels that pixel.
+
+    Args:
+        path: the ``.geojson``/``.json`` export.
+        shape: ``(H, W)`` of the image, to check that every click lies on it, or ``None``.
+
+    Returns:
+        ``(N, 2)`` float64 ``(x, y)`` in the package's convention.
+
+    Raises:
+        DataError: anything :func:`read_qupath_geojson` refuses, a region (regions need
+            ``prepare qupath``), no click, or a click outside the image.
+    """
+    path = Path(path)
+    feats = read_qupath_geojson(path)
+    region = next((f for f in feats if f.kind == "region"), None)
+    if region is not None:
+        raise DataError(
+            path,
+            f"{region.label} is a region: a folder dataset takes clicks only; for regions "
+            "use `pseudoedgenet prepare qupath`",
+        )
+    clicks = [f.points for f in feats if f.kind == "point" and len(f.points)]
+    if not clicks:
+        raise DataError(path, "no Point or MultiPoint annotation (empty point file)")
+    pixels, xy = qupath_to_pixels(np.concatenate(clicks), (1.0, 1.0))
+    if shape is not None:
+        h, w = shape
+        out = (pixels[:, 0] < 0) | (pixels[:, 0] >= w) | (pixels[:, 1] < 0) | (pixels[:, 1] >= h)
+        if out.any():
+            i = int(np.argmax(out))
+            q = np.concatenate(clicks)[i]
+            raise DataError(
+                path, f"click {i} at (x={q[0]:g}, y={q[1]:g}) lies outside the {w}x{h} image"
+            )
+    return xy
+
+
 def rasterise_polygon(
     rings: list[np.ndarray],
     box: Box,

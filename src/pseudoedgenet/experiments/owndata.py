@@ -175,7 +175,8 @@ def draw_pictures(
     clicks of ``slide.geojson``), ``own-data-show.png`` (``pseudoedgenet show`` of the first
     region: clicks green, Voronoi negatives yellow, outside the region darkened),
     ``own-data-val.png`` (validation point F1, recall and precision per epoch from the
-    run's ``metrics.csv``), ``own-data-predict.png`` (``nuclei.geojson`` outlines over a
+    run's ``metrics.csv``), ``own-data-predict.png`` (f's mask at 0.5 tinted green and the
+    ``nuclei.geojson`` outlines, which the area filters have thinned, in yellow over a
     ``side``-px crop of the first held-out image, at 2x). Returns the file names.
     """
     import csv
@@ -184,6 +185,7 @@ def draw_pictures(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import tifffile
 
     from pseudoedgenet.data.io import write_png
     from pseudoedgenet.data.prepared import PreparedDataset
@@ -225,16 +227,18 @@ def draw_pictures(
     ax.set_xlabel("epoch")
     ax.set_ylim(0, 1)
     ax.set_title("validation by clicks (held-out regions)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "own-data-val.png", metadata={"Software": None})
     plt.close(fig)
     held = next(t for t in meta["tiles"] if not t["annotated"])
     box = (held["y"], held["y"] + side, held["x"], held["x"] + side)
     nuclei = json.loads((pred / "nuclei.geojson").read_text())["features"]
+    mask = tifffile.imread(pred / "mask.tif")[box[0] : box[1], box[2] : box[3]] > 0
+    tinted = overlay_mask(_crop(example / "slide.tif", box), mask, (0, 220, 60), 0.3)
     write_png(
         out / "own-data-predict.png",
-        draw_geojson(_crop(example / "slide.tif", box), nuclei, (held["x"], held["y"]), 2.0),
+        draw_geojson(tinted, nuclei, (held["x"], held["y"]), 2.0),
     )
     return ["own-data-slide.png", "own-data-show.png", "own-data-val.png", "own-data-predict.png"]
 
@@ -470,13 +474,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     r.add_argument("--steps", nargs="*", default=list(STEPS), choices=STEPS)
     r.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
     r.add_argument("--allow-dirty", action="store_true", help="for trying it out only")
+    pc = sub.add_parser("pictures", help="redraw the walkthrough's pictures from WORK")
+    pc.add_argument("--work", type=Path, default=Path("runs/own-data"))
+    pc.add_argument("--out", type=Path, default=Path("docs/img"))
     d = sub.add_parser("render", help="regenerate the blocks in docs/own-data.md and README.md")
     d.add_argument("--results", type=Path, default=Path("results/own-data"))
     d.add_argument("--doc", type=Path, default=Path("docs/own-data.md"))
     d.add_argument("--readme", type=Path, default=Path("README.md"))
     args = parser.parse_args(argv)
     try:
-        if args.cmd == "run":
+        if args.cmd == "pictures":
+            w = args.work / "walkthrough"
+            names = draw_pictures(
+                w / "example", w / "prepared", w / "run", w / "pred" / "slide", args.out
+            )
+            print(f"wrote {', '.join(str(args.out / n) for n in names)}")
+        elif args.cmd == "run":
             run_steps(
                 args.data, args.work, args.results, args.steps, args.overrides, args.allow_dirty
             )

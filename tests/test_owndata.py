@@ -54,13 +54,11 @@ def test_render_selection_cost_and_finetune(tmp_path: Path) -> None:
     doc, readme = render(res)
     assert (
         "| TNBC fold 0, from scratch | 10 epochs × 64 crops | 0.4000 (epoch 9) | "
-        "0.3800 (epoch 7) | -0.0200 |"
-        in doc
+        "0.3800 (epoch 7) | -0.0200 |" in doc
     )
     assert (
         "| MoNuSeg fold 0, from scratch | 10 epochs × 64 crops | 0.4500 (epoch 10) | "
-        "0.4200 (epoch 10) | -0.0300 |"
-        in doc
+        "0.4200 (epoch 10) | -0.0300 |" in doc
     )
     # mean of -0.02, +0.01, -0.03
     assert readme[0].startswith(
@@ -101,3 +99,15 @@ def test_run_refuses_bad_steps_and_overrides(tmp_path: Path) -> None:
         run_steps(tmp_path, tmp_path, tmp_path, ["nope"])
     with pytest.raises(Exception, match="nosuch"):
         run_steps(tmp_path, tmp_path, tmp_path, ["walkthrough"], ["train.nosuch=1"])
+
+
+def test_render_walkthrough_row(tmp_path: Path) -> None:
+    res = tmp_path / "r"
+    score = {"mean": {"iou": 0.35, "dice": 0.5, "f1": 0.06, "aji": 0.01}, "n": 6}
+    _write(res, "walkthrough", regions=30, clicks=100, slide_score=score, best_epoch=12,
+           val_point_f1=0.24, wall_s=600.0, predict_s=446.4)  # fmt: skip
+    doc, readme = render(res)
+    assert "| held-out MoNuSeg test images on the slide: IoU / Dice / object F1 / AJI " \
+        "(n = 6) | 0.3500 / 0.5000 / 0.0600 / 0.0100 |" in doc  # fmt: skip
+    assert "| best epoch by validation point F1 | 12 (point F1 0.2400) |" in doc
+    assert "IoU 0.3500 on the 6 held-out MoNuSeg test images" in readme[0]

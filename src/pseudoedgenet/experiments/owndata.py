@@ -394,10 +394,17 @@ def render(results: str | Path) -> tuple[list[str], list[str]]:
             f"| held-out MoNuSeg test images on the slide: IoU / Dice / object F1 / AJI "
             f"(n = {sc['n']}) | {sc['mean']['iou']:.4f} / {sc['mean']['dice']:.4f} / "
             f"{sc['mean']['f1']:.4f} / {sc['mean']['aji']:.4f} |",
-            f"| training wall time | {w['wall_s'] / 60:.0f} min |",
+            f"| training wall time (summed over resumed attempts; cores shared with other "
+            f"jobs) | {w['wall_s'] / 60:.0f} min |",
             f"| `predict` on the whole slide (level 0) | {w['predict_s']:.0f} s |",
             "",
         ]
+        readme.append(
+            f"- The walkthrough's example (one slide, {w['regions']} regions with "
+            f"{w['clicks']} clicks, no masks; {budget(w)}): IoU {sc['mean']['iou']:.4f} on "
+            f"the {sc['n']} held-out MoNuSeg test images of the slide, validated and "
+            f"selected by clicks alone."
+        )
     rows = []
     for s, label in (
         ("finetune_scratch", "TNBC fold 0, from scratch"),

@@ -438,11 +438,14 @@ def render(results: str | Path) -> tuple[list[str], list[str]]:
         diffs = [d for *_, d in rows if d is not None]
         if diffs:
             mean = sum(diffs) / len(diffs)
+            same = sum(1 for _, r, *_ in rows if r.get("best_epoch") == r.get("best_epoch_points"))
             readme.append(
                 f"- Choosing the epoch by clicks instead of masks changed test IoU by "
                 f"{mean:+.4f} on average ({', '.join(f'{d:+.4f}' for d in diffs)}; "
                 f"{len(diffs)} runs of "
-                f"{', '.join(sorted({budget(r) for _, r, *_ in rows}))})."
+                f"{', '.join(sorted({budget(r) for _, r, *_ in rows}))}; in {same} of "
+                f"{len(rows)} both chose the same epoch, so runs this short say little "
+                "about the cost of selecting by clicks)."
             )
     fi, fs = recs.get("finetune_init"), recs.get("finetune_scratch")
     if fi and fs:

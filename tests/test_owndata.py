@@ -111,3 +111,10 @@ def test_render_walkthrough_row(tmp_path: Path) -> None:
         "(n = 6) | 0.3500 / 0.5000 / 0.0600 / 0.0100 |" in doc  # fmt: skip
     assert "| best epoch by validation point F1 | 12 (point F1 0.2400) |" in doc
     assert "IoU 0.3500 on the 6 held-out MoNuSeg test images" in readme[0]
+
+
+def test_scaled_maps_nested_geojson_coordinates() -> None:
+    from pseudoedgenet.experiments.owndata import _scaled
+
+    assert _scaled([2.0, 4.0], 0.5) == [1.0, 2.0]
+    assert _scaled([[[0, 8], [8, 8]]], 0.25) == [[[0.0, 2.0], [2.0, 2.0]]]

@@ -155,8 +155,15 @@ def _step_walkthrough(data: Path, work: Path, budget: Sequence[str]) -> dict[str
         "clicks": meta["n_points"],
         "slide_score": score,
         "predict_s": round(predict_s, 1),
-        "nuclei": info.get("nuclei", info.get("n_nuclei")),
+        "nuclei": info["nuclei"],
     }
+
+
+def _scaled(coords: Any, factor: float) -> Any:
+    """GeoJSON coordinates (nested lists of ``[x, y]``) multiplied by ``factor``."""
+    if coords and isinstance(coords[0], (int, float)):
+        return [c * factor for c in coords]
+    return [_scaled(c, factor) for c in coords]
 
 
 def _crop(slide_path: Path, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -199,11 +206,16 @@ def draw_pictures(
         thumb = slide.thumbnail(640)
         scale = thumb.shape[1] / slide.level0_shape[1]
     # the thumbnail is the slide scaled by `scale`: scale the coordinates the same way
-    small = json.loads(
-        json.dumps(features),
-        parse_float=lambda v: float(v) * scale,
-        parse_int=lambda v: float(v) * scale,
-    )
+    small = [
+        {
+            **f,
+            "geometry": {
+                **f["geometry"],
+                "coordinates": _scaled(f["geometry"]["coordinates"], scale),
+            },
+        }
+        for f in features
+    ]
     write_png(out / "own-data-slide.png", draw_geojson(thumb, small, point_radius=1))
     ds = PreparedDataset(prepared)
     name = ds.names[0]

@@ -46,10 +46,10 @@ import torch
 from pseudoedgenet import __version__
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.data.io import read_image
+from pseudoedgenet.data.slide import read_window, write_synthetic_slide
 from pseudoedgenet.hardware import peak_rss_mib
 from pseudoedgenet.inference.predict import predict_probability, prepare_predictor
-from pseudoedgenet.inference.slide import write_synthetic_slide
-from pseudoedgenet.inference.tiling import make_tiles, read_window
+from pseudoedgenet.inference.tiling import make_tiles
 from pseudoedgenet.models import build_model
 from pseudoedgenet.models.trained import Segmenter, load_segmenter
 

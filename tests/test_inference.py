@@ -21,18 +21,18 @@ from conftest import error_line
 from pseudoedgenet import __version__
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.data.io import read_image, read_label_image
-from pseudoedgenet.engine.module import Segmenter
-from pseudoedgenet.errors import DataError
-from pseudoedgenet.inference.run import PredictConfig, predict_slide
-from pseudoedgenet.inference.slide import (
+from pseudoedgenet.data.slide import (
     ArraySlide,
     TiffSlideSlide,
     open_slide,
-    tiles_with_tissue,
+    read_window,
     tissue_mask,
     write_synthetic_slide,
 )
-from pseudoedgenet.inference.tiling import make_tiles, read_window
+from pseudoedgenet.engine.module import Segmenter
+from pseudoedgenet.errors import DataError
+from pseudoedgenet.inference.run import PredictConfig, predict_slide
+from pseudoedgenet.inference.tiling import make_tiles, tiles_with_tissue
 from pseudoedgenet.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]

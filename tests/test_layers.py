@@ -28,12 +28,6 @@ FORBIDDEN = {
     "engine": ("inference", "experiments", "cli", "demo", "walkthrough"),
     "export": ("engine", "experiments", "cli"),
 }
-#: Known exceptions, each with its reason; anything else found fails the test.
-KNOWN = {
-    # prepare qupath reads regions from slides with inference's slide reader; moving the
-    # reader below (data/) is a separate change
-    ("pseudoedgenet.data.qupath", "pseudoedgenet.inference.slide"),
-}
 
 
 def _module_name(path: Path) -> str:
@@ -70,15 +64,34 @@ def _violations(module: str, imported: set[str]) -> list[tuple[str, str]]:
     return [
         (module, name)
         for name in sorted(imported)
-        if name.startswith("pseudoedgenet.")
-        and _layer(name) in forbidden
-        and not any(module == m and (name + ".").startswith(k + ".") for m, k in KNOWN)
+        if name.startswith("pseudoedgenet.") and _layer(name) in forbidden
     ]
 
 
 def test_no_layer_imports_upwards() -> None:
+    """No exceptions: the slide reader that ``prepare qupath`` uses lives in data.slide."""
     bad = [v for p in sorted(SRC.rglob("*.py")) for v in _violations(_module_name(p), _imports(p))]
     assert bad == []
+
+
+def test_importing_the_bottom_layers_loads_no_upper_layer() -> None:
+    """At run time too (transitive imports included): importing every module of the bottom
+    layers, data.qupath and data.slide among them, loads no engine, inference, ... module."""
+    modules = sorted(
+        _module_name(p) for p in SRC.rglob("*.py") if _layer(_module_name(p)) in BOTTOM
+    )
+    assert {"pseudoedgenet.data.qupath", "pseudoedgenet.data.slide"} <= set(modules)
+    upper = sorted({f"pseudoedgenet.{u}" for b in BOTTOM for u in FORBIDDEN[b]})
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}:\n"
+        "    importlib.import_module(m)\n"
+        f"up = {upper!r}\n"
+        "print(sorted(m for m in sys.modules if any((m + '.').startswith(u + '.') for u in up)))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[]"
 
 
 def test_the_import_walk_finds_upward_imports_at_any_depth(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from pseudoedgenet.cli import app
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.data.qupath import prepare_qupath
+from pseudoedgenet.data.slide import open_slide
 from pseudoedgenet.inference.run import PredictConfig, predict_slide
-from pseudoedgenet.inference.slide import open_slide
 from pseudoedgenet.walkthrough import write_pyramidal_rgb
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "monuseg_crops"

@@ -13,6 +13,7 @@ import pytest
 import tifffile
 
 from conftest import error_line
+from pseudoedgenet.data.slide import ArraySlide, open_slide
 from pseudoedgenet.errors import ConfigError
 from pseudoedgenet.inference.run import (
     CSV_COLUMNS,
@@ -27,7 +28,6 @@ from pseudoedgenet.inference.run import (
     nucleus_row,
     write_tiff,
 )
-from pseudoedgenet.inference.slide import ArraySlide, open_slide
 from pseudoedgenet.postprocess import measure, object_polygon
 
 REPO = Path(__file__).resolve().parents[1]

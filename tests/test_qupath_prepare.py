@@ -34,8 +34,8 @@ from pseudoedgenet.data.qupath import (
     read_qupath_geojson,
 )
 from pseudoedgenet.data.sample import Sample
+from pseudoedgenet.data.slide import open_slide, write_synthetic_slide
 from pseudoedgenet.errors import DataError
-from pseudoedgenet.inference.slide import open_slide, write_synthetic_slide
 from pseudoedgenet.labels import IGNORE, voronoi_labels
 
 E = EDGE_NUDGE  # 1/256: a point on a pixel's left/top edge is moved this far inside

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pseudoedgenet.data.slide import read_window
 from pseudoedgenet.engine.module import Segmenter
 from pseudoedgenet.inference.predict import (
     FixedBatch,
@@ -20,7 +21,7 @@ from pseudoedgenet.inference.predict import (
     predict_whole,
     prepare_predictor,
 )
-from pseudoedgenet.inference.tiling import make_tiles, read_window
+from pseudoedgenet.inference.tiling import make_tiles
 from pseudoedgenet.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]

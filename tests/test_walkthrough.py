@@ -10,8 +10,8 @@ import pytest
 import tifffile
 
 from pseudoedgenet.data.folder import read_folder
+from pseudoedgenet.data.slide import open_slide
 from pseudoedgenet.errors import DataError
-from pseudoedgenet.inference.slide import open_slide
 from pseudoedgenet.walkthrough import build_example, main, score_prediction
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "monuseg_crops"

@@ -48,8 +48,8 @@ from typing import Any
 import numpy as np
 
 from pseudoedgenet.data.sample import Sample
+from pseudoedgenet.data.slide import SUPPORTED_SUFFIXES, Box, open_slide
 from pseudoedgenet.errors import DataError
-from pseudoedgenet.inference.slide import SUPPORTED_SUFFIXES, Box, open_slide
 
 #: An image without a region annotation is used whole only up to this side (level read).
 WHOLE_IMAGE_MAX_SIDE = 4096

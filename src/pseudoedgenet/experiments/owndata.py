@@ -167,7 +167,7 @@ def _scaled(coords: Any, factor: float) -> Any:
 
 
 def _crop(slide_path: Path, box: tuple[int, int, int, int]) -> np.ndarray:
-    from pseudoedgenet.inference.slide import open_slide
+    from pseudoedgenet.data.slide import open_slide
 
     with open_slide(slide_path, level=0) as slide:
         return slide.read(box)
@@ -196,7 +196,7 @@ def draw_pictures(
 
     from pseudoedgenet.data.io import write_png
     from pseudoedgenet.data.prepared import PreparedDataset
-    from pseudoedgenet.inference.slide import open_slide
+    from pseudoedgenet.data.slide import open_slide
     from pseudoedgenet.viz import draw_geojson, draw_labels, overlay_mask
 
     out.mkdir(parents=True, exist_ok=True)

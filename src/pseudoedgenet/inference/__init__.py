@@ -1,4 +1,7 @@
-"""Inference: tiling geometry, sliding-window prediction, slide reading, the predict driver."""
+"""Inference: tiling geometry, sliding-window prediction, the predict driver.
+
+Images and slides are read with :mod:`pseudoedgenet.data.slide` (``open_slide``).
+"""
 
 from pseudoedgenet.inference.predict import (
     fuse_conv_bn,
@@ -7,19 +10,15 @@ from pseudoedgenet.inference.predict import (
     prepare_predictor,
     resolve_device,
 )
-from pseudoedgenet.inference.slide import Slide, open_slide, tissue_mask
-from pseudoedgenet.inference.tiling import Tile, make_tiles, read_window
+from pseudoedgenet.inference.tiling import Tile, make_tiles, tiles_with_tissue
 
 __all__ = [
-    "Slide",
     "Tile",
     "fuse_conv_bn",
     "make_tiles",
-    "open_slide",
     "predict_probability",
     "predict_tiles",
     "prepare_predictor",
-    "read_window",
     "resolve_device",
-    "tissue_mask",
+    "tiles_with_tissue",
 ]

@@ -20,9 +20,10 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm.auto import tqdm
 
 from pseudoedgenet.config import PRECISIONS as PRECISIONS
+from pseudoedgenet.data.slide import read_window
 from pseudoedgenet.errors import ConfigError
 from pseudoedgenet.hardware import autocast_dtype, choose_precision
-from pseudoedgenet.inference.tiling import Tile, make_tiles, read_window
+from pseudoedgenet.inference.tiling import Tile, make_tiles
 from pseudoedgenet.models.trained import run_padded
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]

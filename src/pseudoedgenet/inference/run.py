@@ -27,7 +27,7 @@ the OME ``PhysicalSizeX/Y`` (µm) give each level's pixel size when the input ha
 Smaller images get plain (strip) TIFFs and ``mask.png``.
 
 **Coordinates** of GeoJSON and CSV are level-0 pixels, ``(x, y)`` = (column, row), in the
-convention chosen with ``--coords`` (:data:`pseudoedgenet.inference.slide.COORDS`, recorded
+convention chosen with ``--coords`` (:data:`pseudoedgenet.data.slide.COORDS`, recorded
 as ``coords`` in ``predict.json``):
 
 - ``qupath`` (default): QuPath's convention, integer coordinates at pixel *corners*: a
@@ -37,7 +37,7 @@ as ``coords`` in ``predict.json``):
 - ``pixel-centre``: the package's point convention (integer coordinates at pixel centres,
   every value ``0.5`` less).
 
-See :meth:`pseudoedgenet.inference.slide.Slide.to_level0`. Outlines trace pixel edges
+See :meth:`pseudoedgenet.data.slide.Slide.to_level0`. Outlines trace pixel edges
 (:func:`pseudoedgenet.postprocess.object_polygon`), so a polygon covers exactly the pixels
 of its nucleus in ``instances.tif``.
 
@@ -90,6 +90,7 @@ import torch
 
 from pseudoedgenet import __version__
 from pseudoedgenet.data.io import atomic_dir, write_json, write_png
+from pseudoedgenet.data.slide import COORDS, SUPPORTED_SUFFIXES, Slide, open_slide, tissue_mask
 from pseudoedgenet.errors import ConfigError, DataError
 from pseudoedgenet.hardware import peak_rss_mib, precision_name
 from pseudoedgenet.inference.predict import (
@@ -99,15 +100,7 @@ from pseudoedgenet.inference.predict import (
     prepare_predictor,
     resolve_device,
 )
-from pseudoedgenet.inference.slide import (
-    COORDS,
-    SUPPORTED_SUFFIXES,
-    Slide,
-    open_slide,
-    tiles_with_tissue,
-    tissue_mask,
-)
-from pseudoedgenet.inference.tiling import Tile, make_tiles
+from pseudoedgenet.inference.tiling import Tile, make_tiles, tiles_with_tissue
 from pseudoedgenet.models.trained import load_segmenter
 from pseudoedgenet.postprocess import (
     Array2D,

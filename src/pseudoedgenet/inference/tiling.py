@@ -7,11 +7,16 @@ extend past the image border: those pixels are filled by reflection), and only i
 region is stitched into the output. With ``margin`` at least the receptive field that
 matters, tiled prediction equals whole-image prediction.
 
-Coordinates are ``(row, col)`` half-open boxes ``(y0, y1, x0, x1)`` in image pixels.
+Coordinates are ``(row, col)`` half-open boxes ``(y0, y1, x0, x1)`` in image pixels. The
+reflecting read of a tile's window is :func:`pseudoedgenet.data.slide.read_window` (arrays)
+or :meth:`pseudoedgenet.data.slide.Slide.window` (slides); :func:`tiles_with_tissue` keeps
+the tiles that touch tissue (:func:`pseudoedgenet.data.slide.tissue_mask`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,17 +72,29 @@ def make_tiles(shape: tuple[int, int], tile: int = 512, margin: int = 64) -> lis
     return tiles
 
 
-def read_window(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Reads ``image[y0:y1, x0:x1]``, reflecting at the image borders where the box exceeds it.
+def tiles_with_tissue(
+    tiles: Sequence[Tile], tissue: np.ndarray, shape: tuple[int, int]
+) -> list[Tile]:
+    """The tiles whose write region overlaps tissue.
 
-    Works for boxes larger than the image (the reflection repeats, ``numpy.pad`` mode
-    ``symmetric``). Shapes: ``(H, W, ...)`` -> ``(y1 - y0, x1 - x0, ...)``.
+    Args:
+        tiles: tiles of an image of ``shape = (H, W)`` (level pixels).
+        tissue: ``(h, w)`` bool mask covering the same extent at low resolution.
+        shape: ``(H, W)`` of the level the tiles cut.
+
+    Returns:
+        The tiles (same order) whose write region maps onto at least one tissue pixel.
     """
-    y0, y1, x0, x1 = box
-    h, w = image.shape[:2]
-    cy0, cy1, cx0, cx1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
-    crop = image[cy0:cy1, cx0:cx1]
-    pad = [(cy0 - y0, y1 - cy1), (cx0 - x0, x1 - cx1)] + [(0, 0)] * (image.ndim - 2)
-    if any(p for pair in pad for p in pair):
-        crop = np.pad(crop, pad, mode="symmetric")
-    return crop
+    th, tw = tissue.shape
+    h, w = shape
+    # summed-area table: O(1) "any tissue in box" per tile
+    sat = np.zeros((th + 1, tw + 1), np.int64)
+    sat[1:, 1:] = np.cumsum(np.cumsum(tissue, axis=0), axis=1)
+    kept = []
+    for t in tiles:
+        y0, y1, x0, x1 = t.write
+        ty0, ty1 = int(y0 * th / h), min(th, max(int(y0 * th / h) + 1, math.ceil(y1 * th / h)))
+        tx0, tx1 = int(x0 * tw / w), min(tw, max(int(x0 * tw / w) + 1, math.ceil(x1 * tw / w)))
+        if sat[ty1, tx1] - sat[ty0, tx1] - sat[ty1, tx0] + sat[ty0, tx0] > 0:
+            kept.append(t)
+    return kept

@@ -19,9 +19,16 @@ at integer coordinates), level pixel ``(x, y)`` has its centre at level-0
 package ``+ 0.5``) it covers ``[x * sx, (x + 1) * sx) x [y * sy, (y + 1) * sy)`` (see
 :meth:`Slide.to_level0`).
 
-Background tiles are skipped with :func:`tissue_mask`: Otsu's threshold on the luminance of a
+Boxes that reach past the borders are read by reflection (:func:`read_window` on arrays,
+:meth:`Slide.window` on slides), as the tiled predictor needs them.
+
+Tissue is told from glass with :func:`tissue_mask`: Otsu's threshold on the luminance of a
 low-resolution thumbnail (Otsu, 1979, "A threshold selection method from gray-level
-histograms", IEEE Trans. SMC 9(1)).
+histograms", IEEE Trans. SMC 9(1)); prediction skips background tiles with it
+(:func:`pseudoedgenet.inference.tiling.tiles_with_tissue`).
+
+This is the data layer's reader: ``prepare qupath`` and ``predict`` both open images with
+:func:`open_slide`. :func:`write_synthetic_slide` writes a pyramidal test slide.
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ from PIL import Image
 
 from pseudoedgenet.data.io import read_image
 from pseudoedgenet.errors import DataError
-from pseudoedgenet.inference.tiling import Tile, read_window
 
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -54,6 +60,22 @@ COORDS = ("qupath", "pixel-centre")
 LARGE_PIXELS = 8192 * 8192
 
 Box = tuple[int, int, int, int]
+
+
+def read_window(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Reads ``image[y0:y1, x0:x1]``, reflecting at the image borders where the box exceeds it.
+
+    Works for boxes larger than the image (the reflection repeats, ``numpy.pad`` mode
+    ``symmetric``). Shapes: ``(H, W, ...)`` -> ``(y1 - y0, x1 - x0, ...)``.
+    """
+    y0, y1, x0, x1 = box
+    h, w = image.shape[:2]
+    cy0, cy1, cx0, cx1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+    crop = image[cy0:cy1, cx0:cx1]
+    pad = [(cy0 - y0, y1 - cy1), (cx0 - x0, x1 - cx1)] + [(0, 0)] * (image.ndim - 2)
+    if any(p for pair in pad for p in pair):
+        crop = np.pad(crop, pad, mode="symmetric")
+    return crop
 
 
 def _first_line(exc: BaseException) -> str:
@@ -126,7 +148,7 @@ class Slide(ABC):
         """
 
     def window(self, box: Box) -> np.ndarray:
-        """Reads any box, reflecting at the level's borders like :func:`.tiling.read_window`.
+        """Reads any box, reflecting at the level's borders like :func:`read_window`.
 
         Shape:
             ``(y1 - y0, x1 - x0, 3)`` uint8 RGB; equal to ``read_window(whole_level, box)``.
@@ -535,34 +557,6 @@ def tissue_mask(
         yy, xx = np.mgrid[-dilate : dilate + 1, -dilate : dilate + 1]
         mask = ndimage.binary_dilation(mask, structure=yy**2 + xx**2 <= dilate**2)
     return np.asarray(mask, dtype=bool)
-
-
-def tiles_with_tissue(
-    tiles: Sequence[Tile], tissue: np.ndarray, shape: tuple[int, int]
-) -> list[Tile]:
-    """The tiles whose write region overlaps tissue.
-
-    Args:
-        tiles: tiles of an image of ``shape = (H, W)`` (level pixels).
-        tissue: ``(h, w)`` bool mask covering the same extent at low resolution.
-        shape: ``(H, W)`` of the level the tiles cut.
-
-    Returns:
-        The tiles (same order) whose write region maps onto at least one tissue pixel.
-    """
-    th, tw = tissue.shape
-    h, w = shape
-    # summed-area table: O(1) "any tissue in box" per tile
-    sat = np.zeros((th + 1, tw + 1), np.int64)
-    sat[1:, 1:] = np.cumsum(np.cumsum(tissue, axis=0), axis=1)
-    kept = []
-    for t in tiles:
-        y0, y1, x0, x1 = t.write
-        ty0, ty1 = int(y0 * th / h), min(th, max(int(y0 * th / h) + 1, math.ceil(y1 * th / h)))
-        tx0, tx1 = int(x0 * tw / w), min(tw, max(int(x0 * tw / w) + 1, math.ceil(x1 * tw / w)))
-        if sat[ty1, tx1] - sat[ty0, tx1] - sat[ty1, tx0] + sat[ty0, tx0] > 0:
-            kept.append(t)
-    return kept
 
 
 # ------------------------------------------------------------------ synthetic test slides

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from pseudoedgenet.config import apply_overrides, load_config
+from pseudoedgenet.config import resolve_config
 from pseudoedgenet.data.datamodule import CropDataset
 from pseudoedgenet.data.io import write_json
 from pseudoedgenet.data.prepared import PreparedDataset
@@ -58,14 +58,14 @@ def make_batches(
 
 
 def run_variant(
-    config: Path,
+    config: str,
     overrides: list[str],
     batches: list[tuple[torch.Tensor, torch.Tensor]],
     steps: int,
     every: int,
     edge_threshold: float,
 ) -> dict[str, Any]:
-    cfg = apply_overrides(load_config(config), overrides)
+    cfg = resolve_config(config, overrides=overrides)
     torch.manual_seed(cfg.train.seed)
     net = build_network(cfg)
     assert net.g is not None and net.h is not None, "needs a config with g and h"
@@ -103,7 +103,9 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, required=True, help="trained run (f is used)")
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--fold", type=int, default=0)
-    ap.add_argument("--config", type=Path, default=Path("configs/tnbc/pen_att.yaml"))
+    ap.add_argument(
+        "--config", default="pen_att", help="a packaged method (with g and h) or a YAML overlay"
+    )
     ap.add_argument(
         "--variant",
         action="append",

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from run import METHODS, bench_dataset  # benchmarks/run.py, beside this script
+from run import METHODS, TIMED, bench_dataset  # benchmarks/run.py, beside this script
 from torch.profiler import ProfilerActivity, profile
 
-from pseudoedgenet.config import Config, apply_overrides
+from pseudoedgenet.config import Config, resolve_config
 from pseudoedgenet.data.datamodule import CropDataset
 from pseudoedgenet.engine.module import PseudoEdgeNetModule
 
@@ -72,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
 
     ds = bench_dataset()
-    cfg = apply_overrides(Config(), [*METHODS[args.method], "data.crops_per_epoch=8"])
+    cfg = resolve_config(args.method, overrides=[*TIMED, "data.crops_per_epoch=8"])
     crops = CropDataset(ds, ds.names, cfg.data, seed=0)
     items = [crops[i] for i in range(8)]
     batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}

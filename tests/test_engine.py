@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from skimage.draw import disk
 
 from conftest import error_line
-from pseudoedgenet.config import Config, apply_overrides, config_from_dict
+from pseudoedgenet.config import SECTIONS, Config, apply_overrides, config_from_dict, resolve_config
 from pseudoedgenet.data.datamodule import CropDataset
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
 from pseudoedgenet.data.sample import Sample
@@ -326,13 +328,23 @@ def test_cli_train_then_evaluate(tiny_dataset: PreparedDataset, tmp_path: Path, 
     sets = [a for s in SMOKE if not s.startswith("data.crop=") for a in ("--set", s)]
     run = tmp_path / "run"
     code, out, _ = cli(
-        "train", "--config", "configs/tnbc/pen_att.yaml", "--data", tiny_dataset.root,
+        "train", "--config", "pen_att", "--data", tiny_dataset.root,
         "--fold", 0, "--out", run, "--max-steps", 2, "--crop", 128, *sets,
     )  # fmt: skip
     assert code == 0, out
     assert {"best.ckpt", "last.ckpt", "config.yaml", "metrics.csv"} <= {
         p.name for p in run.iterdir()
     }
+    # the saved config is complete (every field) and is the layered one: base, pen_att,
+    # --max-steps, --crop, then --set
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert {k: list(v) for k, v in saved.items() if k != "method"} == {
+        k: [f.name for f in fields(c)] for k, c in SECTIONS.items()
+    }
+    sets_only = [s for s in SMOKE if not s.startswith("data.crop=")]
+    assert config_from_dict(saved) == resolve_config(
+        "pen_att", max_steps=2, crop=128, overrides=sets_only
+    )
     scores = tmp_path / "scores.json"
     code, out, _ = cli(
         "evaluate", run / "best.ckpt", "--data", tiny_dataset.root, "--fold", 0, "--json", scores

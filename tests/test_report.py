@@ -210,7 +210,7 @@ def test_table_cells_show_mean_std_n_and_dashes(results: Path, tmp_path: Path) -
     assert protocols["`cpu`"][:6] == ["4", "30", "160", "256", "none", "bf16-mixed"]
     assert protocols["`cpu`"][7] == "`0123456789`"
     assert (
-        "pseudoedgenet crossval --config configs/<dataset>/<method>.yaml --data data/<dataset> "
+        "pseudoedgenet crossval --config <method> --data data/<dataset> "
         "--folds 0-9 --protocol cpu --dataset <dataset> --out results/<dataset>-cpu/<method>"
     ) in md
     assert "ddof = 1" in md

@@ -215,7 +215,7 @@ def test_resuming_with_another_config_is_refused_before_writing(
         f"({out / 'config.yaml'})"
     )
     code, _, err = cli(
-        "train", "--config", REPO / "configs" / "tnbc" / "pen_att.yaml", "--data", tiny.root,
+        "train", "--config", "pen_att", "--data", tiny.root,
         "--fold", 0, "--out", out, "--epochs", 1,
     )  # fmt: skip
     line = error_line(err)

@@ -204,31 +204,26 @@ def show(
 
 
 def _config(
-    config: Path | None,
+    config: str | None,
     protocol: str | None,
     epochs: int | None,
     max_steps: int | None,
     crop: int | None,
     overrides: list[str] | None,
 ):
-    """The run config: ``config`` (or the packaged default, the paper's method, when
-    ``None``), then the protocol, the shortcut options and the ``--set`` overrides."""
-    from pseudoedgenet.config import apply_overrides, default_config, load_config
-    from pseudoedgenet.errors import ConfigError
-    from pseudoedgenet.experiments.crossval import with_protocol
+    """The run config (:func:`pseudoedgenet.config.resolve_config`): the base (the paper's
+    method), then ``config`` (a packaged method's name or a YAML overlay), the protocol, the
+    shortcut options and the ``--set`` overrides."""
+    from pseudoedgenet.config import resolve_config
 
-    for option, value in (("--epochs", epochs), ("--max-steps", max_steps), ("--crop", crop)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{option} must be >= 1, got {value}")
-    if crop is not None and crop % 32:
-        raise ConfigError(f"--crop must be a multiple of 32, got {crop}")
-    cfg = default_config() if config is None else load_config(config)
-    if protocol:
-        cfg = with_protocol(cfg, protocol)
-    extra = [f"train.epochs={epochs}"] if epochs is not None else []
-    extra += [f"train.max_steps={max_steps}"] if max_steps is not None else []
-    extra += [f"data.crop={crop}"] if crop is not None else []
-    return apply_overrides(cfg, extra + list(overrides or []))
+    return resolve_config(
+        config,
+        protocol,
+        epochs=epochs,
+        max_steps=max_steps,
+        crop=crop,
+        overrides=list(overrides or []),
+    )
 
 
 @contextmanager
@@ -244,10 +239,16 @@ def _interruptible() -> Iterator[None]:
         raise typer.Exit(SIGTERM_EXIT) from None
 
 
-ConfigOpt = Annotated[Path, typer.Option(help="YAML config, e.g. configs/tnbc/pen_att.yaml")]
+#: ``--config``: a packaged method (a row of the paper's tables) or a user's YAML overlay.
+CONFIG_HELP = (
+    "a method of the paper's tables (baseline, densecrf, fully_supervised, pen, pen_att, "
+    "pen_att_g2/g6/g8, pen_att_fpn18/34, pen_large_g) or a YAML file of the keys to change "
+    "(on top of the base, the paper's method pen_att; a run's config.yaml loads as it is)"
+)
+ConfigOpt = Annotated[str, typer.Option(help=CONFIG_HELP)]
 DataOpt = Annotated[Path, typer.Option(help="prepared dataset folder")]
 ProtocolOpt = Annotated[
-    str | None, typer.Option(help="named protocol: paper, cpu, cpu-long, smoke")
+    str | None, typer.Option(help="named protocol overlay: paper, cpu, cpu-long, smoke, demo")
 ]
 EpochsOpt = Annotated[int | None, typer.Option(help="override train.epochs")]
 StepsOpt = Annotated[int | None, typer.Option(help="override train.max_steps")]
@@ -270,11 +271,8 @@ def train(
     data: DataOpt,
     out: Annotated[Path, typer.Option(help="run folder (resumed if it holds last.ckpt)")],
     config: Annotated[
-        Path | None,
-        typer.Option(
-            help="YAML config, e.g. configs/tnbc/pen_att.yaml; default: the paper's method "
-            "(pen_att: PseudoEdgeNet with g and h), built into the package"
-        ),
+        str | None,
+        typer.Option(help=CONFIG_HELP + "; default: the base, pen_att (PseudoEdgeNet with g, h)"),
     ] = None,
     fold: Annotated[
         int | None,
@@ -367,7 +365,9 @@ def crossval(
         Path | None,
         typer.Option(help="checkpoint folder (default runs/crossval/ + the same subfolder)"),
     ] = None,
-    protocol: Annotated[str, typer.Option(help="paper, cpu, cpu-long or smoke")] = "paper",
+    protocol: Annotated[
+        str, typer.Option(help="protocol overlay: paper, cpu, cpu-long, smoke or demo")
+    ] = "paper",
     dataset: Annotated[
         str | None, typer.Option(help="dataset name for the records (default: the reader)")
     ] = None,
@@ -443,7 +443,9 @@ def holdout(
     runs: Annotated[
         Path | None, typer.Option(help="checkpoint folder (default runs/holdout/<out stem>)")
     ] = None,
-    protocol: Annotated[str, typer.Option(help="paper, cpu, cpu-long or smoke")] = "paper",
+    protocol: Annotated[
+        str, typer.Option(help="protocol overlay: paper, cpu, cpu-long, smoke or demo")
+    ] = "paper",
     dataset: Annotated[str | None, typer.Option(help="dataset name for the record")] = None,
     overrides: SetOpt = None,
     verbose: VerboseOpt = False,

@@ -1,14 +1,31 @@
-"""Run configuration: frozen dataclasses per concern, loaded from YAML, overridable.
+"""Run configuration: frozen dataclasses per concern, one base plus small overlays.
 
-A config file has the sections ``method``, ``data``, ``model``, ``loss``, ``train``;
-unknown keys are errors. ``--set section.key=value`` overrides parse ``value`` as YAML
-(``yaml.safe_load``: never executes anything). The resolved config is written into every
-run folder as ``config.yaml``.
+The base is the paper's method (:func:`default_config`). Everything else is an *overlay*: a
+mapping with the sections ``method``, ``data``, ``model``, ``loss``, ``train`` that names
+only the keys it changes (unknown sections or keys are errors). :func:`resolve_config`
+combines the layers in one fixed order, each replacing the keys it names:
+
+1. the base, the paper's method ``pen_att`` (:func:`default_config`);
+2. the method: a packaged overlay by name (``configs/methods/<name>.yaml`` inside this
+   package, one per row of the paper's Tables 1 and 2, :func:`method_names`) or a user's
+   YAML file (:func:`load_config`);
+3. the protocol: a packaged overlay by name (``configs/protocols/<name>.yaml``: ``paper``,
+   ``cpu``, ``cpu-long``, ``smoke``, ``demo``; :func:`protocol_names`);
+4. the shortcut flags ``--epochs``, ``--max-steps``, ``--crop``;
+5. the ``--set section.key=value`` overrides, in order (``value`` parsed as YAML with
+   ``yaml.safe_load``: never executes anything).
+
+No dataset has its own overlay: no dataset needs different values today. The resolved
+config is written, complete (every field of every section), into every run folder as
+``config.yaml``; loaded back it is the same config.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +253,11 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """A whole experiment: one (dataset, method) pair."""
+    """A whole experiment: one method (the same for every dataset).
+
+    ``method`` is the name results are filed under (``results/<dataset>/<method>``); the
+    sections hold every setting.
+    """
 
     method: str = "pen_att"
     data: DataConfig = field(default_factory=DataConfig)
@@ -245,50 +266,72 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field of every section: ``{"method": ..., "data": {...}, ...}``."""
         return asdict(self)
 
     def to_yaml(self) -> str:
+        """The complete config as YAML, fields in declaration order (what ``config.yaml``
+        of a run holds and ``config_sha256`` hashes)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def default_config() -> Config:
-    """The packaged default: the paper's method (PseudoEdgeNet with g and h, ``pen_att``).
+#: The method the base is: the paper's PseudoEdgeNet with g and h.
+BASE_METHOD = "pen_att"
 
-    Equal to ``configs/tnbc/pen_att.yaml`` and ``configs/monuseg/pen_att.yaml`` (a test
-    checks both) without needing the repository's ``configs/`` folder: the dataclass
-    defaults plus the one key those files set differently, ``loss.edge_warmup_epochs=5``
-    (the dataclass default stays 0 so that the unit tests' tiny configs train g and h from
-    the first step).
+
+def default_config() -> Config:
+    """The base: the paper's method (PseudoEdgeNet with the small g and h, ``pen_att``).
+
+    Every other layer (:func:`resolve_config`) is an overlay of the keys it changes relative
+    to this; ``configs/methods/pen_att.yaml`` changes nothing. It is the dataclass defaults
+    plus one key, ``loss.edge_warmup_epochs=5``: the dataclass default stays 0 so that the
+    unit tests' tiny configs, built from ``Config()``, train g and h from the first step.
     """
-    return Config(loss=LossConfig(edge_warmup_epochs=5))
+    return Config(method=BASE_METHOD, loss=LossConfig(edge_warmup_epochs=5))
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
 
+#: A decimal number as a string: YAML 1.1 (``yaml.safe_load``) reads ``1e-3`` and ``5E-4``,
+#: which have no dot, as strings; a float field takes them as numbers.
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
-def _coerce(cls: type, key: str, value: Any) -> Any:
+
+def _coerce(section: str, cls: type, key: str, value: Any) -> Any:
     types = {f.name: f.type for f in fields(cls)}
     t = str(types[key])
-    if t == "float" and isinstance(value, int) and not isinstance(value, bool):
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if t == "float":
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            return float(value)
+        if not is_number:
+            raise ConfigError(
+                f"{section}.{key} expects a number (e.g. 0.001 or 1e-3), got {value!r}"
+            )
         return float(value)
-    if t == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if t == "str" and is_number:
         return str(value)
-    expected = {"int": int, "float": float, "str": str, "bool": bool}.get(t)
+    expected = {"int": int, "str": str, "bool": bool}.get(t)
     if expected and (
         not isinstance(value, expected) or (expected is int and isinstance(value, bool))
     ):
-        raise ConfigError(f"{cls.__name__}.{key} expects {t}, got {value!r}")
+        raise ConfigError(f"{section}.{key} expects {t}, got {value!r}")
     return value
 
 
 def config_from_dict(d: dict[str, Any]) -> Config:
-    """Builds and validates a :class:`Config`; unknown sections or keys are errors."""
+    """Builds and validates a :class:`Config` from a mapping of sections; keys it leaves
+    out take the *dataclass* defaults (not the base: for overlays, use :func:`apply_overlay`).
+    Unknown sections or keys are errors."""
     if not isinstance(d, dict):
         raise ConfigError("config must be a mapping")
     unknown = set(d) - set(SECTIONS) - {"method"}
     if unknown:
         raise ConfigError(f"unknown config section(s): {sorted(unknown)}")
-    kwargs: dict[str, Any] = {"method": str(d.get("method", Config.method))}
+    method = d.get("method", Config.method)
+    if method is None or method == "":
+        raise ConfigError("method must be a name, e.g. pen_att")
+    kwargs: dict[str, Any] = {"method": str(method)}
     for name, cls in SECTIONS.items():
         sec = d.get(name) or {}
         if not isinstance(sec, dict):
@@ -297,11 +340,42 @@ def config_from_dict(d: dict[str, Any]) -> Config:
         bad = set(sec) - valid
         if bad:
             raise ConfigError(f"unknown key(s) in {name}: {sorted(bad)}; valid: {sorted(valid)}")
-        kwargs[name] = cls(**{k: _coerce(cls, k, v) for k, v in sec.items()})
+        kwargs[name] = cls(**{k: _coerce(name, cls, k, v) for k, v in sec.items()})
     return Config(**kwargs)
 
 
-def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+def apply_overlay(cfg: Config, overlay: Mapping[str, Any]) -> Config:
+    """``cfg`` with the keys that ``overlay`` names replaced, validated as a whole.
+
+    Args:
+        cfg: the config below.
+        overlay: ``{"method": name, "model": {"edge": "none", ...}, ...}``: any subset of
+            the sections and keys of a config (``None`` for an empty section). An overlay
+            with every key (a run's ``config.yaml``) replaces everything.
+
+    Raises:
+        ConfigError: an unknown section or key, a section that is not a mapping, a value
+            of the wrong type or an invalid combination.
+    """
+    unknown = set(overlay) - set(SECTIONS) - {"method"}
+    if unknown:
+        raise ConfigError(
+            f"unknown config section(s): {sorted(unknown)}; valid: method, {', '.join(SECTIONS)}"
+        )
+    d = cfg.to_dict()
+    if "method" in overlay:
+        d["method"] = overlay["method"]
+    for name in SECTIONS:
+        sec = overlay.get(name)
+        if sec is None:
+            continue
+        if not isinstance(sec, Mapping):
+            raise ConfigError(f"section {name!r} must be a mapping of keys, got {sec!r}")
+        d[name].update(sec)
+    return config_from_dict(d)
+
+
+def apply_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
     """Applies ``section.key=value`` overrides (value parsed with ``yaml.safe_load``)."""
     d = cfg.to_dict()
     for item in overrides:
@@ -321,24 +395,164 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     return config_from_dict(d)
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Loads a YAML config (``yaml.safe_load``) and applies overrides.
+def _packaged(kind: str) -> dict[str, Any]:
+    """``{name: resource}`` of the packaged overlays ``configs/<kind>/<name>.yaml``
+    (``importlib.resources``: the same from a checkout and from an installed wheel)."""
+    folder = files("pseudoedgenet") / "configs" / kind
+    return {p.name[: -len(".yaml")]: p for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def method_names() -> tuple[str, ...]:
+    """The packaged method overlays, one per row of the paper's Tables 1 and 2, sorted."""
+    return tuple(sorted(_packaged("methods")))
+
+
+def protocol_names() -> tuple[str, ...]:
+    """The packaged protocol overlays (``cpu``, ``cpu-long``, ``demo``, ``paper``,
+    ``smoke``), sorted."""
+    return tuple(sorted(_packaged("protocols")))
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        d = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{source}: a config must be a mapping of sections, got {d!r}")
+    return d
+
+
+def _overlay(cfg: Config, overlay: Mapping[str, Any], source: str) -> Config:
+    try:
+        return apply_overlay(cfg, overlay)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def method_overlay(name: str) -> dict[str, Any]:
+    """The packaged overlay of a method (a row of Table 1 or 2), e.g. ``baseline`` ->
+    ``{"method": "baseline", "model": {"edge": "none", "attention": False}, ...}``.
 
     Raises:
-        ConfigError: unreadable file, invalid YAML, unknown keys or invalid values.
+        ConfigError: no packaged method of that name (the valid ones listed).
     """
-    path = Path(path)
+    methods = _packaged("methods")
+    if name not in methods:
+        raise ConfigError(f"unknown method {name!r}; packaged: {', '.join(sorted(methods))}")
+    return _parse(methods[name].read_text(encoding="utf-8"), f"method {name}")
+
+
+def protocol_overlay(name: str) -> dict[str, Any]:
+    """The packaged overlay of a protocol, e.g. ``cpu`` -> ``{"train": {"epochs": 30}, ...}``.
+
+    Raises:
+        ConfigError: no packaged protocol of that name (the valid ones listed).
+    """
+    protocols = _packaged("protocols")
+    if name not in protocols:
+        raise ConfigError(f"unknown protocol {name!r}; valid: {', '.join(sorted(protocols))}")
+    return _parse(protocols[name].read_text(encoding="utf-8"), f"protocol {name}")
+
+
+def apply_protocol(cfg: Config, name: str) -> Config:
+    """``cfg`` with a packaged protocol's overlay applied (a protocol never sets ``method``)."""
+    overlay = protocol_overlay(name)
+    if "method" in overlay:
+        raise ConfigError(f"protocol {name}: a protocol overlay cannot set method")
+    return _overlay(cfg, overlay, f"protocol {name}")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
     try:
-        d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if path.parent.parent.name == "configs" and path.stem in method_names():
+            raise ConfigError(
+                f"{path}: not found; the per-dataset files configs/<dataset>/<method>.yaml "
+                f"are packaged method overlays now: use --config {path.stem}"
+            ) from None
         raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
-    try:
-        cfg = config_from_dict(d)
-    except (ConfigError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{path}: cannot read the config ({reason})") from None
+    return _parse(text, str(path))
+
+
+def load_config(config: str | Path, overrides: Sequence[str] | None = None) -> Config:
+    """The base, then ``config``, then ``overrides``.
+
+    Args:
+        config: a packaged method's name (``"baseline"``, :func:`method_names`; a ``str``
+            only, and it wins over a file of that name) or a YAML file: an overlay of the
+            keys it changes. A file whose ``method`` is a packaged method starts from that
+            method (base, then its overlay, then the file); with another name or none, from
+            the base. A file with every key (a run's ``config.yaml``) loads to exactly the
+            config it holds.
+        overrides: ``section.key=value`` strings (:func:`apply_overrides`).
+
+    Raises:
+        ConfigError: one line naming the file or method: not found (an old
+            ``configs/<dataset>/<method>.yaml`` path names the method to use instead),
+            invalid YAML, unknown keys or invalid values.
+    """
+    if isinstance(config, str) and config in method_names():
+        cfg = _overlay(default_config(), method_overlay(config), f"method {config}")
+    else:
+        path = Path(config)
+        named = isinstance(config, str) and not path.suffix and len(path.parts) == 1
+        if named and not path.is_file():
+            raise ConfigError(
+                f"{config}: neither a packaged method ({', '.join(method_names())}) nor a YAML file"
+            )
+        overlay = _read_file(path)
+        start = default_config()
+        row = overlay.get("method")
+        if isinstance(row, str) and row != BASE_METHOD and row in method_names():
+            start = _overlay(start, method_overlay(row), f"method {row}")
+        cfg = _overlay(start, overlay, str(path))
     return apply_overrides(cfg, overrides or [])
+
+
+def resolve_config(
+    config: str | Path | None = None,
+    protocol: str | None = None,
+    *,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    crop: int | None = None,
+    overrides: Sequence[str] = (),
+) -> Config:
+    """The config of a run, every layer in one fixed order, each replacing what it names.
+
+    1. the base, the paper's method (:func:`default_config`);
+    2. ``config``: a packaged method's name or a user's YAML file (:func:`load_config`;
+       ``None``: the base alone);
+    3. ``protocol``: a packaged protocol (:func:`protocol_names`; ``None``: none);
+    4. the shortcuts ``epochs``, ``max_steps``, ``crop`` (``--epochs``, ``--max-steps``,
+       ``--crop``), each ``None`` to leave it;
+    5. ``overrides``: ``section.key=value`` (``--set``), in order.
+
+    The CLI's ``train``, ``crossval`` and ``holdout``, the demo and the benchmarks all build
+    their configs here.
+
+    Raises:
+        ConfigError: one line naming the option, file, method or protocol at fault.
+    """
+    for option, value in (("--epochs", epochs), ("--max-steps", max_steps), ("--crop", crop)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option} must be >= 1, got {value}")
+    if crop is not None and crop % 32:
+        raise ConfigError(f"--crop must be a multiple of 32, got {crop}")
+    cfg = default_config() if config is None else load_config(config)
+    if protocol is not None:
+        cfg = apply_protocol(cfg, protocol)
+    flags = [f"train.epochs={epochs}"] if epochs is not None else []
+    flags += [f"train.max_steps={max_steps}"] if max_steps is not None else []
+    flags += [f"data.crop={crop}"] if crop is not None else []
+    return apply_overrides(cfg, [*flags, *overrides])
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -362,14 +576,22 @@ def config_differences(old: Config, new: Config) -> list[tuple[str, Any, Any]]:
 
 
 __all__ = [
+    "BASE_METHOD",
     "Config",
     "DataConfig",
     "LossConfig",
     "ModelConfig",
     "TrainConfig",
+    "apply_overlay",
     "apply_overrides",
+    "apply_protocol",
     "config_differences",
     "config_from_dict",
     "default_config",
     "load_config",
+    "method_names",
+    "method_overlay",
+    "protocol_names",
+    "protocol_overlay",
+    "resolve_config",
 ]

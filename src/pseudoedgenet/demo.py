@@ -4,8 +4,9 @@ Runs the whole product path on ``examples/monuseg_crops`` (8 MoNuSeg crops, 256 
 with point CSVs and instance masks, see examples/ATTRIBUTION.md):
 
 1. ``prepare`` the folder dataset (points, folds) and write the Voronoi label maps;
-2. train PseudoEdgeNet (f = FPN-ResNet50, small g, attention h) on fold 0 for a short
-   schedule from scratch on the CPU;
+2. train PseudoEdgeNet (f = FPN-ResNet50, small g, attention h) on fold 0 from scratch on
+   the CPU, with the ``demo`` protocol (``pseudoedgenet/configs/protocols/demo.yaml``: the
+   paper's method, 8 short epochs of 128 x 128 crops);
 3. predict every crop with the best-validation f: masks, overlays, QuPath GeoJSON, CSV;
 4. draw a Figure-2-style panel (input, attention, edges, segmentation, ground truth).
 
@@ -17,14 +18,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import time
 from pathlib import Path
 
-from pseudoedgenet.config import Config, apply_overrides
+from pseudoedgenet.config import resolve_config
 from pseudoedgenet.data.folder import read_folder
 from pseudoedgenet.data.io import read_label_image, write_png
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset, write_labels
 from pseudoedgenet.engine.train import load_module, train_fold
+from pseudoedgenet.errors import PseudoEdgeNetError
 from pseudoedgenet.experiments.figures import figure2_panel, network_maps
 from pseudoedgenet.inference.run import PredictConfig, predict_files
 from pseudoedgenet.labels import voronoi_labels
@@ -32,19 +35,14 @@ from pseudoedgenet.metrics import SegmentationMetric
 from pseudoedgenet.viz import draw_labels
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "monuseg_crops"
-DEMO_OVERRIDES = [
-    "train.epochs=8",
-    "data.crop=128",
-    "data.crops_per_epoch=32",
-    "data.batch_size=4",
-    "data.num_workers=0",
-    "train.plateau_patience=2",
-    "loss.edge_warmup_epochs=2",
-]
 
 
 def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) -> dict:
-    """Runs the demo into ``out`` (replaced if it exists) and returns the test result."""
+    """Runs the demo into ``out`` (replaced if it exists) and returns the test result.
+
+    ``epochs`` replaces the demo protocol's 8 (``--epochs``, >= 1).
+    """
+    cfg = resolve_config("pen_att", "demo", epochs=epochs)  # before anything is written
     t0 = time.perf_counter()
     if out.exists():
         shutil.rmtree(out)
@@ -62,8 +60,6 @@ def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) ->
         ),
     )
 
-    overrides = DEMO_OVERRIDES + ([f"train.epochs={epochs}"] if epochs else [])
-    cfg = apply_overrides(Config(method="pen_att"), overrides)
     result = train_fold(
         cfg, data, 0, out / "run", extra={"dataset": "monuseg_crops", "protocol": "demo"}
     )
@@ -106,7 +102,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
     parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args()
-    run_demo(args.out, epochs=args.epochs)
+    try:
+        run_demo(args.out, epochs=args.epochs)
+    except PseudoEdgeNetError as exc:  # e.g. --epochs 0: one line, exit code 2
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -11,33 +11,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pseudoedgenet.config import Config, apply_overrides
+from pseudoedgenet.config import Config
 from pseudoedgenet.data.io import write_json
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.engine.train import DDP_WORKER_KEY, train_fold
 from pseudoedgenet.errors import ConfigError
 
-#: Named training protocols: overrides applied on top of a method's config. ``paper`` is
-#: the full schedule for a GPU; ``cpu`` keeps model, loss, schedule and crop size, with
-#: fewer epochs, so that a fold of the full method fits in about 25 minutes on 2 cores;
-#: ``cpu-long`` doubles ``cpu``'s epochs (a fold of ``pen_att`` in about 50 minutes).
-PROTOCOLS: dict[str, list[str]] = {
-    "paper": ["train.epochs=100", "data.crops_per_epoch=800"],
-    "cpu": ["train.epochs=30", "data.crops_per_epoch=160"],
-    "cpu-long": ["train.epochs=60", "data.crops_per_epoch=160"],
-    "smoke": [
-        "train.epochs=1",
-        "data.crops_per_epoch=16",
-        "data.batch_size=4",
-        "data.crop=128",
-        "data.num_workers=0",
-    ],
-}
-
-
-#: The protocol whose results live in ``results/<dataset>/<method>``; every other protocol
-#: gets its own folder ``results/<dataset>-<protocol>/<method>``, so fold files of
-#: different protocols never share a name.
+#: Protocols are packaged overlays (``pseudoedgenet/configs/protocols/<name>.yaml``, applied
+#: by :func:`pseudoedgenet.config.resolve_config`). The protocol whose results live in
+#: ``results/<dataset>/<method>``; every other protocol gets its own folder
+#: ``results/<dataset>-<protocol>/<method>``, so fold files of different protocols never
+#: share a name.
 DEFAULT_RESULTS_PROTOCOL = "cpu-long"
 
 
@@ -68,13 +52,6 @@ def parse_folds(spec: str, k: int) -> list[int]:
     if bad:
         raise ConfigError(f"fold(s) {bad} out of range 0..{k - 1}")
     return sorted(folds)
-
-
-def with_protocol(cfg: Config, protocol: str) -> Config:
-    """Applies a named protocol's overrides."""
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
-    return apply_overrides(cfg, PROTOCOLS[protocol])
 
 
 def crossval(

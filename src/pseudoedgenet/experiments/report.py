@@ -181,7 +181,7 @@ def reproduce_command(protocol: str, dataset: str = "<dataset>", method: str = "
 
     out = f"results/{results_subdir(dataset, protocol, method).as_posix()}"
     return (
-        f"pseudoedgenet crossval --config configs/{dataset}/{method}.yaml --data data/{dataset} "
+        f"pseudoedgenet crossval --config {method} --data data/{dataset} "
         f"--folds 0-9 --protocol {protocol} --dataset {dataset} --out {out}"
     )
 
@@ -191,7 +191,7 @@ def _protocol_section(records: list[FoldRecord], protocols: list[str]) -> list[s
         "## Protocols",
         "",
         "Each protocol is a fixed schedule applied on top of a method's config "
-        "(`pseudoedgenet.experiments.crossval.PROTOCOLS`); results of different protocols "
+        "(an overlay in `src/pseudoedgenet/configs/protocols/`); results of different protocols "
         "are never pooled. The values below are read from the fold files.",
         "",
         "| protocol | fold files | epochs | crops/epoch | crop | pretrained | precision "
@@ -463,7 +463,7 @@ def _holdout_section(results_dir: Path) -> list[str]:
         "```bash",
         "pseudoedgenet prepare monuseg --src ../shared/data/monuseg --split test "
         "--out data/monuseg-test",
-        "pseudoedgenet holdout --config configs/monuseg/<method>.yaml --train-data data/monuseg "
+        "pseudoedgenet holdout --config <method> --train-data data/monuseg "
         "--test-data data/monuseg-test --protocol <protocol> --dataset monuseg-test "
         "--out results/monuseg-test/<method>.json",
         "```",

@@ -62,6 +62,7 @@ def test_two_cpu_processes_train_validate_and_test(tmp_path: Path) -> None:
     last = torch.load(out / "last.ckpt", weights_only=True, map_location="cpu")
     assert (last["global_step"], last["epoch"]) == (2, 0)
     # validated (best.ckpt by val IoU) and tested on all of fold 0 by rank 0 alone
+    assert record["schema_version"] == 2
     assert record["selected_by"] == "val/iou" and record["best_epoch"] == 1
     assert record["test_images"] == 2 and set(record["test"]) == {"iou", "dice", "f1", "aji"}
     assert (out / "best.ckpt").is_file() and (out / "metrics.csv").is_file()

@@ -21,6 +21,7 @@ from pseudoedgenet.data.sample import Sample
 from pseudoedgenet.data.transforms import augment_window, geometric_transform, photometric_transform
 from pseudoedgenet.engine.train import export_segmenter, load_module, load_segmenter, train_fold
 from pseudoedgenet.labels import points_from_instances, voronoi_labels
+from pseudoedgenet.record import SCHEMA_VERSION, read_record
 
 
 def synthetic_sample(name: str, seed: int, size: int = 160) -> Sample:
@@ -111,27 +112,30 @@ def test_train_fold_end_to_end_and_checkpoint_round_trip(
         ],
     )
     out = tmp_path / "run"
-    res = train_fold(cfg, tiny_dataset.root, 0, out, extra={"dataset": "synthetic"})
+    res = train_fold(cfg, tiny_dataset.root, 0, out, dataset="synthetic")
     for name in ("best.ckpt", "last.ckpt", "config.yaml", "metrics.csv", "run.json", "result.json"):
         assert (out / name).is_file(), name
-    assert res["method"] == "pen_att" and res["fold"] == 0 and res["dataset"] == "synthetic"
-    assert 0.0 <= res["test"]["iou"] <= 1.0 and res["best_epoch"] in (1, 2)
-    assert json.loads((out / "result.json").read_text())["test"] == res["test"]
-    # the resolved config travels in the record, so a report can list what differs
-    assert config_from_dict(res["config"]) == cfg
+    assert res is not None and res.test is not None and res.best_epoch is not None
+    assert res.method == "pen_att" and res.fold == 0 and res.dataset == "synthetic"
+    assert 0.0 <= res.test.iou <= 1.0 and res.best_epoch in (1, 2)
+    # result.json is the same record, in the versioned schema, read back strictly
+    assert read_record(out / "result.json") == res
+    assert json.loads((out / "result.json").read_text())["schema_version"] == SCHEMA_VERSION
+    # the complete resolved config travels in the record, so a report can list what differs
+    assert config_from_dict(res.config) == cfg and res.config == cfg.to_dict()
+    assert res.precision == "fp32" and res.epochs == 2 and res.crop == 64
     # and so does the validation curve (1-based epochs), with the best epoch's value on it
-    assert sorted(res["val_curve"]) == ["1", "2"]
-    assert res["val_curve"][str(res["best_epoch"])] == pytest.approx(res["val_iou"])
+    assert res.val_curve is not None and sorted(res.val_curve) == [1, 2]
+    assert res.val_curve[res.best_epoch] == pytest.approx(res.val_iou)
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert "train/edge" in header and "val/iou" in header
     # with masks, a second checkpoint is kept by point F1 and tested too
-    assert res["selected_by"] == "val/iou" and (out / "best_points.ckpt").is_file()
+    assert res.selected_by == "val/iou" and (out / "best_points.ckpt").is_file()
     assert {"val/dice", "val/point_f1", "val/point_recall"} <= set(header.split(","))
-    assert res["val_curve_points"][str(res["best_epoch_points"])] == pytest.approx(
-        res["val_point_f1"]
-    )
-    assert set(res["test_point_selected"]) == set(res["test"]) == {"iou", "dice", "f1", "aji"}
-    assert set(res["test_points"]) == {"f1", "recall", "precision"}
+    assert res.val_curve_points is not None and res.best_epoch_points is not None
+    assert res.val_curve_points[res.best_epoch_points] == pytest.approx(res.val_point_f1)
+    assert res.test_point_selected is not None and res.test_points is not None
+    assert 0.0 <= res.test_point_selected.iou <= 1.0 and 0.0 <= res.test_points.f1 <= 1.0
 
     module = load_module(out / "best.ckpt")
     assert module.cfg == cfg
@@ -176,7 +180,8 @@ def test_train_fold_resumes_from_last_checkpoint(
     second_s = time.perf_counter() - t0
     second = torch.load(out / "last.ckpt", weights_only=True)
     assert second["global_step"] == 2 * first["global_step"]
-    assert 1000.0 < res["wall_s"] <= 1000.0 + second_s + 0.1 and res["attempts"] == 2
+    assert res is not None
+    assert 1000.0 < res.wall_s <= 1000.0 + second_s + 0.1 and res.attempts == 2
     # the second attempt trained epoch 1 only: epoch 0 was restored, not re-run
     import csv
 
@@ -285,8 +290,9 @@ def test_evaluate_checkpoint_repeats_the_test_of_training(
     cfg = apply_overrides(Config(), [*SMOKE, "train.epochs=1"])
     res = train_fold(cfg, tiny_dataset.root, 1, tmp_path / "run")
     again = evaluate_checkpoint(tmp_path / "run" / "best.ckpt", tiny_dataset.root, 1, "cpu")
-    assert again["test_images"] == res["test_images"] == len(tiny_dataset.split(1).test)
-    for k, v in res["test"].items():
+    assert res is not None and res.test is not None
+    assert again["test_images"] == res.test_images == len(tiny_dataset.split(1).test)
+    for k, v in vars(res.test).items():
         assert again["test"][k] == pytest.approx(v, abs=1e-9), k
     every = evaluate_checkpoint(tmp_path / "run" / "best.ckpt", tiny_dataset.root, None, "cpu")
     assert every["test_images"] == len(tiny_dataset.names) and every["fold"] is None
@@ -309,10 +315,11 @@ def test_holdout_trains_on_all_and_tests_the_other_set(
     cfg = apply_overrides(Config(), [*SMOKE, "train.epochs=1"])
     out = tmp_path / "res" / "pen_att.json"
     rec = holdout(cfg, tiny_dataset.root, test_root, out, tmp_path / "runs", "smoke")
-    assert rec["test_images"] == 2 and rec["train_images"] == len(tiny_dataset.names)
-    assert rec["selection"] == "last" and rec["fold"] is None and rec["protocol"] == "smoke"
-    assert rec["dataset"] == "synthetic-test" and 0.0 <= rec["test"]["aji"] <= 1.0
-    assert json.loads(out.read_text()) == rec
+    assert rec is not None and rec.test is not None
+    assert rec.test_images == 2 and rec.train_images == len(tiny_dataset.names)
+    assert rec.selected_by == "last" and rec.fold is None and rec.protocol == "smoke"
+    assert rec.dataset == "synthetic-test" and 0.0 <= rec.test.aji <= 1.0
+    assert rec.test_data == str(test_root) and read_record(out) == rec
     # a second call reads the file back instead of training again
     stamp = (tmp_path / "runs" / "last.ckpt").stat().st_mtime_ns
     assert holdout(cfg, tiny_dataset.root, test_root, out, tmp_path / "runs", "smoke") == rec
@@ -375,8 +382,8 @@ def test_crossval_skips_done_folds_and_refuses_another_protocol(
                                      "method=baseline", "train.epochs=1"])  # fmt: skip
     out, runs = tmp_path / "res", tmp_path / "runs"
     (first,) = crossval(cfg, tiny_dataset.root, [2], out, runs, "smoke")
-    assert first["fold"] == 2 and first["protocol"] == "smoke" and first["dataset"] == "synthetic"
-    assert json.loads((out / "fold_2.json").read_text()) == first
+    assert first.fold == 2 and first.protocol == "smoke" and first.dataset == "synthetic"
+    assert read_record(out / "fold_2.json") == first
     stamp = (runs / "fold_2" / "last.ckpt").stat().st_mtime_ns
     assert crossval(cfg, tiny_dataset.root, [2], out, runs, "smoke") == [first]
     assert (runs / "fold_2" / "last.ckpt").stat().st_mtime_ns == stamp

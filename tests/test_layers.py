@@ -17,7 +17,17 @@ from pseudoedgenet.errors import DataError
 SRC = Path(__file__).resolve().parents[1] / "src" / "pseudoedgenet"
 
 #: The layers below the engine and inference.
-BOTTOM = ("data", "labels", "models", "losses", "metrics", "config", "errors", "hardware")
+BOTTOM = (
+    "data",
+    "labels",
+    "models",
+    "losses",
+    "metrics",
+    "config",
+    "errors",
+    "hardware",
+    "record",
+)
 #: What each layer must never import (``pseudoedgenet.<name>`` and below).
 FORBIDDEN = {
     **{

@@ -4,25 +4,55 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pseudoedgenet.config import apply_overrides, default_config
 from pseudoedgenet.errors import DataError
-from pseudoedgenet.experiments.owndata import main, render, run_steps
+from pseudoedgenet.experiments.owndata import (
+    SlideResult,
+    StepRecord,
+    main,
+    read_step,
+    render,
+    run_steps,
+)
+from pseudoedgenet.record import ResultRecord, Scores
 
-COMMON = {
-    "epochs": 10,
-    "crops_per_epoch": 64,
-    "crop": 256,
-    "pretrained": "none",
-    "device": "cpu (2 threads)",
-    "precision": "32",
-}
+
+def _scores(iou: float | None, dice: float = 0.0, f1: float = 0.0, aji: float = 0.0) -> Any:
+    return None if iou is None else Scores(iou, dice, f1, aji)
 
 
-def _write(folder: Path, step: str, **fields: object) -> None:
+def _write(
+    folder: Path,
+    step: str,
+    test: float | None = None,
+    test_point_selected: float | None = None,
+    slide: SlideResult | None = None,
+    **fields: Any,
+) -> Path:
+    """A step file of 10 epochs × 64 crops with the given scores (schema 2)."""
+    cfg = apply_overrides(default_config(), ["train.epochs=10", "data.crops_per_epoch=64"])
+    record = ResultRecord(
+        method="pen_att",
+        config=cfg.to_dict(),
+        config_sha256="0" * 64,
+        git_commit="0123456789abcdef0123456789abcdef01234567",
+        device="cpu (2 threads)",
+        precision="fp32",
+        selected_by="val/iou" if test_point_selected is not None else "val/point_f1",
+        wall_s=fields.pop("wall_s", 600.0),
+        test=_scores(test),
+        test_point_selected=_scores(test_point_selected),
+        **fields,
+    )
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{step}.json").write_text(json.dumps({"step": step, **COMMON, **fields}))
+    path = folder / f"{step}.json"
+    budget = ("train.epochs=10", "data.crops_per_epoch=64")
+    path.write_text(json.dumps(StepRecord(step, budget, "cmd", 1.0, record, slide).to_dict()))
+    return path
 
 
 def test_render_selection_cost_and_finetune(tmp_path: Path) -> None:
@@ -30,24 +60,24 @@ def test_render_selection_cost_and_finetune(tmp_path: Path) -> None:
     _write(
         res,
         "finetune_scratch",
-        test={"iou": 0.40},
-        test_point_selected={"iou": 0.38},
+        test=0.40,
+        test_point_selected=0.38,
         best_epoch=9,
         best_epoch_points=7,
     )
     _write(
         res,
         "finetune_init",
-        test={"iou": 0.50},
-        test_point_selected={"iou": 0.51},
+        test=0.50,
+        test_point_selected=0.51,
         best_epoch=4,
         best_epoch_points=5,
     )
     _write(
         res,
         "select_monuseg",
-        test={"iou": 0.45},
-        test_point_selected={"iou": 0.42},
+        test=0.45,
+        test_point_selected=0.42,
         best_epoch=10,
         best_epoch_points=10,
     )
@@ -77,7 +107,7 @@ def test_render_needs_step_files(tmp_path: Path) -> None:
 
 def test_render_writes_between_markers_only(tmp_path: Path) -> None:
     res = tmp_path / "r"
-    _write(res, "finetune_scratch", test={"iou": 0.4}, test_point_selected={"iou": 0.4})
+    _write(res, "finetune_scratch", test=0.4, test_point_selected=0.4)
     doc = tmp_path / "doc.md"
     readme = tmp_path / "README.md"
     from pseudoedgenet.experiments.owndata import DOC_BEGIN, DOC_END, README_BEGIN, README_END
@@ -103,14 +133,32 @@ def test_run_refuses_bad_steps_and_overrides(tmp_path: Path) -> None:
 
 def test_render_walkthrough_row(tmp_path: Path) -> None:
     res = tmp_path / "r"
-    score = {"mean": {"iou": 0.35, "dice": 0.5, "f1": 0.06, "aji": 0.01}, "n": 6}
-    _write(res, "walkthrough", regions=30, clicks=100, slide_score=score, best_epoch=12,
-           val_point_f1=0.24, wall_s=600.0, predict_s=446.4)  # fmt: skip
+    mean = Scores(0.35, 0.5, 0.06, 0.01)
+    slide = SlideResult(("a.png",), 30, 100, {f"img{i}": mean for i in range(6)}, mean, 446.4, 9)
+    path = _write(res, "walkthrough", slide=slide, best_epoch=12, val_point_f1=0.24)
+    assert read_step(path).slide == slide  # the step file round-trips
     doc, readme = render(res)
     assert "| held-out MoNuSeg test images on the slide: IoU / Dice / object F1 / AJI " \
         "(n = 6) | 0.3500 / 0.5000 / 0.0600 / 0.0100 |" in doc  # fmt: skip
     assert "| best epoch by validation point F1 | 12 (point F1 0.2400) |" in doc
     assert "IoU 0.3500 on the 6 held-out MoNuSeg test images" in readme[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"schema_version": 1}, "not a step file of schema_version 2"),
+        ({"extra": 1}, "a step file has the fields"),
+        ({"step": "nope"}, "unknown step 'nope'"),
+        ({"record": {"schema_version": 2}}, "missing the 'config' field"),
+    ],
+)
+def test_invalid_step_file_is_refused(tmp_path: Path, change: dict, problem: str) -> None:
+    path = _write(tmp_path, "finetune_scratch", test=0.4, test_point_selected=0.4)
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    with pytest.raises(DataError, match=problem) as exc:
+        read_step(path)
+    assert exc.value.path == path
 
 
 def test_scaled_maps_nested_geojson_coordinates() -> None:

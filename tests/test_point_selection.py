@@ -341,22 +341,26 @@ def test_points_only_run_selects_by_point_f1(
     assert "split: 2 validation image(s) held out by seed 0; train: 4 images" in lines[0]
     assert "validation: 2 images, points only — best.ckpt by point F1" in lines[0]
     assert lines[0].endswith("no test set")
-    assert res["selected_by"] == "val/point_f1" and "val_iou" not in res and "test" not in res
+    assert res is not None and res.selected_by == "val/point_f1"
+    assert res.val_iou is None and res.test is None
     curve = _csv_column(out / "metrics.csv", "val/point_f1")
-    assert sorted(curve) == ["2", "3"] and res["val_curve_points"] == curve
-    assert res["val_point_f1"] == pytest.approx(max(curve.values()))
-    assert res["val_point_f1"] == pytest.approx(curve[str(res["best_epoch"])])
+    assert sorted(curve) == ["2", "3"] and res.val_curve_points == {
+        int(e): v for e, v in curve.items()
+    }
+    assert res.val_point_f1 == pytest.approx(max(curve.values()))
+    assert res.val_point_f1 == pytest.approx(curve[str(res.best_epoch)])
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert {"val/point_recall", "val/point_precision"} <= set(header.split(","))
     assert "val/iou" not in header
-    assert torch.load(out / "best.ckpt", weights_only=True)["epoch"] + 1 == res["best_epoch"]
+    assert torch.load(out / "best.ckpt", weights_only=True)["epoch"] + 1 == res.best_epoch
     assert not (out / "best_points.ckpt").exists()
     run = json.loads((out / "run.json").read_text())
     dm = PointDataModule(points_only, None, cfg.data, 0, val=2)
     assert run["split"] == {"train": dm.train_names, "val": dm.val_names, "test": []}
     # --init is recorded, and the run starts fresh (epoch counters from 0, not 7)
     sha = hashlib.sha256(trained[1].read_bytes()).hexdigest()
-    assert run["init"]["sha256"] == res["init"]["sha256"] == sha
+    assert res.init is not None and run["init"]["sha256"] == res.init.sha256 == sha
+    assert res.init.loaded == ("f", "g", "h")
     assert torch.load(out / "last.ckpt", weights_only=True)["global_step"] == 3
     # --init with a run to resume is refused before anything is touched
     with pytest.raises(DataError, match=r"holds a run .*use a new --out"):
@@ -428,7 +432,7 @@ def test_points_only_fold_tests_with_point_scores(
         in (lines[0])
     )
     assert lines[0].endswith(f"test: {len(split.test)} images (points only: point scores)")
-    assert res["selected_by"] == "val/point_f1" and res["test_images"] == len(split.test)
-    assert "test" not in res and "test_point_selected" not in res
-    assert set(res["test_points"]) == {"f1", "recall", "precision"}
-    assert res["validation"] in lines[0]
+    assert res is not None and res.validation is not None
+    assert res.selected_by == "val/point_f1" and res.test_images == len(split.test)
+    assert res.test is None and res.test_point_selected is None and res.test_points is not None
+    assert res.validation in lines[0]

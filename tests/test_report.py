@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +15,11 @@ import numpy as np
 import pytest
 
 from conftest import error_line
-from pseudoedgenet.engine.train import read_log_curve
+from pseudoedgenet.config import Config, apply_overrides, config_differences
+from pseudoedgenet.engine.train import config_sha256, read_log_curve
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.experiments.records import (
-    ABSENT,
     FigureEntry,
-    config_differences,
     file_sha256,
     fold_val_curve,
     load_results,
@@ -36,6 +37,7 @@ from pseudoedgenet.experiments.report import (
     build_report,
     format_signed,
 )
+from pseudoedgenet.record import ResultRecord, Scores, read_record, write_record
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
@@ -49,32 +51,37 @@ def write_fold(
     iou: float,
     protocol: str = "cpu",
     folder: str | None = None,
+    overrides: Sequence[str] = (),
     **extra: Any,
 ) -> Path:
-    """Writes ``results/<dataset>/<folder or method>/fold_<fold>.json`` like crossval does."""
-    record = {
-        "dataset": dataset,
-        "protocol": protocol,
-        "method": method,
-        "fold": fold,
-        "epochs": 30 if protocol == "cpu" else 100,
-        "crop": 256,
-        "crops_per_epoch": 160 if protocol == "cpu" else 800,
-        "pretrained": "none",
-        "precision": "bf16-mixed",
-        "device": "cpu (2 threads, x86_64, AVX512)",
-        "config_sha256": f"sha-{method}",
-        "git_commit": "0123456789abcdef0123456789abcdef01234567",
-        "val_iou": iou + 0.01,
-        "best_epoch": 7,
-        "test": {"iou": iou, "dice": iou + 0.1, "f1": iou + 0.2, "aji": iou - 0.1},
-        "test_images": 5,
-        "wall_s": 600.0,
-        **extra,
-    }
+    """Writes ``results/<dataset>/<folder or method>/fold_<fold>.json`` like crossval does
+    (a schema-2 :class:`ResultRecord`; ``overrides`` change its config, ``extra`` sets
+    fields of its JSON form as given, valid or not)."""
+    epochs, crops = (30, 160) if protocol == "cpu" else (100, 800)
+    cfg = apply_overrides(
+        Config(method=method),
+        [f"train.epochs={epochs}", f"data.crops_per_epoch={crops}", *overrides],
+    )
+    record = ResultRecord(
+        method=method,
+        config=cfg.to_dict(),
+        config_sha256=config_sha256(cfg),
+        git_commit="0123456789abcdef0123456789abcdef01234567",
+        device="cpu (2 threads, x86_64, AVX512)",
+        precision="bf16",
+        selected_by="val/iou",
+        wall_s=600.0,
+        fold=fold,
+        dataset=dataset,
+        protocol=protocol,
+        val_iou=iou + 0.01,
+        best_epoch=7,
+        test=Scores(iou, iou + 0.1, iou + 0.2, iou - 0.1),
+        test_images=5,
+    )
     path = results / dataset / (folder or method) / f"fold_{fold}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
+    path.write_text(json.dumps({**record.to_dict(), **extra}))
     return path
 
 
@@ -207,7 +214,7 @@ def test_table_cells_show_mean_std_n_and_dashes(results: Path, tmp_path: Path) -
     assert t2["Small g: CNN, 2 conv layers"][3] == "–"
     # protocol section and the command that reproduces a cell
     protocols = table_rows(md, "## Protocols")
-    assert protocols["`cpu`"][:6] == ["4", "30", "160", "256", "none", "bf16-mixed"]
+    assert protocols["`cpu`"][:6] == ["4", "30", "160", "256", "none", "bf16"]
     assert protocols["`cpu`"][7] == "`0123456789`"
     assert (
         "pseudoedgenet crossval --config <method> --data data/<dataset> "
@@ -273,8 +280,13 @@ def test_invalid_json_is_one_line_error_naming_the_file(results: Path, tmp_path:
     ("change", "problem"),
     [
         ({"protocol": None}, "'protocol'"),
-        ({"test": {"dice": 0.5}}, "test.iou"),
+        ({"test": None}, "without test scores"),
+        ({"test": {"dice": 0.5}}, "test: unknown field|test: missing the 'iou' field"),
         ({"fold": 5}, "file name says fold 1"),
+        ({"schema_version": None}, "schema_version None"),
+        ({"surprise": 1}, r"unknown result field\(s\) \['surprise'\]"),
+        ({"precision": "bf16-mixed"}, "'precision' must be fp32, bf16 or fp16"),
+        ({"config": {"method": "x"}}, "config is incomplete"),
     ],
 )
 def test_invalid_record_is_refused(tmp_path: Path, change: dict[str, Any], problem: str) -> None:
@@ -464,36 +476,28 @@ def test_invalid_figure_manifest_is_refused(results: Path, text: str, problem: s
     assert not (results / "README.md").exists()
 
 
-def test_config_differences_names_changed_and_absent_settings() -> None:
+def test_config_differences_names_changed_and_missing_settings() -> None:
     old = {"model": {"edge": "none"}, "train": {"lr": 0.001, "seed": 0}}
     new = {"model": {"edge": "none", "edge_scale": 0.02}, "train": {"lr": 0.002, "seed": 0}}
     assert config_differences([old, old]) == {}
     assert config_differences([old, new, new]) == {
-        "model.edge_scale": [ABSENT, 0.02, 0.02],
+        "model.edge_scale": [None, 0.02, 0.02],
         "train.lr": [0.001, 0.002, 0.002],
     }
-    # a setting that is null in one config and missing in another still differs
-    assert config_differences([{"a": {"b": None}}, {"a": {}}]) == {"a.b": [None, ABSENT]}
+    # Config objects and their mappings compare alike
+    a, b = Config(), apply_overrides(Config(), ["train.lr=0.05"])
+    assert config_differences([a, b.to_dict()]) == {"train.lr": [0.001, 0.05]}
 
 
 def test_cells_with_several_configs_list_the_differing_settings(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    old_yaml = "method: baseline\ntrain:\n  lr: 0.001\n  epochs: 30\n"
-    old_sha = hashlib.sha256(old_yaml.encode()).hexdigest()
-    newer = {"method": "baseline", "train": {"lr": 0.001, "epochs": 30, "warmup": 0}}
-    # fold 0 predates the `config` field: its config is in the committed store by SHA-256
-    write_fold(results, "tnbc", "baseline", 0, 0.5, config_sha256=old_sha)
-    stored = results / "configs" / f"{old_sha}.yaml"
-    stored.parent.mkdir()
-    stored.write_text(old_yaml)
+    write_fold(results, "tnbc", "baseline", 0, 0.5, overrides=["train.lr=0.002"])
     for fold in (1, 2):
-        write_fold(results, "tnbc", "baseline", fold, 0.5, config_sha256="b", config=newer)
-    # same sha everywhere: no note
-    for fold in range(3):
-        write_fold(results, "tnbc", "pen", fold, 0.5, config_sha256="c", config=newer)
-    # a fold whose config was kept nowhere
-    write_fold(results, "monuseg", "baseline", 0, 0.5, config_sha256="gone")
-    write_fold(results, "monuseg", "baseline", 1, 0.5, config_sha256="b", config=newer)
+        write_fold(results, "tnbc", "baseline", fold, 0.5)
+    for fold in range(3):  # same config everywhere: no note
+        write_fold(results, "tnbc", "pen", fold, 0.5)
+    write_fold(results, "monuseg", "baseline", 0, 0.5, overrides=["data.crop=128", "train.seed=3"])
+    write_fold(results, "monuseg", "baseline", 1, 0.5)
     out = tmp_path / "README.md"
     build_report(results, out)
     cells = [
@@ -507,20 +511,10 @@ def test_cells_with_several_configs_list_the_differing_settings(tmp_path: Path) 
     assert cfg_col[("TNBC", "`baseline`")] == "2 (differ: note 2)"
     md = out.read_text()
     assert (
-        "- `cpu`, MoNuSeg, `baseline`: config of fold 0 not kept (neither in its fold file nor "
-        "in the config store)" in md
+        "- `cpu`, MoNuSeg, `baseline`: `data.crop` 128 (fold 0) / 256 (fold 1); "
+        "`train.seed` 3 (fold 0) / 0 (fold 1)." in md
     )
-    assert "- `cpu`, TNBC, `baseline`: `train.warmup` absent (fold 0) / 0 (fold 1, 2)." in md
-    # the store is read-only input: the report writes nothing into it
-    assert sorted(p.name for p in stored.parent.iterdir()) == [stored.name]
-    # a store file edited after it was stored is refused, naming the file
-    stored.write_text(old_yaml + "# edited\n")
-    with pytest.raises(DataError, match=rf"{old_sha}\.yaml.*does not hash to its name"):
-        build_report(results, out)
-    # without the store file fold 0's config is unknown
-    stored.unlink()
-    build_report(results, out)
-    assert "- `cpu`, TNBC, `baseline`: config of fold 0 not kept" in out.read_text()
+    assert "- `cpu`, TNBC, `baseline`: `train.lr` 0.002 (fold 0) / 0.001 (fold 1, 2)." in md
 
 
 # ------------------------------------------------------------------------- CLI
@@ -707,24 +701,23 @@ def test_figure2_command_errors_are_one_line(tmp_path: Path, make_folder_dataset
 def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> None:
     path = results / "monuseg-test" / "pen_att.json"
     path.parent.mkdir()
-    path.write_text(
-        json.dumps(
-            {
-                "dataset": "monuseg-test",
-                "method": "pen_att",
-                "protocol": "cpu",
-                "fold": None,
-                "selection": "last",
-                "epochs": 30,
-                "train_images": 30,
-                "test_images": 14,
-                "test_data": "data/monuseg-test",
-                "test": {"iou": 0.61234, "dice": 0.75, "f1": 0.5, "aji": 0.4},
-                "test_pooled": {"iou": 0.62},
-                "wall_s": 1500.0,
-            }
-        )
+    fold_file = write_fold(results, "x", "pen_att", 0, 0.5)
+    record = replace(
+        read_record(fold_file),
+        dataset="monuseg-test",
+        fold=None,
+        selected_by="last",
+        best_epoch=None,
+        val_iou=None,
+        train_images=30,
+        test_images=14,
+        test_data="data/monuseg-test",
+        test=Scores(0.61234, 0.75, 0.5, 0.4),
+        test_pooled=Scores(0.62, 0.7, 0.5, 0.4),
+        wall_s=1500.0,
     )
+    shutil.rmtree(results / "x")
+    write_record(path, record)
     (results / "monuseg-test" / "notes.json").write_text("{}")  # not a result: ignored
     out = tmp_path / "README.md"
     build_report(results, out)
@@ -735,8 +728,8 @@ def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> N
         "30", "25 min", "`monuseg-test/pen_att.json`",
     ]  # fmt: skip
     assert "PEN(g+h) − baseline on" not in md  # no baseline on that test set yet
-    base = json.loads(path.read_text()) | {"method": "baseline", "test": {"iou": 0.5}}
-    (results / "monuseg-test" / "baseline.json").write_text(json.dumps(base))
+    base = replace(record, method="baseline", test=Scores(0.5, 0.6, 0.4, 0.3))
+    write_record(results / "monuseg-test" / "baseline.json", base)
     build_report(results, out)
     assert (
         "PEN(g+h) − baseline on monuseg-test, protocol `cpu`: +0.1123 IoU (one run each, "
@@ -744,7 +737,7 @@ def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> N
     )
     # fold tables are unchanged by it
     assert build_report(results, out).n_records == 4
-    path.write_text('{"test_data": "x", "method": "pen_att", "protocol": "cpu"}')
+    path.write_text('{"schema_version": 2, "test_data": "x", "method": "pen_att"}')
     with pytest.raises(DataError, match=r"pen_att\.json"):
         build_report(results, out)
 

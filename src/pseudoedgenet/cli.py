@@ -312,7 +312,7 @@ def train(
     import json
 
     from pseudoedgenet.data.prepared import PreparedDataset
-    from pseudoedgenet.engine.train import DDP_WORKER_KEY, default_val_images, train_fold
+    from pseudoedgenet.engine.train import default_val_images, train_fold
     from pseudoedgenet.errors import ConfigError
 
     cfg = _config(config, protocol, epochs, max_steps, crop, overrides)
@@ -336,17 +336,21 @@ def train(
             data,
             fold,
             out,
-            extra={"protocol": protocol or "config"},
+            protocol=protocol or "config",
             val=val or 0,
             init=init,
             config_source=source,
             log=typer.echo,
             verbose=verbose,
         )
-    if DDP_WORKER_KEY in res:  # a DDP process of rank > 0: rank 0 reports
+    if res is None:  # a DDP process of rank > 0: rank 0 reports
         return
-    keys = ("method", "fold", "selected_by", "val_iou", "val_point_f1", "test", "test_points")
-    typer.echo(json.dumps({k: res[k] for k in (*keys, "wall_s") if k in res}))
+    summary = res.to_dict()
+    line = {"method": res.method, "fold": res.fold, "selected_by": res.selected_by}
+    for k in ("val_iou", "val_point_f1", "test", "test_points", "wall_s"):
+        if k in summary:
+            line[k] = summary[k]
+    typer.echo(json.dumps(line))
 
 
 @app.command()

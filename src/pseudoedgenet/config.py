@@ -555,24 +555,37 @@ def resolve_config(
     return apply_overrides(cfg, [*flags, *overrides])
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in d.items():
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
 
 
-def config_differences(old: Config, new: Config) -> list[tuple[str, Any, Any]]:
-    """The keys whose values differ between two configs, in config order.
+def config_differences(configs: Sequence[Config | Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The settings on which configs disagree: the one comparison of configs (a resumed
+    run's against its saved one, the folds of a report cell).
+
+    Args:
+        configs: configs, or their nested mappings (``Config.to_dict``, a record's
+            ``config``).
 
     Returns:
-        ``[("train.lr", 0.001, 0.05), ...]``: ``(section.key, old value, new value)``.
+        ``{"section.key": [value per config]}`` for every key whose value is not the same
+        in all configs, in the order keys first appear; a mapping without the key
+        contributes ``None`` (no setting of this package is ``None``). Empty when all agree.
     """
-    a, b = _flatten(old.to_dict()), _flatten(new.to_dict())
-    return [(k, a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    flats = [_flatten(c.to_dict() if isinstance(c, Config) else c) for c in configs]
+    keys = dict.fromkeys(k for f in flats for k in f)
+    out: dict[str, list[Any]] = {}
+    for k in keys:
+        values = [f.get(k) for f in flats]
+        if any(v != values[0] for v in values):
+            out[k] = values
+    return out
 
 
 __all__ = [

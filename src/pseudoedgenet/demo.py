@@ -32,12 +32,13 @@ from pseudoedgenet.experiments.figures import figure2_panel, network_maps
 from pseudoedgenet.inference.run import PredictConfig, predict_files
 from pseudoedgenet.labels import voronoi_labels
 from pseudoedgenet.metrics import SegmentationMetric
+from pseudoedgenet.record import ResultRecord
 from pseudoedgenet.viz import draw_labels
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "monuseg_crops"
 
 
-def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) -> dict:
+def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) -> ResultRecord:
     """Runs the demo into ``out`` (replaced if it exists) and returns the test result.
 
     ``epochs`` replaces the demo protocol's 8 (``--epochs``, >= 1).
@@ -60,9 +61,7 @@ def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) ->
         ),
     )
 
-    result = train_fold(
-        cfg, data, 0, out / "run", extra={"dataset": "monuseg_crops", "protocol": "demo"}
-    )
+    result = train_fold(cfg, data, 0, out / "run", dataset="monuseg_crops", protocol="demo")
     best = out / "run" / "best.ckpt"
     module = load_module(best)
     images = sorted((data / "images").glob("*.png"))
@@ -83,8 +82,9 @@ def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) ->
             )
     figure2_panel(rows, out / "figure.png")
     scores = metric.compute("mean")
-    print(f"\ndemo done in {time.perf_counter() - t0:.0f} s on {result['device']}")
-    print(f"  fold 0 test IoU {result['test']['iou']:.3f} (best val epoch {result['best_epoch']})")
+    assert result is not None and result.test is not None  # one process, masks
+    print(f"\ndemo done in {time.perf_counter() - t0:.0f} s on {result.device}")
+    print(f"  fold 0 test IoU {result.test.iou:.3f} (best val epoch {result.best_epoch})")
     print(
         f"  all crops: IoU {scores['iou']:.3f}  Dice {scores['dice']:.3f}  "
         f"F1 {scores['f1']:.3f}  AJI {scores['aji']:.3f}"

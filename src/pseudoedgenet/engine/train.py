@@ -56,6 +56,14 @@ from pseudoedgenet.models.trained import describe_init, load_networks, read_weig
 from pseudoedgenet.models.trained import export_segmenter as export_segmenter
 from pseudoedgenet.models.trained import init_weights as init_networks
 from pseudoedgenet.models.trained import load_segmenter as load_segmenter
+from pseudoedgenet.record import (
+    PointScores,
+    ResultRecord,
+    Scores,
+    init_record,
+    precision_name,
+    write_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +173,6 @@ RESUMABLE_CHANGES = ("train.epochs", "train.max_steps")
 #: (``best.ckpt``/``best_points.ckpt`` are written without them).
 _RESUME_ONLY_KEYS = ("optimizer_states", "lr_schedulers", "callbacks")
 
-#: What :func:`train_fold` returns in a DDP process of rank > 0 (rank 0 tests and writes
-#: the record): ``{DDP_WORKER_KEY: rank}``.
-DDP_WORKER_KEY = "ddp_rank"
-
 
 class TrainingInterrupted(Exception):
     """A run stopped by SIGTERM (a job scheduler's time limit); rerun to resume.
@@ -254,7 +258,7 @@ def check_run_folder(out: Path, cfg: Config) -> list[tuple[str, Any, Any]]:
             raise DataError(
                 saved_path, f"the run's config cannot be read ({exc}): use a new --out"
             ) from None
-        changes = config_differences(saved, cfg)
+        changes = [(k, a, b) for k, (a, b) in config_differences([saved, cfg]).items()]
         refused = [c for c in changes if c[0] not in RESUMABLE_CHANGES]
         if refused:
             listed = "; ".join(
@@ -661,14 +665,15 @@ def train_fold(
     data: str | Path,
     fold: int | None,
     out: str | Path,
-    extra: dict[str, Any] | None = None,
     *,
+    dataset: str | None = None,
+    protocol: str | None = None,
     val: int = 0,
     init: str | Path | None = None,
     config_source: str | None = None,
     log: Callable[[str], None] = print,
     verbose: bool = False,
-) -> dict[str, Any]:
+) -> ResultRecord | None:
     """Trains one split of a prepared dataset and tests its best-validation checkpoint.
 
     Validation and selection follow the validation images (see the module docstring):
@@ -691,7 +696,8 @@ def train_fold(
         fold: test fold of the paper's rotation (validation = fold + 1, train = the
             rest), or ``None``: no test set, ``val`` validation images.
         out: run folder (created; resumed from ``last.ckpt`` if present).
-        extra: more fields for the result record (e.g. ``dataset``, ``protocol``).
+        dataset: dataset name for the result record.
+        protocol: protocol name for the result record.
         val: with ``fold=None``, validation images held out (drawn with
             ``cfg.train.seed``, :class:`PointDataModule`); 0 = train on every image.
         init: training checkpoint or exported f file to start f (and g, h where they
@@ -701,15 +707,16 @@ def train_fold(
         verbose: show Lightning's log lines, warnings and its own progress bar.
 
     Returns:
-        The result record also written to ``out/result.json``: ``selected_by``
-        (``val/iou``, ``val/point_f1`` or ``last``), ``best_epoch`` with ``val_iou`` and
-        ``val_curve`` (IoU selection) or ``val_point_f1`` and ``val_curve_points`` (point
-        selection), ``best_epoch_points``/``val_point_f1``/``val_curve_points`` and
+        The :class:`~pseudoedgenet.record.ResultRecord` also written to
+        ``out/result.json``: ``selected_by`` (``val/iou``, ``val/point_f1`` or ``last``),
+        ``best_epoch`` with ``val_iou`` and ``val_curve`` (IoU selection) or
+        ``val_point_f1`` and ``val_curve_points`` (point selection),
+        ``best_epoch_points``/``val_point_f1``/``val_curve_points`` and
         ``test_point_selected`` (test scores of ``best_points.ckpt``) beside an IoU
         selection, ``test``/``test_pooled`` (test images with masks), ``test_points``
-        (point scores of best.ckpt on the test images), ``init``, ... In a DDP process of
-        rank > 0 (``train.devices`` > 1), ``{DDP_WORKER_KEY: rank}`` only: rank 0 tests
-        (on one device) and writes the record.
+        (point scores of best.ckpt on the test images), ``init``, ... ``None`` in a DDP
+        process of rank > 0 (``train.devices`` > 1): rank 0 tests (on one device) and
+        writes the record.
 
     Raises:
         DataError: fewer than 3 images, ``init`` unreadable or of another f, ``init``
@@ -775,9 +782,9 @@ def train_fold(
         try:
             trainer, callbacks = _fit(cfg, module, dm, out, monitors, clock, verbose)
             if rank:
-                return {DDP_WORKER_KEY: rank}
+                return None
             return _test_and_record(
-                cfg, module, dm, out, trainer, callbacks, clock, selected_by, run, extra
+                cfg, module, dm, out, trainer, callbacks, clock, selected_by, run, dataset, protocol
             )
         except SIGTERMException:
             raise TrainingInterrupted(last, _checkpoint_epoch(last)) from None
@@ -793,8 +800,9 @@ def _test_and_record(
     clock: TrainClock,
     selected_by: str,
     run: dict[str, Any],
-    extra: dict[str, Any] | None,
-) -> dict[str, Any]:
+    dataset: str | None,
+    protocol: str | None,
+) -> ResultRecord:
     """Tests the selected checkpoint(s) of a trained run and writes ``result.json``
     (the record :func:`train_fold` returns)."""
     fold, init_rec, precision = run["fold"], run["init"], run["precision"]
@@ -809,61 +817,60 @@ def _test_and_record(
             enable_model_summary=False,
             enable_progress_bar=False,
         )
-    result: dict[str, Any] = {
-        **(extra or {}),
-        "method": cfg.method,
-        "fold": fold,
-        "epochs": cfg.train.epochs,
-        "crop": cfg.data.crop,
-        "crops_per_epoch": cfg.data.crops_per_epoch,
-        "pretrained": cfg.model.pretrained,
-        "precision": precision,
-        "device": run["device"],
-        "config_sha256": config_sha256(cfg),
-        "config": cfg.to_dict(),
-        "git_commit": run["git_commit"],
-        "selected_by": selected_by,
-        "validation": _validation_text(dm, selected_by),
-        "train_images": len(dm.train_names),
-        "val_images": len(dm.val_names),
-        "init": init_rec,
-    }
+    fields: dict[str, Any] = {}
     # The validation curves go into the record, so the report's per-epoch plot does not
     # depend on the (git-ignored) run folder.
     if selected_by == "val/iou":
-        score, result["best_epoch_points"], points_state = _best_of(callbacks["best_points"], out)
-        result["val_point_f1"] = score
-        score, result["best_epoch"], state = _best_of(callbacks["best"], out)
-        result["val_iou"] = score
-        curve = read_log_curve(out)
-        if curve:
-            result["val_curve"] = {str(e): v for e, v in curve.items()}
-        result["val_curve_points"] = {
-            str(e): v for e, v in read_log_curve(out, "val/point_f1").items()
-        }
+        score, fields["best_epoch_points"], points_state = _best_of(callbacks["best_points"], out)
+        fields["val_point_f1"] = score
+        score, fields["best_epoch"], state = _best_of(callbacks["best"], out)
+        fields["val_iou"] = score
+        fields["val_curve"] = read_log_curve(out) or None
+        fields["val_curve_points"] = read_log_curve(out, "val/point_f1") or None
     elif selected_by == "val/point_f1":
-        score, result["best_epoch"], state = _best_of(callbacks["best"], out)
-        result["val_point_f1"] = score
-        result["val_curve_points"] = {
-            str(e): v for e, v in read_log_curve(out, "val/point_f1").items()
-        }
+        score, fields["best_epoch"], state = _best_of(callbacks["best"], out)
+        fields["val_point_f1"] = score
+        fields["val_curve_points"] = read_log_curve(out, "val/point_f1") or None
     if dm.test_names:
         if selected_by != "last":
             module.load_state_dict(state)
         trainer.test(module, datamodule=dm, verbose=False)
         if len(module.test_metric):
-            result["test"] = module.test_metric.compute("mean")
-            result["test_pooled"] = module.test_metric.compute("pooled")
-        result["test_points"] = module.test_point_metric.compute()
-        result["test_images"] = len(dm.test_names)
+            fields["test"] = Scores(**module.test_metric.compute("mean"))
+            fields["test_pooled"] = Scores(**module.test_metric.compute("pooled"))
+        fields["test_points"] = PointScores(**module.test_point_metric.compute())
+        fields["test_images"] = len(dm.test_names)
         if selected_by == "val/iou" and dm.test_set.has_masks:
             module.load_state_dict(points_state)
             trainer.test(module, datamodule=dm, verbose=False)
-            result["test_point_selected"] = module.test_metric.compute("mean")
-    result["wall_s"] = round(clock.elapsed_s, 1)
-    result["attempts"] = _attempts(out)
-    result = json.loads(
-        json.dumps(result, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
+            fields["test_point_selected"] = Scores(**module.test_metric.compute("mean"))
+    record = ResultRecord(
+        method=cfg.method,
+        config=cfg.to_dict(),
+        config_sha256=config_sha256(cfg),
+        git_commit=run["git_commit"],
+        device=run["device"],
+        precision=precision_name(precision),
+        selected_by=selected_by,
+        wall_s=round(clock.elapsed_s, 1),
+        fold=fold,
+        dataset=dataset,
+        protocol=protocol,
+        validation=_validation_text(dm, selected_by),
+        train_images=len(dm.train_names),
+        val_images=len(dm.val_names),
+        init=None if init_rec is None else init_record(init_rec),
+        attempts=_attempts(out),
+        **{k: _plain(v) for k, v in fields.items()},
     )
-    write_json(out / "result.json", result)
-    return result
+    write_record(out / "result.json", record)
+    return record
+
+
+def _plain(value: Any) -> Any:
+    """Python numbers instead of numpy scalars (the record is JSON)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Scores | PointScores):
+        return type(value)(**{k: float(v) for k, v in vars(value).items()})
+    return value

@@ -7,15 +7,13 @@ Checkpoints stay in the runs folder (outside git).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from pseudoedgenet.config import Config
-from pseudoedgenet.data.io import write_json
 from pseudoedgenet.data.prepared import PreparedDataset
-from pseudoedgenet.engine.train import DDP_WORKER_KEY, train_fold
+from pseudoedgenet.engine.train import train_fold
 from pseudoedgenet.errors import ConfigError
+from pseudoedgenet.record import ResultRecord, read_record, write_record
 
 #: Protocols are packaged overlays (``pseudoedgenet/configs/protocols/<name>.yaml``, applied
 #: by :func:`pseudoedgenet.config.resolve_config`). The protocol whose results live in
@@ -64,7 +62,7 @@ def crossval(
     dataset_name: str | None = None,
     *,
     verbose: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[ResultRecord]:
     """Runs the given folds, writing ``out/fold_<i>.json`` after each; skips done folds.
 
     With several devices (``train.devices``, DDP), Lightning starts the other processes by
@@ -91,11 +89,11 @@ def crossval(
     for fold in folds:
         path = out / f"fold_{fold}.json"
         if path.is_file():
-            done = json.loads(path.read_text())
-            if done.get("protocol") != protocol or done.get("method") != cfg.method:
+            done = read_record(path)
+            if done.protocol != protocol or done.method != cfg.method:
                 raise ConfigError(
-                    f"{path} holds method {done.get('method')!r}, protocol "
-                    f"{done.get('protocol')!r}, not {cfg.method!r}, {protocol!r}: use another --out"
+                    f"{path} holds method {done.method!r}, protocol "
+                    f"{done.protocol!r}, not {cfg.method!r}, {protocol!r}: use another --out"
                 )
             print(f"fold {fold}: {path} exists, skipped")
             results.append(done)
@@ -105,12 +103,14 @@ def crossval(
             data,
             fold,
             runs / f"fold_{fold}",
-            extra={"dataset": name, "protocol": protocol},
+            dataset=name,
+            protocol=protocol,
             verbose=verbose,
         )
-        if DDP_WORKER_KEY in res:  # a DDP process of rank > 0: rank 0 writes the record
+        if res is None:  # a DDP process of rank > 0: rank 0 writes the record
             return results
-        write_json(path, res)
-        print(f"fold {fold}: test IoU {res.get('test', {}).get('iou', float('nan')):.4f} -> {path}")
+        write_record(path, res)
+        iou = f"{res.test.iou:.4f}" if res.test is not None else "– (no masks)"
+        print(f"fold {fold}: test IoU {iou} -> {path}")
         results.append(res)
     return results

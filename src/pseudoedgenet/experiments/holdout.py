@@ -8,16 +8,15 @@ last epoch is the one tested.
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from pseudoedgenet.config import Config
-from pseudoedgenet.data.io import write_json
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.engine.evaluate import evaluate_checkpoint
-from pseudoedgenet.engine.train import DDP_WORKER_KEY, train_fold
+from pseudoedgenet.engine.train import train_fold
 from pseudoedgenet.errors import DataError
+from pseudoedgenet.record import ResultRecord, Scores, read_record, write_record
 
 
 def holdout(
@@ -30,7 +29,7 @@ def holdout(
     dataset_name: str | None = None,
     *,
     verbose: bool = False,
-) -> dict[str, Any]:
+) -> ResultRecord | None:
     """Trains on all of ``train_data``, tests the last checkpoint on all of ``test_data``.
 
     Args:
@@ -45,14 +44,14 @@ def holdout(
         verbose: show Lightning's own output (:func:`train_fold`).
 
     Returns:
-        The result record: the training record's fields plus ``test`` / ``test_pooled``
-        (IoU, Dice, F1, AJI), ``test_images``, ``test_data`` and ``selection: "last"``;
-        in a DDP process of rank > 0, :func:`train_fold`'s ``{DDP_WORKER_KEY: rank}``.
+        The result record: the training run's, with ``test`` / ``test_pooled`` (IoU,
+        Dice, F1, AJI) and ``test_images`` of the test folder, ``test_data`` and
+        ``selected_by: "last"``; ``None`` in a DDP process of rank > 0.
     """
     out = Path(out)
     if out.is_file():
         print(f"{out} exists, skipped")
-        return dict(json.loads(out.read_text()))
+        return read_record(out)
     test_ds = PreparedDataset(Path(test_data))
     if not test_ds.has_instances:
         raise DataError(test_ds.root, "has no instance masks to test against")
@@ -65,29 +64,21 @@ def holdout(
         )
     reader = str(train_ds.meta.get("source", {}).get("reader", Path(train_data).name))
     name = dataset_name or f"{reader}-test"
-    record = train_fold(
-        cfg,
-        train_data,
-        None,
-        runs,
-        extra={"dataset": name, "protocol": protocol},
-        verbose=verbose,
+    trained = train_fold(
+        cfg, train_data, None, runs, dataset=name, protocol=protocol, verbose=verbose
     )
-    if DDP_WORKER_KEY in record:  # a DDP process of rank > 0: rank 0 tests and writes
-        return record
+    if trained is None:  # a DDP process of rank > 0: rank 0 tests and writes
+        return None
     scores = evaluate_checkpoint(Path(runs) / "last.ckpt", test_data, None, cfg.train.accelerator)
-    record.update(
-        {
-            "fold": None,
-            "selection": "last",
-            "train_images": len(train_ds.names),
-            "test_data": str(test_data),
-            "test": scores["test"],
-            "test_pooled": scores["test_pooled"],
-            "test_images": scores["test_images"],
-            "wall_s": round(record["wall_s"] + scores["wall_s"], 1),
-        }
+    record = replace(
+        trained,
+        test_data=str(test_data),
+        test=Scores(**scores["test"]),
+        test_pooled=Scores(**scores["test_pooled"]),
+        test_images=scores["test_images"],
+        wall_s=round(trained.wall_s + scores["wall_s"], 1),
     )
-    write_json(out, record)
-    print(f"test IoU {record['test']['iou']:.4f} on {record['test_images']} images -> {out}")
+    write_record(out, record)
+    assert record.test is not None
+    print(f"test IoU {record.test.iou:.4f} on {record.test_images} images -> {out}")
     return record

@@ -32,6 +32,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ import numpy as np
 
 from pseudoedgenet.data.io import write_json, write_text
 from pseudoedgenet.errors import DataError, PseudoEdgeNetError
+from pseudoedgenet.record import SCHEMA_VERSION, ResultRecord, Scores, record_from_dict
 
 #: Training budget of each step (the paper's method otherwise unchanged): what two shared
 #: CPU cores can run in one sitting. At 10 epochs of 64 crops the walkthrough's f still
@@ -68,38 +70,126 @@ def _cfg(overrides: Sequence[str]) -> Any:
     return apply_overrides(default_config(), list(overrides))
 
 
-def _keep(res: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "method",
-        "fold",
-        "epochs",
-        "crop",
-        "crops_per_epoch",
-        "pretrained",
-        "precision",
-        "device",
-        "git_commit",
-        "config_sha256",
-        "validation",
-        "val_iou",
-        "best_epoch",
-        "val_point_f1",
-        "selected_by",
-        "train_images",
-        "val_images",
-        "val_curve",
-        "val_curve_points",
-        "best_epoch_points",
-        "test",
-        "test_point_selected",
-        "test_images",
-        "init",
-        "wall_s",
-    )
-    return {k: res[k] for k in keys if k in res}
+@dataclass(frozen=True)
+class SlideResult:
+    """What the walkthrough step measured on its slide.
+
+    Attributes:
+        pictures: the PNGs drawn into ``docs/img``.
+        regions: training regions (= prepared images).
+        clicks: clicks inside them.
+        held_out: held-out MoNuSeg test image -> scores of ``predict``'s slide mask there.
+        mean: mean of those scores (the paper's per-image mean).
+        predict_s: seconds ``predict`` took on the whole slide.
+        nuclei: nuclei ``predict`` wrote for the slide.
+    """
+
+    pictures: tuple[str, ...]
+    regions: int
+    clicks: int
+    held_out: dict[str, Scores]
+    mean: Scores
+    predict_s: float
+    nuclei: int
 
 
-def _step_walkthrough(data: Path, work: Path, budget: Sequence[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StepRecord:
+    """One ``results/own-data/<step>.json``: the run's :class:`ResultRecord` and how the
+    step ran it.
+
+    Attributes:
+        step: one of :data:`STEPS`.
+        budget: ``section.key=value`` settings on top of the packaged default.
+        command: the command that runs the step again.
+        step_wall_s: seconds the whole step took (preparing, training, predicting).
+        record: the training run's result record.
+        slide: the walkthrough's slide measurements (walkthrough only).
+        schema_version: :data:`pseudoedgenet.record.SCHEMA_VERSION`.
+    """
+
+    step: str
+    budget: tuple[str, ...]
+    command: str
+    step_wall_s: float
+    record: ResultRecord
+    slide: SlideResult | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``schema_version`` first; ``slide`` only for the walkthrough)."""
+        out: dict[str, Any] = {
+            "schema_version": self.schema_version,
+            "step": self.step,
+            "budget": list(self.budget),
+            "command": self.command,
+            "step_wall_s": self.step_wall_s,
+            "record": self.record.to_dict(),
+        }
+        if self.slide is not None:
+            sl = self.slide
+            out["slide"] = {
+                "pictures": list(sl.pictures),
+                "regions": sl.regions,
+                "clicks": sl.clicks,
+                "held_out": {k: asdict(v) for k, v in sl.held_out.items()},
+                "mean": asdict(sl.mean),
+                "predict_s": sl.predict_s,
+                "nuclei": sl.nuclei,
+            }
+        return out
+
+
+def read_step(path: str | Path) -> StepRecord:
+    """Reads and validates a step file (:meth:`StepRecord.to_dict`).
+
+    Raises:
+        DataError: naming ``path``: unreadable, another ``schema_version``, a missing or
+            unknown field, or an invalid record.
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(path, f"cannot read step file ({type(exc).__name__})") from None
+    keys = {"schema_version", "step", "budget", "command", "step_wall_s", "record", "slide"}
+    if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(path, f"not a step file of schema_version {SCHEMA_VERSION}")
+    if set(raw) - keys or not {"step", "budget", "command", "step_wall_s", "record"} <= set(raw):
+        raise DataError(path, f"a step file has the fields {sorted(keys)}")
+    try:
+        slide = None
+        if "slide" in raw:
+            sl = raw["slide"]
+            slide = SlideResult(
+                tuple(str(x) for x in sl["pictures"]),
+                int(sl["regions"]),
+                int(sl["clicks"]),
+                {str(k): Scores(**v) for k, v in sl["held_out"].items()},
+                Scores(**sl["mean"]),
+                float(sl["predict_s"]),
+                int(sl["nuclei"]),
+            )
+        step = StepRecord(
+            str(raw["step"]),
+            tuple(str(x) for x in raw["budget"]),
+            str(raw["command"]),
+            float(raw["step_wall_s"]),
+            record_from_dict(raw["record"], path),
+            slide,
+        )
+    except DataError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(path, f"invalid step file ({type(exc).__name__}: {exc})") from None
+    if step.step not in STEPS:
+        raise DataError(path, f"unknown step {step.step!r}")
+    return step
+
+
+def _step_walkthrough(
+    data: Path, work: Path, budget: Sequence[str]
+) -> tuple[ResultRecord, SlideResult]:
     from pseudoedgenet.data.monuseg import read_monuseg
     from pseudoedgenet.data.prepared import PreparedDataset
     from pseudoedgenet.data.qupath import prepare_qupath
@@ -129,7 +219,7 @@ def _step_walkthrough(data: Path, work: Path, budget: Sequence[str]) -> dict[str
         prepared,
         None,
         work / "run",
-        extra={"protocol": "own-data"},
+        protocol="own-data",
         val=default_val_images(n),
         config_source="packaged default (pen_att, the paper's method)",
     )
@@ -148,15 +238,17 @@ def _step_walkthrough(data: Path, work: Path, budget: Sequence[str]) -> dict[str
     info = json.loads((pred / "slide" / "predict.json").read_text())
     meta = json.loads((prepared / "dataset.json").read_text())
     pictures = draw_pictures(example, prepared, work / "run", pred / "slide", Path("docs/img"))
-    return {
-        **_keep(res),
-        "pictures": pictures,
-        "regions": meta["n_images"],
-        "clicks": meta["n_points"],
-        "slide_score": score,
-        "predict_s": round(predict_s, 1),
-        "nuclei": info["nuclei"],
-    }
+    assert res is not None  # one process
+    slide = SlideResult(
+        tuple(pictures),
+        int(meta["n_images"]),
+        int(meta["n_points"]),
+        {k: Scores(**v) for k, v in score["images"].items()},
+        Scores(**score["mean"]),
+        round(predict_s, 1),
+        int(info["nuclei"]),
+    )
+    return res, slide
 
 
 def _scaled(coords: Any, factor: float) -> Any:
@@ -269,7 +361,7 @@ def _prepared(kind: str, data: Path, work: Path) -> Path:
 
 def _step_fold(
     kind: str, data: Path, work: Path, name: str, init: Path | None, budget: Sequence[str]
-) -> dict[str, Any]:
+) -> ResultRecord:
     from pseudoedgenet.engine.train import train_fold
 
     prepared = _prepared(kind, data, work)
@@ -278,10 +370,12 @@ def _step_fold(
         prepared,
         0,
         work / name,
-        extra={"protocol": "own-data", "dataset": kind},
+        dataset=kind,
+        protocol="own-data",
         init=init,
     )
-    return {**_keep(res), "dataset": kind}
+    assert res is not None  # one process
+    return res
 
 
 def run_steps(
@@ -323,8 +417,9 @@ def run_steps(
         print(f"{s}: running")
         budget = [*BUDGETS[s], *overrides]
         t0 = time.perf_counter()
+        slide = None
         if s == "walkthrough":
-            rec = _step_walkthrough(data, work / s, budget)
+            rec, slide = _step_walkthrough(data, work / s, budget)
         elif s == "finetune_init":
             init = work / "walkthrough" / "run" / "best.ckpt"
             if not init.is_file():
@@ -334,20 +429,20 @@ def run_steps(
             rec = _step_fold("tnbc", data, work, s, None, budget)
         else:
             rec = _step_fold("monuseg", data, work, s, None, budget)
-        rec = {
-            "step": s,
-            "budget": budget,
-            "command": f"{RUN_COMMAND} --steps {s}",
-            "step_wall_s": round(time.perf_counter() - t0, 1),
-            **rec,
-        }
-        write_json(target, rec)
+        step = StepRecord(
+            s,
+            tuple(budget),
+            f"{RUN_COMMAND} --steps {s}",
+            round(time.perf_counter() - t0, 1),
+            rec,
+            slide,
+        )
+        write_json(target, step.to_dict())
         print(f"{s}: wrote {target}")
 
 
-def _iou(rec: dict[str, Any], key: str) -> float | None:
-    v = rec.get(key, {})
-    return float(v["iou"]) if isinstance(v, dict) and "iou" in v else None
+def _iou(scores: Scores | None) -> float | None:
+    return None if scores is None else scores.iou
 
 
 def _fmt(v: float | None, signed: bool = False) -> str:
@@ -366,21 +461,23 @@ def render(results: str | Path) -> tuple[list[str], list[str]]:
         DataError: no step file, or a step file without the fields it needs.
     """
     results = Path(results)
-    recs = {
-        s: json.loads((results / f"{s}.json").read_text())
-        for s in STEPS
-        if (results / f"{s}.json").is_file()
+    steps = {
+        s: read_step(results / f"{s}.json") for s in STEPS if (results / f"{s}.json").is_file()
     }
-    if not recs:
+    if not steps:
         raise DataError(results, f"no step file; run `{RUN_COMMAND}` first")
+    recs = {s: st.record for s, st in steps.items()}
     any_rec = next(iter(recs.values()))
     proto = (
-        f"random crops of {any_rec['crop']}², pretrained: {any_rec['pretrained']}, "
-        f"device: {any_rec['device']}, precision: {any_rec['precision']}"
+        f"random crops of {any_rec.crop}², pretrained: {any_rec.pretrained}, "
+        f"device: {any_rec.device}, precision: {any_rec.precision}"
     )
 
-    def budget(r: dict[str, Any]) -> str:
-        return f"{r['epochs']} epochs × {r['crops_per_epoch']} crops"
+    def budget(r: ResultRecord) -> str:
+        return f"{r.epochs} epochs × {r.crops_per_epoch} crops"
+
+    def epoch(e: int | None) -> str:
+        return "–" if e is None else str(e)
 
     doc = [
         f"Generated by `{RENDER_COMMAND}` from `results/own-data/*.json` (written by "
@@ -392,29 +489,30 @@ def render(results: str | Path) -> tuple[list[str], list[str]]:
     ]
     readme: list[str] = []
     w = recs.get("walkthrough")
-    if w:
-        sc = w["slide_score"]
+    sl = steps["walkthrough"].slide if w else None
+    if w and sl:
+        sc = sl.mean
         doc += [
             "**Walkthrough at full scale** (one slide, "
-            f"{w['regions']} regions with {w['clicks']} clicks; validation by clicks only):",
+            f"{sl.regions} regions with {sl.clicks} clicks; validation by clicks only):",
             "",
             "| what | value |",
             "|---|---|",
             f"| budget | {budget(w)} |",
-            f"| best epoch by validation point F1 | {w.get('best_epoch', '–')} "
-            f"(point F1 {_fmt(w.get('val_point_f1'))}) |",
+            f"| best epoch by validation point F1 | {epoch(w.best_epoch)} "
+            f"(point F1 {_fmt(w.val_point_f1)}) |",
             f"| held-out MoNuSeg test images on the slide: IoU / Dice / object F1 / AJI "
-            f"(n = {sc['n']}) | {sc['mean']['iou']:.4f} / {sc['mean']['dice']:.4f} / "
-            f"{sc['mean']['f1']:.4f} / {sc['mean']['aji']:.4f} |",
+            f"(n = {len(sl.held_out)}) | {sc.iou:.4f} / {sc.dice:.4f} / "
+            f"{sc.f1:.4f} / {sc.aji:.4f} |",
             f"| training wall time (summed over resumed attempts; cores shared with other "
-            f"jobs) | {w['wall_s'] / 60:.0f} min |",
-            f"| `predict` on the whole slide (level 0) | {w['predict_s']:.0f} s |",
+            f"jobs) | {w.wall_s / 60:.0f} min |",
+            f"| `predict` on the whole slide (level 0) | {sl.predict_s:.0f} s |",
             "",
         ]
         readme.append(
-            f"- The walkthrough's example (one slide, {w['regions']} regions with "
-            f"{w['clicks']} clicks, no masks; {budget(w)}): IoU {sc['mean']['iou']:.4f} on "
-            f"the {sc['n']} held-out MoNuSeg test images of the slide, validated and "
+            f"- The walkthrough's example (one slide, {sl.regions} regions with "
+            f"{sl.clicks} clicks, no masks; {budget(w)}): IoU {sc.iou:.4f} on "
+            f"the {len(sl.held_out)} held-out MoNuSeg test images of the slide, validated and "
             f"selected by clicks alone."
         )
     rows = []
@@ -426,12 +524,12 @@ def render(results: str | Path) -> tuple[list[str], list[str]]:
         r = recs.get(s)
         if not r:
             continue
-        a, b = _iou(r, "test"), _iou(r, "test_point_selected")
+        a, b = _iou(r.test), _iou(r.test_point_selected)
         diff = None if a is None or b is None else b - a
         rows.append((s, r, a, b, diff))
         doc_row = (
-            f"| {label} | {budget(r)} | {_fmt(a)} (epoch {r.get('best_epoch', '–')}) | {_fmt(b)} "
-            f"(epoch {r.get('best_epoch_points', '–')}) | {_fmt(diff, True)} |"
+            f"| {label} | {budget(r)} | {_fmt(a)} (epoch {epoch(r.best_epoch)}) | {_fmt(b)} "
+            f"(epoch {epoch(r.best_epoch_points)}) | {_fmt(diff, True)} |"
         )
         doc.append(doc_row)
     if rows:
@@ -450,7 +548,7 @@ def render(results: str | Path) -> tuple[list[str], list[str]]:
         diffs = [d for *_, d in rows if d is not None]
         if diffs:
             mean = sum(diffs) / len(diffs)
-            same = sum(1 for _, r, *_ in rows if r.get("best_epoch") == r.get("best_epoch_points"))
+            same = sum(1 for _, r, *_ in rows if r.best_epoch == r.best_epoch_points)
             readme.append(
                 f"- Choosing the epoch by clicks instead of masks changed test IoU by "
                 f"{mean:+.4f} on average ({', '.join(f'{d:+.4f}' for d in diffs)}; "
@@ -461,7 +559,7 @@ def render(results: str | Path) -> tuple[list[str], list[str]]:
             )
     fi, fs = recs.get("finetune_init"), recs.get("finetune_scratch")
     if fi and fs:
-        a, b = _iou(fs, "test"), _iou(fi, "test")
+        a, b = _iou(fs.test), _iou(fi.test)
         if a is not None and b is not None:
             line = (
                 f"- Fine-tuning (`train --init`) from f trained on MoNuSeg clicks: TNBC fold-0 "

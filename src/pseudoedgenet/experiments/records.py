@@ -1,12 +1,11 @@
-"""Committed results read back: fold files, holdout files, the config store and the figure
-manifest.
+"""Committed results read back: fold files, holdout files and the figure manifest.
 
 :func:`pseudoedgenet.experiments.crossval.crossval` writes one
-``RESULTS/<dataset>/<method>/fold_<i>.json`` per finished fold (with the validation IoU per
-epoch, ``val_curve``, and the resolved ``config``); ``pseudoedgenet holdout`` writes
-``RESULTS/<folder>/<method>.json``; ``RESULTS/configs/<sha256>.yaml`` keeps the configs of
-older fold files that name theirs by hash only; ``RESULTS/figures.json`` says how each
-committed PNG was made. This module reads and validates those files, groups the fold
+``RESULTS/<dataset>/<method>/fold_<i>.json`` per finished fold and ``pseudoedgenet holdout``
+writes ``RESULTS/<folder>/<method>.json``, both :class:`~pseudoedgenet.record.ResultRecord`
+(read with the strict schema reader, complete config included);
+``RESULTS/figures.json`` says how each committed PNG was made. This module reads and
+validates those files, groups the fold
 records by ``(dataset, method, protocol)`` and computes the statistics the report shows
 (mean and sample std over folds, paired differences on shared folds, mean validation
 curves). It reads nothing outside the results folder (no run folders, no checkpoints), so
@@ -19,7 +18,6 @@ The validation curves in fold files come from the run folder's log, read by
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,21 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from pseudoedgenet.data.io import file_sha256, write_json
 from pseudoedgenet.errors import DataError
+from pseudoedgenet.record import ResultRecord, read_record, record_from_dict
 
-
-class _Absent:
-    """Marks a setting missing from a config (a run written before the setting existed)."""
-
-    def __repr__(self) -> str:
-        return "absent"
-
-
-#: Stands in for a setting a config does not have (see :func:`config_differences`).
-ABSENT = _Absent()
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 #: File names of fold results; group 1 is the fold index.
 FOLD_FILE = re.compile(r"fold_(\d+)\.json$")
@@ -58,7 +47,7 @@ class FoldRecord:
         method: ``method`` field (the config's method, a table row).
         protocol: ``protocol`` field (``paper``, ``cpu``, ...).
         fold: test fold index.
-        data: the whole record.
+        record: the whole record.
     """
 
     path: Path
@@ -66,12 +55,13 @@ class FoldRecord:
     method: str
     protocol: str
     fold: int
-    data: dict[str, Any]
+    record: ResultRecord
 
     def metric(self, name: str) -> float | None:
-        """The test metric ``name`` (per-image mean), or ``None`` when absent."""
-        value = self.data.get("test", {}).get(name)
-        return None if value is None else float(value)
+        """The test metric ``name`` (``iou``, ``dice``, ``f1``, ``aji``; per-image mean),
+        or ``None`` when the fold was not tested against masks."""
+        test = self.record.test
+        return None if test is None else float(getattr(test, name))
 
 
 @dataclass(frozen=True)
@@ -108,20 +98,6 @@ class Paired:
 Groups = dict[tuple[str, str, str], dict[int, FoldRecord]]
 
 
-def require_field(
-    path: Path, record: dict[str, Any], key: str, kind: type | tuple[type, ...]
-) -> Any:
-    """``record[key]`` when it is an instance of ``kind`` (booleans never count as numbers).
-
-    Raises:
-        DataError: naming ``path``, when the field is missing or of another type.
-    """
-    value = record.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise DataError(path, f"result file without a valid {key!r} field (got {value!r})")
-    return value
-
-
 def read_fold_record(path: str | Path) -> FoldRecord:
     """Reads and validates one fold file.
 
@@ -132,32 +108,20 @@ def read_fold_record(path: str | Path) -> FoldRecord:
         The record.
 
     Raises:
-        DataError: unreadable or invalid JSON, a missing field (``dataset``, ``method``,
-            ``protocol``, ``fold``, ``test.iou``), or a ``fold`` that disagrees with the
-            file name.
+        DataError: an unreadable or invalid record (:func:`pseudoedgenet.record.read_record`),
+            one without ``dataset``, ``protocol``, ``fold`` or test scores, or a ``fold``
+            that disagrees with the file name.
     """
     path = Path(path)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            path, f"invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"cannot read fold file ({type(exc).__name__})") from None
-    if not isinstance(record, dict):
-        raise DataError(path, "fold file is not a JSON object")
-    dataset = require_field(path, record, "dataset", str)
-    method = require_field(path, record, "method", str)
-    protocol = require_field(path, record, "protocol", str)
-    fold = require_field(path, record, "fold", int)
-    test = record.get("test")
-    if not isinstance(test, dict) or not isinstance(test.get("iou"), (int, float)):
-        raise DataError(path, "fold file without a numeric test.iou")
+    record = read_record(path)
+    if record.dataset is None or record.protocol is None or record.fold is None:
+        raise DataError(path, "a fold file needs 'dataset', 'protocol' and 'fold'")
+    if record.test is None:
+        raise DataError(path, "fold file without test scores ('test')")
     m = FOLD_FILE.search(path.name)
-    if m and int(m.group(1)) != fold:
-        raise DataError(path, f"file name says fold {m.group(1)} but the record says {fold}")
-    return FoldRecord(path, dataset, method, protocol, fold, record)
+    if m and int(m.group(1)) != record.fold:
+        raise DataError(path, f"file name says fold {m.group(1)} but the record says {record.fold}")
+    return FoldRecord(path, record.dataset, record.method, record.protocol, record.fold, record)
 
 
 def load_results(results_dir: str | Path) -> list[FoldRecord]:
@@ -248,27 +212,35 @@ def paired_difference(
     )
 
 
-def load_holdout(results_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Split-based results (``pseudoedgenet holdout``): ``<folder>/<method>.json`` files
-    with a ``test_data`` field, sorted by path. Fold files and other JSON are ignored.
+#: Folders under the results folder that hold other records than split results.
+NOT_HOLDOUT = ("own-data",)
+
+
+def load_holdout(results_dir: str | Path) -> list[tuple[Path, ResultRecord]]:
+    """Split-based results (``pseudoedgenet holdout``): ``<folder>/<method>.json`` records
+    with a ``test_data`` field, sorted by path. Fold files, the own-data step files
+    (:data:`NOT_HOLDOUT`) and JSON that is not a result record (the figure manifest is one
+    level up) are not read, nor JSON objects with neither ``schema_version`` nor
+    ``test_data`` (not result records).
 
     Raises:
-        DataError: a holdout file that is not valid JSON or lacks ``test.iou``.
+        DataError: an invalid record, or a split record without test scores.
     """
     found = []
     for path in sorted(Path(results_dir).glob("*/*.json")):
-        if FOLD_FILE.search(path.name):
+        if FOLD_FILE.search(path.name) or path.parent.name in NOT_HOLDOUT:
             continue
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(path, f"cannot read result file ({type(exc).__name__})") from None
-        if not isinstance(record, dict) or "test_data" not in record:
+        if not isinstance(raw, dict) or not {"schema_version", "test_data"} & set(raw):
+            continue  # not a result record (notes, a manifest of something else)
+        record = record_from_dict(raw, path)
+        if record.test_data is None:
             continue
-        require_field(path, record, "method", str)
-        require_field(path, record, "protocol", str)
-        test = require_field(path, record, "test", dict)
-        require_field(path, test, "iou", (int, float))
+        if record.test is None or record.protocol is None:
+            raise DataError(path, "a split result needs 'protocol' and test scores ('test')")
         found.append((path, record))
     return found
 
@@ -282,19 +254,8 @@ def fold_val_curve(record: FoldRecord) -> dict[int, float] | None:
     Returns:
         ``{1-based epoch: val IoU}`` sorted by epoch, or ``None`` when the fold file has no
         ``val_curve`` (written before that field existed, or selected by point F1).
-
-    Raises:
-        DataError: a ``val_curve`` that is not a mapping of epochs to numbers.
     """
-    stored = record.data.get("val_curve")
-    if stored is None:
-        return None
-    try:
-        if not isinstance(stored, dict):
-            raise TypeError
-        return dict(sorted((int(e), float(v)) for e, v in stored.items()))
-    except (TypeError, ValueError):
-        raise DataError(record.path, "val_curve is not a mapping of epochs to numbers") from None
+    return record.record.val_curve
 
 
 def mean_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, tuple[float, int]]:
@@ -304,127 +265,6 @@ def mean_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, tuple[float, 
     for e in epochs:
         values = [c[e] for c in curves if e in c]
         out[e] = (float(np.mean(values)), len(values))
-    return out
-
-
-#: Folder (under the results folder) of the content-addressed config store: one committed
-#: ``<sha256>.yaml`` per resolved config that a fold file names by ``config_sha256`` but does
-#: not hold itself (fold files written before they kept their ``config``). Read-only: the
-#: report verifies it and never writes it.
-CONFIG_STORE = "configs"
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _parse_config(path: Path, raw: bytes) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DataError(path, f"not a valid YAML config ({exc.__class__.__name__})") from None
-    if not isinstance(loaded, dict):
-        raise DataError(path, "not a YAML mapping of config sections")
-    return loaded
-
-
-def _wanted_shas(records: Iterable[FoldRecord]) -> set[str]:
-    return {
-        sha
-        for r in records
-        if isinstance(sha := r.data.get("config_sha256"), str)
-        and not isinstance(r.data.get("config"), dict)
-    }
-
-
-def read_config_store(store_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Configs of the content-addressed store ``<store_dir>/<sha256>.yaml``.
-
-    Each file's SHA-256 must equal its name, so a stored config is exactly the text whose
-    hash a fold file records as ``config_sha256`` (read with ``yaml.safe_load``; nothing
-    executed).
-
-    Args:
-        store_dir: the store folder (missing: empty store).
-
-    Returns:
-        ``{sha256 hex: config mapping}``.
-
-    Raises:
-        DataError: a file whose name is not a SHA-256, whose text does not hash to its
-            name, or that is not a YAML mapping.
-    """
-    found: dict[str, dict[str, Any]] = {}
-    store_dir = Path(store_dir)
-    for path in sorted(store_dir.glob("*.yaml")) if store_dir.is_dir() else []:
-        if not _SHA256.fullmatch(path.stem):
-            raise DataError(path, "config store files are named <sha256>.yaml")
-        raw = path.read_bytes()
-        if hashlib.sha256(raw).hexdigest() != path.stem:
-            raise DataError(path, "text does not hash to its name (edited after it was stored?)")
-        found[path.stem] = _parse_config(path, raw)
-    return found
-
-
-def known_configs(
-    records: Iterable[FoldRecord], store_dir: str | Path | None = None
-) -> dict[str, dict[str, Any]]:
-    """Resolved configs by ``config_sha256``, from everything that keeps one.
-
-    A fold file keeps its config in the ``config`` field (written since that field was
-    added); older folds are found in the committed config store
-    (:func:`read_config_store`).
-
-    Args:
-        records: fold records.
-        store_dir: config store folder, or ``None``.
-
-    Returns:
-        ``{sha256 hex: config mapping}``.
-
-    Raises:
-        DataError: a bad store file.
-    """
-    records = list(records)
-    found: dict[str, dict[str, Any]] = {}
-    for r in records:
-        sha, config = r.data.get("config_sha256"), r.data.get("config")
-        if isinstance(sha, str) and isinstance(config, dict):
-            found[sha] = config
-    if store_dir is not None:
-        stored = read_config_store(store_dir)
-        found.update({sha: stored[sha] for sha in _wanted_shas(records) if sha in stored})
-    return found
-
-
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def config_differences(configs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """The settings on which configs disagree.
-
-    Args:
-        configs: nested config mappings (sections of ``key: value``).
-
-    Returns:
-        ``{"section.key": [value per config]}`` for every dotted key whose value is not the
-        same in all configs, in sorted key order; a config without the key (an older run,
-        written before the setting existed) contributes :data:`ABSENT`. Empty when all
-        agree.
-    """
-    flats = [_flatten(c) for c in configs]
-    keys = sorted({k for f in flats for k in f})
-    out: dict[str, list[Any]] = {}
-    for k in keys:
-        values = [f.get(k, ABSENT) for f in flats]
-        if any(v is ABSENT or v != values[0] for v in values):
-            out[k] = values
     return out
 
 

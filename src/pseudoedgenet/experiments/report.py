@@ -14,7 +14,7 @@
 - the Figure-2 panels that ``pseudoedgenet figure2`` drew from checkpoints, as committed.
 
 The report reads only committed files under the results folder (fold and holdout files,
-the config store ``configs/``, the figure manifest ``figures.json`` and its PNGs), never
+the figure manifest ``figures.json`` and its PNGs), never
 run folders or checkpoints, so on a fresh clone it comes out identical (byte for byte,
 PNGs included: a plot is redrawn only when the hash of its data changes). The paper's
 values are the constants below, shown only beside ours. Reading and statistics live in
@@ -28,15 +28,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from pseudoedgenet.config import config_differences
 from pseudoedgenet.data.io import write_text
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.experiments.records import (
-    ABSENT,
-    CONFIG_STORE,
     FIGURE_MANIFEST,
     FigureEntry,
     FoldRecord,
@@ -44,11 +42,9 @@ from pseudoedgenet.experiments.records import (
     Summary,
     cell_summary,
     check_figure_png,
-    config_differences,
     file_sha256,
     fold_val_curve,
     group_records,
-    known_configs,
     load_holdout,
     load_results,
     mean_curve,
@@ -171,7 +167,8 @@ def _short_commit(commit: str) -> str:
 
 
 def _distinct(records: Iterable[FoldRecord], key: str) -> str:
-    values = sorted({str(r.data[key]) for r in records if r.data.get(key) is not None})
+    """The distinct values of a record attribute (``epochs``, ``device``, ...), joined."""
+    values = sorted({str(getattr(r.record, key)) for r in records})
     return ", ".join(values) if values else _MISSING
 
 
@@ -200,9 +197,7 @@ def _protocol_section(records: list[FoldRecord], protocols: list[str]) -> list[s
     ]
     for p in protocols:
         rs = [r for r in records if r.protocol == p]
-        commits = sorted(
-            {_short_commit(str(r.data["git_commit"])) for r in rs if r.data.get("git_commit")}
-        )
+        commits = sorted({_short_commit(r.record.git_commit) for r in rs})
         lines.append(
             f"| `{p}` | {len(rs)} | {_distinct(rs, 'epochs')} | {_distinct(rs, 'crops_per_epoch')} "
             f"| {_distinct(rs, 'crop')} | {_distinct(rs, 'pretrained')} "
@@ -439,24 +434,24 @@ def _holdout_section(results_dir: Path) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path, r in items:
-        t, pooled = r["test"], r.get("test_pooled", {})
-        wall = f"{r['wall_s'] / 60:.0f} min" if isinstance(r.get("wall_s"), int | float) else "–"
+        assert r.test is not None  # load_holdout checks it
+        t = r.test
+        pooled = f"{r.test_pooled.iou:.4f}" if r.test_pooled is not None else _MISSING
         lines.append(
-            f"| {r.get('dataset', '–')} | `{r['method']}` | `{r['protocol']}` "
-            f"| {t['iou']:.4f} | {pooled.get('iou', float('nan')):.4f} "
-            f"| {t.get('dice', float('nan')):.4f} | {t.get('f1', float('nan')):.4f} "
-            f"| {t.get('aji', float('nan')):.4f} "
-            f"| {r.get('train_images', '–')} / {r.get('test_images', '–')} "
-            f"| {r.get('epochs', '–')} | {wall} | `{path.relative_to(results_dir).as_posix()}` |"
+            f"| {r.dataset or _MISSING} | `{r.method}` | `{r.protocol}` "
+            f"| {t.iou:.4f} | {pooled} | {t.dice:.4f} | {t.f1:.4f} | {t.aji:.4f} "
+            f"| {_count(r.train_images)} / {_count(r.test_images)} "
+            f"| {r.epochs} | {r.wall_s / 60:.0f} min "
+            f"| `{path.relative_to(results_dir).as_posix()}` |"
         )
     lines.append("")
-    iou = {(r.get("dataset"), r["protocol"], r["method"]): r["test"]["iou"] for _, r in items}
+    iou = {(r.dataset, r.protocol, r.method): r.test.iou for _, r in items if r.test is not None}
     for (d, p, m), value in iou.items():
         base = iou.get((d, p, "baseline"))
         if m == "pen_att" and base is not None:
             lines.append(
                 f"PEN(g+h) − baseline on {d}, protocol `{p}`: "
-                f"{format_signed(float(value) - float(base))} IoU (one run each, last epoch)."
+                f"{format_signed(value - base)} IoU (one run each, last epoch)."
             )
     lines += [
         "",
@@ -472,32 +467,25 @@ def _holdout_section(results_dir: Path) -> list[str]:
     return lines
 
 
-def _config_note(group: Mapping[int, FoldRecord], configs: Mapping[str, dict[str, Any]]) -> str:
-    """Which settings differ between a cell's folds, from their configs (where known)."""
+def _count(n: int | None) -> str:
+    return _MISSING if n is None else str(n)
+
+
+def _config_note(group: Mapping[int, FoldRecord]) -> str:
+    """Which settings differ between a cell's folds (their records' complete configs)."""
     folds = sorted(group)
-    shas = [str(group[f].data.get("config_sha256")) for f in folds]
-    missing = [f for f, sha in zip(folds, shas, strict=True) if sha not in configs]
-    if missing:
-        return (
-            f"config of fold {', '.join(map(str, missing))} not kept (neither in its fold "
-            "file nor in the config store): the differing settings cannot be listed"
-        )
-    diffs = config_differences([configs[sha] for sha in shas])
-    if not diffs:
-        return "same settings; the files differ only in how the config was written"
+    diffs = config_differences([group[f].record.config for f in folds])
     parts = []
     for key, values in diffs.items():
         by_value: dict[str, list[int]] = {}
         for f, v in zip(folds, values, strict=True):
-            by_value.setdefault(repr(v) if v is ABSENT else str(v), []).append(f)
+            by_value.setdefault(str(v), []).append(f)
         shown = " / ".join(f"{v} (fold {', '.join(map(str, fs))})" for v, fs in by_value.items())
         parts.append(f"`{key}` {shown}")
     return "; ".join(parts)
 
 
-def _coverage_section(
-    groups: Groups, protocols: list[str], configs: Mapping[str, dict[str, Any]]
-) -> list[str]:
+def _coverage_section(groups: Groups, protocols: list[str]) -> list[str]:
     lines = [
         "## Folds present",
         "",
@@ -512,25 +500,36 @@ def _coverage_section(
             for m in _ordered({k[1] for k in keys if k[0] == d}, order):
                 g = groups[(d, m, p)]
                 folds = sorted(g)
-                epochs = [str(g[f].data.get("best_epoch", "?")) for f in folds]
-                walls = [float(r.data["wall_s"]) for r in g.values() if r.data.get("wall_s")]
-                wall = f"{np.mean(walls) / 60:.1f} min" if walls else _MISSING
-                shas = {r.data.get("config_sha256") for r in g.values()}
+                epochs = [_count(g[f].record.best_epoch) for f in folds]
+                wall = f"{np.mean([r.record.wall_s for r in g.values()]) / 60:.1f} min"
+                shas = {r.record.config_sha256 for r in g.values()}
                 n_cfg = f"{len(shas)}"
                 if len(shas) > 1:
-                    notes.append(f"- `{p}`, {_dataset_name(d)}, `{m}`: {_config_note(g, configs)}.")
+                    notes.append(f"- `{p}`, {_dataset_name(d)}, `{m}`: {_config_note(g)}.")
                     n_cfg += f" (differ: note {len(notes)})"
                 lines.append(
                     f"| `{p}` | {_dataset_name(d)} | `{m}` | {', '.join(map(str, folds))} "
                     f"| {', '.join(epochs)} | {wall} | {n_cfg} |"
                 )
     lines.append("")
+    records = [r for g in groups.values() for r in g.values()]
+    migrations = [mig for r in records if (mig := r.record.migration) is not None]
+    if migrations:
+        schemas = ", ".join(str(v) for v in sorted({x.from_schema for x in migrations}))
+        scripts = ", ".join(f"`{v}`" for v in sorted({x.script for x in migrations}))
+        lines += [
+            f"{len(migrations)} of the {len(records)} fold files were written under result "
+            f"schema {schemas} and migrated once by {scripts}; in "
+            f"{sum(1 for x in migrations if x.completed)} of them the config lacked settings "
+            "the run's code did not have yet, completed with today's default because they had "
+            "no effect on that run (each file's `migration` field lists them and why).",
+            "",
+        ]
     if notes:
         lines += [
-            "*Configs* counts the distinct `config_sha256` values of a cell's folds. Where a "
-            "cell has more than one, the settings that differ (read from the fold files' "
-            "`config` field or the committed config store `configs/<sha256>.yaml`; *absent* "
-            "= the run predates that setting), in note order:",
+            "*Configs* counts the distinct configs (`config_sha256` of the complete config "
+            "each fold file holds) of a cell's folds. Where a cell has more than one, the "
+            "settings that differ, in note order:",
             "",
             *notes,
             "",
@@ -735,7 +734,7 @@ def build_report(
     """Writes the results report (markdown, plus the validation plots next to it).
 
     Reads only committed files under ``results_dir`` and the markdown's folder: fold and
-    holdout files, the config store ``configs/`` (verified, never written) and the figure
+    holdout files and the figure
     manifest ``figures.json`` with its PNGs (each checked against its recorded SHA-256).
     A validation plot is drawn from the fold files' ``val_curve`` and redrawn only when the
     hash of its data differs from the manifest's; the manifest is rewritten only when an
@@ -753,9 +752,9 @@ def build_report(
         What was written.
 
     Raises:
-        DataError: a missing results folder, no fold files, an invalid fold file, config
-            store file or figure manifest, a PNG that is missing or differs from its
-            manifest entry, or a ``readme`` without the summary markers.
+        DataError: a missing results folder, no fold files, an invalid fold file or figure
+            manifest, a PNG that is missing or differs from its manifest entry, or a
+            ``readme`` without the summary markers.
     """
     results_dir, out_md = Path(results_dir), Path(out_md)
     records = load_results(results_dir)
@@ -813,9 +812,7 @@ def build_report(
     lines += ["## Paired comparisons", ""]
     for p in protocols:
         lines += _paired_section(groups, p, datasets)
-    lines += _coverage_section(
-        groups, protocols, known_configs(records, results_dir / CONFIG_STORE)
-    )
+    lines += _coverage_section(groups, protocols)
     lines += _holdout_section(results_dir)
     readme_path = None if readme is None else Path(readme)
     readme_text: str | None = None

@@ -97,7 +97,12 @@ def test_render_selection_cost_and_finetune(tmp_path: Path) -> None:
     assert "TNBC fold-0 test IoU 0.5000, against 0.4000 from scratch" in readme[1]
     assert "(+0.1000)" in readme[1]
     assert "random crops of 256²" in readme[2]
-    assert "3 runs of 10 epochs × 64 crops" in readme[0]
+    assert (
+        "over 3 runs (TNBC fold 0, from scratch, 10 epochs × 64 crops: -0.0200; TNBC fold 0, "
+        "`--init` walkthrough f, g, h, 10 epochs × 64 crops: +0.0100; MoNuSeg fold 0, from "
+        "scratch, 10 epochs × 64 crops: -0.0300); both chose the same epoch in 1 of 3." in readme[0]
+    )
+    assert "say little" not in readme[0]  # the runs chose different epochs
 
 
 def test_render_needs_step_files(tmp_path: Path) -> None:
@@ -119,6 +124,7 @@ def test_render_writes_between_markers_only(tmp_path: Path) -> None:
     assert text.startswith("intro\n") and text.endswith("outro\n") and "STALE" not in text
     assert "| TNBC fold 0, from scratch | 10 epochs × 64 crops | 0.4000" in text
     assert "+0.0000" in readme.read_text()
+    assert "both chose the same epoch in 1 of 1, so these runs say little" in readme.read_text()
     before = text
     main(["render", "--results", str(res), "--doc", str(doc), "--readme", str(readme)])
     assert doc.read_text() == before  # regenerating changes nothing

@@ -775,7 +775,17 @@ def draw_figure(
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
     plt.close(fig)
-    return buf.getvalue()
+    # a 256-colour palette (median cut, no dithering: deterministic) keeps the committed
+    # picture at a third of the RGB file's size
+    from PIL import Image
+
+    buf.seek(0)
+    small = io.BytesIO()
+    with Image.open(buf) as img:
+        img.convert("RGB").quantize(
+            256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        ).save(small, format="PNG", optimize=True)
+    return small.getvalue()
 
 
 def write_bytes_if_changed(path: str | Path, data: bytes) -> bool:

@@ -103,6 +103,13 @@ def test_render_selection_cost_and_finetune(tmp_path: Path) -> None:
         "scratch, 10 epochs × 64 crops: -0.0300); both chose the same epoch in 1 of 3." in readme[0]
     )
     assert "say little" not in readme[0]  # the runs chose different epochs
+    assert "compares two poor checkpoints" not in readme[0]  # no val point F1 recorded
+    _write(res, "select_tnbc_cpu", test=0.5, test_point_selected=0.5, val_point_f1=0.05)
+    _, readme = render(res)
+    assert readme[0].endswith(
+        "; the run TNBC fold 1, from scratch ended with f still covering most tissue (best "
+        "validation point F1 below 0.1), so its difference compares two poor checkpoints."
+    )
 
 
 def test_render_needs_step_files(tmp_path: Path) -> None:

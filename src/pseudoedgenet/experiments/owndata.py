@@ -63,6 +63,10 @@ BUDGETS = {
 }
 #: MoNuSeg test images placed on the walkthrough slide without regions or clicks.
 HELDOUT = 6
+#: Best validation point F1 below which a run's f still marks most tissue as one blob
+#: (recall of the clicks near 0 because few predicted components exist): the render says
+#: so beside its selection difference.
+BLOB_POINT_F1 = 0.1
 STEPS = ("walkthrough", "finetune_init", "finetune_scratch", "select_monuseg", "select_tnbc_cpu")
 DOC_BEGIN = "<!-- own-data results begin (generated; do not edit) -->"
 DOC_END = "<!-- own-data results end -->"
@@ -575,6 +579,19 @@ def render(results: str | Path) -> tuple[list[str], list[str]]:
                 if same == len(rows)
                 else ""
             )
+            blobs = [
+                labels[s]
+                for s, r, *_ in rows
+                if r.val_point_f1 is not None and r.val_point_f1 < BLOB_POINT_F1
+            ]
+            if blobs:
+                many = len(blobs) > 1
+                caveat += (
+                    f"; the run{'s' if many else ''} {' and '.join(blobs)} ended with f still "
+                    f"covering most tissue (best validation point F1 below {BLOB_POINT_F1}), "
+                    f"so {'their differences compare' if many else 'its difference compares'} "
+                    "two poor checkpoints"
+                )
             readme.append(
                 f"- Choosing the epoch by clicks instead of masks changed test IoU by "
                 f"{mean:+.4f} on average over {len(diffs)} runs ({per_run}); both chose the "

@@ -207,7 +207,7 @@ def test_labels_and_show_on_bad_folders(tmp_path: Path, make_folder_dataset, cli
     assert code == 2
     assert (
         error_line(stderr) == f"error: {out / 'images' / 'nope.png'}: no such image in the "
-        "prepared dataset"
+        "prepared dataset (img0, img1)"
     )
     assert not (tmp_path / "x.png").exists()
 

@@ -341,7 +341,10 @@ def test_bad_overrides_are_one_line_errors(overrides: list[str], message: str) -
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"config": "nosuch"}, r"nosuch: neither a packaged method \(baseline, "),
+        (
+            {"config": "nosuch"},
+            r"nosuch: --config is neither a packaged method nor a YAML file; methods: baseline, ",
+        ),
         ({"protocol": "fast"}, r"unknown protocol 'fast'; valid: cpu, cpu-long, demo, paper"),
         ({"epochs": 0}, r"--epochs must be >= 1, got 0"),
         ({"max_steps": 0}, r"--max-steps must be >= 1, got 0"),
@@ -373,7 +376,10 @@ def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
     bad.write_text("train: {epochs: [1, 2}\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML"):
         load_config(bad)
-    with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found"):
+    with pytest.raises(
+        ConfigError,
+        match=r"missing\.yaml: --config is neither a packaged method nor an existing YAML file",
+    ):
         load_config(tmp_path / "missing.yaml")
     unsafe = tmp_path / "unsafe.yaml"
     unsafe.write_text("method: !!python/object/apply:os.system ['echo hi']\n")
@@ -404,7 +410,8 @@ def test_cli_config_by_name_and_old_path(  # type: ignore[no-untyped-def]
     code, _, err = cli("train", "--config", "configs/tnbc/pen_att.yaml", *args)
     assert code == 2 and error_line(err).endswith("use --config pen_att")
     code, _, err = cli("crossval", "--config", "pen_atn", "--data", tmp_path / "data")
-    assert code == 2 and "pen_atn: neither a packaged method" in error_line(err)
+    assert code == 2 and "pen_atn: --config is neither a packaged method" in error_line(err)
+    assert "did you mean --config pen_att?" in error_line(err)
     code, _, err = cli("train", "--config", "baseline", "--protocol", "gpu", *args)
     assert code == 2 and "unknown protocol 'gpu'" in error_line(err)
     assert not (tmp_path / "run").exists()

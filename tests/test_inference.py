@@ -254,7 +254,11 @@ def test_nuclei_on_tile_borders_appear_once_whole(tmp_path: Path) -> None:
         assert "area_um2" not in f["properties"]  # no pixel size
     rows = list(csv.DictReader((out / "nuclei.csv").open()))
     assert len(rows) == len(centres)
-    assert {int(r["id"]) for r in rows} == set(range(1, len(centres) + 1))
+    assert {int(r["label"]) for r in rows} == set(range(1, len(centres) + 1))
+    # the CSV's id is the GeoJSON feature's: the two files join on it (and on label)
+    assert {(r["id"], int(r["label"])) for r in rows} == {
+        (f["id"], f["properties"]["label"]) for f in feats
+    }
     assert float(rows[0]["mean_prob"]) > 0.99
     assert all(r["area_um2"] == r["centroid_x_um"] == r["perimeter_um"] == "" for r in rows)
     mask = np.asarray(Image.open(out / "mask.png"))

@@ -340,6 +340,7 @@ def test_points_only_run_selects_by_point_f1(
     assert f"f, g, h from {trained[1]}" in lines[0]
     assert "split: 2 validation image(s) held out by seed 0; train: 4 images" in lines[0]
     assert "validation: 2 images, points only — best.ckpt by point F1" in lines[0]
+    assert "schedule: 3 epochs × 4 crops of 64²" in lines[0]
     assert lines[0].endswith("no test set")
     assert res is not None and res.selected_by == "val/point_f1"
     assert res.val_iou is None and res.test is None

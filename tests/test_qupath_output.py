@@ -125,7 +125,8 @@ def test_micron_measurements_only_with_a_pixel_size() -> None:
     assert props["perimeter_px"] == 2 * n.perimeter and props["perimeter_um"] == 0.5 * n.perimeter
     assert props["measurements"]["area_um2"] == props["area_um2"]
     row = dict(zip(CSV_COLUMNS, nucleus_row(n, with_mpp), strict=True))
-    assert row["id"] == 4 and row["centroid_x_um"] == 2.25 and row["area_um2"] == 1.5
+    assert row["label"] == 4 and row["centroid_x_um"] == 2.25 and row["area_um2"] == 1.5
+    assert row["id"] == nucleus_feature(n, with_mpp)["id"]  # joins the CSV to the GeoJSON
     no_mpp = _slide((12, 12), 2)
     props = nucleus_feature(n, no_mpp)["properties"]
     assert not {"centroid_x_um", "centroid_y_um", "area_um2", "perimeter_um"} & set(props)

@@ -224,7 +224,7 @@ def test_whole_small_image_and_ties_at_pixel_corners(tmp_path: Path, cli, form) 
     write_geojson(src / "img.geojson", feats, form)
     code, stdout, _ = cli("prepare", "qupath", "--src", src, "--out", out)
     assert code == 0
-    assert stdout.strip().startswith(f"{out}: 1 images, 5 points (")
+    assert stdout.strip().startswith(f"{out}: 1 image, 5 points (")
     assert not (out / "roi").exists()
     np.testing.assert_array_equal(read_image(out / "images" / "img.png"), image)
     pts = read_points_csv(out / "points" / "img.csv")
@@ -280,7 +280,7 @@ def test_hole_class_filters_and_bare_list(tmp_path: Path, cli) -> None:
     )  # fmt: skip
     assert code == 0
     assert stdout.strip() == (
-        f"{out}: 1 images, 2 points (points outside every region: 2, duplicates dropped: 0); "
+        f"{out}: 1 image, 2 points (points outside every region: 2, duplicates dropped: 0); "
         "1 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3"
     )
     roi = roi_png(out, "s_r0")
@@ -365,6 +365,8 @@ BAD = [
     "missing-level",
     "point-outside-slide",
     "region-class-not-found",
+    "point-class-of-unclassified",
+    "qupath-default-name",
 ]
 
 
@@ -434,6 +436,13 @@ def test_bad_input_is_one_line_naming_the_file(
         feats.append(point(512.0, 3.0, fid="far"))
         write_geojson(gj, feats)
         words = "feature 6 (id far): point (x=512, y=3) lies outside the 512x512 image s.tif"
+    elif problem == "point-class-of-unclassified":
+        args = ["--point-class", "Nuclei"]
+        words = "no point annotation of class 'Nuclei' (classes here: unclassified); omit "
+        words += "--point-class to use them all"
+    elif problem == "qupath-default-name":
+        culprit = gj.rename(slide_src / "s.tif.geojson")
+        words = "GeoJSON without an image or slide of the same name beside it: name it s.geojson"
     else:
         args = ["--region-class", "Tumor"]
         words = "no region annotation of class 'Tumor' (classes here: Region)"

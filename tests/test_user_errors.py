@@ -373,6 +373,43 @@ def test_predict_shard_without_inputs_says_so(tmp_path: Path, make_folder_datase
     assert not (tmp_path / "o").exists()
 
 
+def test_folders_where_files_belong_say_what_to_pass(
+    run: Path, tiny: PreparedDataset, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    images = tiny.root / "images"
+    code, _, err = cli("predict", run / "best.ckpt", images, "--out", tmp_path / "o")
+    assert code == 2 and error_line(err) == (
+        f"error: {images}: is a folder: pass the images or slides in it "
+        f"(e.g. {images}/*.tif or {images}/*.svs)"
+    )
+    code, _, err = cli("predict", run, images / "img0.png", "--out", tmp_path / "o")
+    assert code == 2 and error_line(err) == (
+        f"error: {run}: is a folder, not a checkpoint file: pass {run / 'best.ckpt'}"
+    )
+    code, _, err = cli("show", tiny.root, "img9", "--out", tmp_path / "s.png")
+    assert code == 2 and error_line(err).endswith(
+        "no such image in the prepared dataset (img0, img1, img2, img3, img4, img5)"
+    )
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s.png").exists()
+
+
+def test_schedule_text_states_the_budget_and_a_finished_run() -> None:
+    from pseudoedgenet.engine.train import _schedule_text
+
+    cfg = apply_overrides(default_config(), ["train.epochs=12", "data.crops_per_epoch=64"])
+    assert _schedule_text(cfg, None) == "schedule: 12 epochs × 64 crops of 256²"
+    assert (
+        _schedule_text(cfg, 5) == "schedule: 12 epochs × 64 crops of 256² (resuming after epoch 5)"
+    )
+    assert _schedule_text(cfg, 12).endswith(
+        "(all 12 trained already: nothing to train, testing again)"
+    )
+    one = apply_overrides(cfg, ["train.epochs=1", "train.max_steps=2"])
+    assert (
+        _schedule_text(one, None) == "schedule: 1 epoch × 64 crops of 256², stopping after 2 steps"
+    )
+
+
 # ----------------------------------------------------------------------- quiet runs
 
 

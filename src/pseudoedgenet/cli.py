@@ -28,6 +28,10 @@ class Source(str, Enum):
     qupath = "qupath"
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 @app.command()
 def prepare(
     source: Annotated[
@@ -99,7 +103,7 @@ def prepare(
         )
         q = meta["qupath"]
         typer.echo(
-            f"{out}: {meta['n_images']} images, {meta['n_points']} points "
+            f"{out}: {_plural(meta['n_images'], 'image')}, {_plural(meta['n_points'], 'point')} "
             f"(points outside every region: {q['points_outside_regions']}, "
             f"duplicates dropped: {q['duplicates_dropped']}){_folds_note(out, k)}"
         )
@@ -145,7 +149,8 @@ def prepare(
     dup = meta.get("duplicates_dropped", 0)
     dropped = f" (duplicates dropped: {dup}: points on an already clicked pixel)" if dup else ""
     typer.echo(
-        f"{out}: {meta['n_images']} images, {meta['n_points']} points{dropped}{_folds_note(out, k)}"
+        f"{out}: {_plural(meta['n_images'], 'image')}, {_plural(meta['n_points'], 'point')}"
+        f"{dropped}{_folds_note(out, k)}"
     )
 
 
@@ -194,7 +199,10 @@ def show(
 
     ds = PreparedDataset(data)
     if name not in ds.names:
-        raise DataError(data / "images" / f"{name}.png", "no such image in the prepared dataset")
+        shown = ", ".join(ds.names[:8]) + (", ..." if len(ds.names) > 8 else "")
+        raise DataError(
+            data / "images" / f"{name}.png", f"no such image in the prepared dataset ({shown})"
+        )
     image = ds.image(name)
     roi = ds.roi(name, image.shape[:2])
     if roi is not None:
@@ -477,8 +485,8 @@ def report(
     ] = None,
 ) -> None:
     """Builds Tables 1 and 2 (mean ± std over folds, paper beside), the validation plots and
-    the Figure-2 section from the committed files under RESULTS only (fold files, config
-    store, figures.json and its PNGs); a rerun on an unchanged tree changes no file."""
+    the Figure-2 section from the committed files under RESULTS only (fold and split result
+    records, figures.json and its PNGs); a rerun on an unchanged tree changes no file."""
     from pseudoedgenet.experiments.report import build_report
 
     res = build_report(results, out or results / "README.md", readme=readme)

@@ -474,7 +474,13 @@ def _read_file(path: Path) -> dict[str, Any]:
                 f"{path}: not found; the per-dataset files configs/<dataset>/<method>.yaml "
                 f"are packaged method overlays now: use --config {path.stem}"
             ) from None
-        raise ConfigError(f"{path}: config file not found") from None
+        import difflib
+
+        close = difflib.get_close_matches(path.name, method_names(), n=1)
+        hint = f" (did you mean --config {close[0]}?)" if close else ""
+        raise ConfigError(
+            f"{path}: --config is neither a packaged method nor an existing YAML file{hint}"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError(f"{path}: cannot read the config ({reason})") from None
@@ -504,8 +510,13 @@ def load_config(config: str | Path, overrides: Sequence[str] | None = None) -> C
         path = Path(config)
         named = isinstance(config, str) and not path.suffix and len(path.parts) == 1
         if named and not path.is_file():
+            import difflib
+
+            close = difflib.get_close_matches(str(config), method_names(), n=1)
+            hint = f"did you mean --config {close[0]}? " if close else ""
             raise ConfigError(
-                f"{config}: neither a packaged method ({', '.join(method_names())}) nor a YAML file"
+                f"{config}: --config is neither a packaged method nor a YAML file; {hint}"
+                f"methods: {', '.join(method_names())}"
             )
         overlay = _read_file(path)
         start = default_config()

@@ -443,7 +443,12 @@ def list_qupath_sources(src: str | Path) -> list[tuple[Path, Path]]:
         raise DataError(src, "no image or slide found (" + ", ".join(SUPPORTED_SUFFIXES) + ")")
     for stem, g in geojsons.items():
         if stem not in images:
-            raise DataError(g, "GeoJSON without an image or slide of the same name beside it")
+            hint = ""
+            if Path(stem).stem in images:  # QuPath's default name: slide.tif.geojson
+                hint = f": name it {Path(stem).stem}{GEOJSON_SUFFIX} (the image's stem)"
+            raise DataError(
+                g, f"GeoJSON without an image or slide of the same name beside it{hint}"
+            )
     for stem, img in images.items():
         if stem not in geojsons:
             raise DataError(
@@ -463,12 +468,13 @@ def _select(
         return of_kind, 0
     kept = [f for f in of_kind if f.classification == wanted]
     if of_kind and not kept:
-        found = sorted({str(f.classification) for f in of_kind})
+        found = sorted({f.classification for f in of_kind if f.classification is not None})
         what = "region" if kind == "region" else "point"
+        unclassified = any(f.classification is None for f in of_kind)
+        here = ", ".join(found + (["unclassified"] if unclassified else []))
+        fix = f"omit --{what}-class to use them all" if not found else f"check --{what}-class"
         raise DataError(
-            path,
-            f"no {what} annotation of class {wanted!r} (classes here: {', '.join(found)}); "
-            f"check --{what}-class",
+            path, f"no {what} annotation of class {wanted!r} (classes here: {here}); {fix}"
         )
     return kept, len(of_kind) - len(kept)
 

@@ -611,15 +611,32 @@ def _validation_text(dm: PointDataModule, selected_by: str) -> str:
         return "no validation: last.ckpt is the result (copied to best.ckpt)"
     if selected_by == "val/iou":
         return (
-            f"validation: {n_val} images with masks — best.ckpt by val IoU, "
+            f"validation: {_count(n_val, 'image')} with masks — best.ckpt by val IoU, "
             "best_points.ckpt by point F1"
         )
     masks = dm.val_set.n_with_masks
     note = f" ({masks} of {n_val} have masks; IoU needs all)" if masks else ""
     return (
-        f"validation: {n_val} images, points only{note} — best.ckpt by point F1 "
+        f"validation: {_count(n_val, 'image')}, points only{note} — best.ckpt by point F1 "
         "(recall/precision of f's instances against the clicks)"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _schedule_text(cfg: Config, done_epochs: int | None) -> str:
+    """The training budget in words (and, for a finished run, that nothing is left)."""
+    t, d = cfg.train, cfg.data
+    text = f"schedule: {_count(t.epochs, 'epoch')} × {d.crops_per_epoch} crops of {d.crop}²"
+    if t.max_steps > 0:
+        text += f", stopping after {_count(t.max_steps, 'step')}"
+    if done_epochs is not None and done_epochs >= t.epochs:
+        text += f" (all {t.epochs} trained already: nothing to train, testing again)"
+    elif done_epochs is not None:
+        text += f" (resuming after epoch {done_epochs})"
+    return text
 
 
 def _plan_line(
@@ -628,9 +645,13 @@ def _plan_line(
     config_source: str | None,
     init: dict[str, Any] | None,
     resumed: bool,
+    schedule: str = "",
 ) -> str:
-    """The one line ``train`` prints before training: config, init, split, selection."""
+    """The one line ``train`` prints before training: config, schedule, init, split,
+    selection."""
     parts = [f"config: {config_source}"] if config_source else []
+    if schedule:
+        parts.append(schedule)
     if init is not None:
         parts.append(("resumed run started with " if resumed else "") + describe_init(init))
     if dm.fold is not None:
@@ -753,7 +774,8 @@ def train_fold(
         monitors = {"best": "val/iou", "best_points": "val/point_f1"}
     else:
         selected_by, monitors = "val/point_f1", {"best": "val/point_f1"}
-    plan = _plan_line(dm, selected_by, config_source, init_rec, resumed)
+    done = _checkpoint_epoch(out / "last.ckpt") if resumed else None
+    plan = _plan_line(dm, selected_by, config_source, init_rec, resumed, _schedule_text(cfg, done))
     if changes:
         plan += "; resumed with " + ", ".join(
             f"{k} {_value_text(a)} -> {_value_text(b)}" for k, a, b in changes

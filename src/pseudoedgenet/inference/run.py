@@ -8,7 +8,8 @@ For every input ``INPUT`` it writes a folder ``OUT/<stem>/``:
                     (``mask.tif`` for slides)
 ``instances.tif``   uint32 instance ids, 0 = background (the nuclei of the GeoJSON/CSV)
 ``nuclei.geojson``  FeatureCollection of nucleus ``Polygon`` features (QuPath detections)
-``nuclei.csv``      one row per nucleus: ``id, centroid_x, centroid_y, centroid_x_um,
+``nuclei.csv``      one row per nucleus: ``id`` (the GeoJSON feature's UUID), ``label`` (its
+                    value in ``instances.tif``), ``centroid_x, centroid_y, centroid_x_um,
                     centroid_y_um, area_px, area_um2, perimeter_px, perimeter_um, mean_prob``
 ``overlay.png``     mask and outlines over the image, downsampled to at most 2048 px
 ``predict.json``    what was run: input, level, mpp, coordinate convention, tiles, precision,
@@ -116,6 +117,7 @@ from pseudoedgenet.viz import overlay_mask
 CLASSIFICATION = {"name": "Nucleus", "color": [230, 60, 60]}
 CSV_COLUMNS = (
     "id",
+    "label",
     "centroid_x",
     "centroid_y",
     "centroid_x_um",
@@ -333,6 +335,10 @@ def check_inputs(inputs: Sequence[Path], out: Path, force: bool) -> list[Path]:
     seen: dict[str, Path] = {}
     paths = [Path(p) for p in inputs]
     for p in paths:
+        if p.is_dir():
+            raise DataError(
+                p, f"is a folder: pass the images or slides in it (e.g. {p}/*.tif or {p}/*.svs)"
+            )
         if not p.is_file():
             raise DataError(p, "file not found")
         if p.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -627,9 +633,12 @@ def nucleus_feature(n: Nucleus, slide: Slide, coords: str = "qupath") -> dict[st
 
 
 def nucleus_row(n: Nucleus, slide: Slide, coords: str = "qupath") -> list[Any]:
-    """One CSV row (:data:`CSV_COLUMNS`); µm columns empty without a pixel size."""
+    """One CSV row (:data:`CSV_COLUMNS`): the GeoJSON feature's ``id`` (a UUID), the
+    instance ``label`` (its value in ``instances.tif``), the measurements; µm columns empty
+    without a pixel size."""
     m = nucleus_measurements(n, slide, coords)
-    return [n.id, *("" if v is None else v for v in m.values())]
+    uid = feature_id(slide.path.name, slide.level, n.id)
+    return [uid, n.id, *("" if v is None else v for v in m.values())]
 
 
 def write_nuclei(

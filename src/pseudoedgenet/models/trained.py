@@ -276,7 +276,8 @@ def _torch_load(path: Path, map_location: str | torch.device) -> Any:
     except FileNotFoundError:
         raise DataError(path, "checkpoint not found") from None
     except IsADirectoryError:
-        raise DataError(path, "is a folder, not a checkpoint file") from None
+        hint = f": pass {path / 'best.ckpt'}" if (path / "best.ckpt").is_file() else ""
+        raise DataError(path, f"is a folder, not a checkpoint file{hint}") from None
     except Exception as exc:
         raise DataError(path, f"not a readable checkpoint ({type(exc).__name__})") from None
 

@@ -274,7 +274,10 @@ VerboseOpt = Annotated[
 SIGTERM_EXIT = 143
 
 
-@app.command()
+@app.command(
+    short_help="Trains f (with g, h) on a prepared dataset; says first what it validates and "
+    "selects with (val IoU with masks, point F1 with clicks only)."
+)
 def train(
     data: DataOpt,
     out: Annotated[Path, typer.Option(help="run folder (resumed if it holds last.ckpt)")],
@@ -471,7 +474,10 @@ def holdout(
         run_holdout(cfg, train_data, test_data, out, run_dir, protocol, dataset, verbose=verbose)
 
 
-@app.command()
+@app.command(
+    short_help="Builds the results report (Tables 1 and 2, paired differences, plots) from "
+    "the committed result files only."
+)
 def report(
     results: Annotated[
         Path, typer.Argument(help="results folder: <dataset>/<method>/fold_<i>.json")

@@ -104,7 +104,7 @@ def test_render_selection_cost_and_finetune(tmp_path: Path) -> None:
     )
     assert "say little" not in readme[0]  # the runs chose different epochs
     assert "compares two poor checkpoints" not in readme[0]  # no val point F1 recorded
-    _write(res, "select_tnbc_cpu", test=0.5, test_point_selected=0.5, val_point_f1=0.05)
+    _write(res, "select_tnbc", test=0.5, test_point_selected=0.5, val_point_f1=0.05)
     _, readme = render(res)
     assert readme[0].endswith(
         "; the run TNBC fold 1, from scratch ended with f still covering most tissue (best "

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from pseudoedgenet import __version__, hardware
@@ -336,13 +335,16 @@ def test_configs_with_lightning_precision_names_still_load(old: Any, new: str) -
 
 
 def test_committed_configs_load_in_the_one_vocabulary() -> None:
-    files = sorted((REPO / "configs").glob("*/*.yaml")) + sorted(
-        (REPO / "results/configs").glob("*.yaml")
-    )
-    assert len(files) >= 20
-    for f in files:
-        cfg = config_from_dict(yaml.safe_load(f.read_text()))
-        assert cfg.train.precision in ("auto", "fp32", "bf16", "fp16"), f
+    """The packaged method and protocol overlays and the configs of every committed result
+    record read in the package's precision vocabulary."""
+    from pseudoedgenet.config import method_names, resolve_config
+    from pseudoedgenet.experiments.records import load_results
+
+    configs = [resolve_config(m) for m in method_names()]
+    configs += [config_from_dict(r.record.config) for r in load_results(REPO / "results")]
+    assert len(configs) >= 50
+    for cfg in configs:
+        assert cfg.train.precision in ("auto", "fp32", "bf16", "fp16"), cfg.method
     with pytest.raises(ConfigError, match=r"train\.precision must be one of auto, fp32, bf16"):
         config_from_dict({"train": {"precision": "fp64"}})
 

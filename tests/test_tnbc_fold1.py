@@ -106,21 +106,16 @@ def test_record_tables_read_the_committed_records() -> None:
     assert text.count("| `cpu` |") >= len(fold1)
 
 
-def test_bad_inputs_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _exit_code(tmp_path: Path) -> object:
+    """The exit code of the module's main on ``tmp_path`` (data, work, out under it)."""
+    args = ["--data", tmp_path, "--work", tmp_path / "work", "--out", tmp_path / "docs"]
     with pytest.raises(SystemExit) as exc:
-        tf.main(
-            [
-                "--data",
-                str(tmp_path),
-                "--work",
-                str(tmp_path / "work"),
-                "--out",
-                str(tmp_path / "docs"),
-                "--results",
-                str(REPO / "results"),
-            ]
-        )
-    assert exc.value.code == 2
+        tf.main([str(a) for a in [*args, "--results", REPO / "results"]])
+    return exc.value.code
+
+
+def test_bad_inputs_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _exit_code(tmp_path) == 2
     assert error_line(capsys.readouterr().err) == (
         f"error: {tmp_path / 'tnbc'}: TNBC folder not found: give --data the folder that "
         "holds tnbc/"
@@ -128,20 +123,7 @@ def test_bad_inputs_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     doc = tmp_path / "docs" / tf.DOC_NAME
     doc.parent.mkdir()
     doc.write_text("no markers here\n")
-    with pytest.raises(SystemExit) as exc:
-        tf.main(
-            [
-                "--data",
-                str(tmp_path),
-                "--work",
-                str(tmp_path / "work"),
-                "--out",
-                str(tmp_path / "docs"),
-                "--results",
-                str(REPO / "results"),
-            ]
-        )
-    assert exc.value.code == 2
+    assert _exit_code(tmp_path) == 2
     assert error_line(capsys.readouterr().err).startswith(f"error: {doc}: needs exactly one")
     assert doc.read_text() == "no markers here\n"
 

@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("results", type=Path)
     ap.add_argument("--delete-store", action="store_true", help="remove results/configs after")
     args = ap.parse_args(argv)
+    if not args.results.is_dir():
+        print(f"error: {args.results}: results folder not found", file=sys.stderr)
+        return 2
     try:
         changed = migrate(args.results)
     except MigrationError as exc:

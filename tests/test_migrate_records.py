@@ -139,3 +139,10 @@ def test_committed_results_are_all_schema_2() -> None:
         path = results / "own-data" / f"{step}.json"
         if path.is_file():
             assert read_step(path).record.schema_version == SCHEMA_VERSION
+
+
+def test_migration_of_a_missing_folder_is_one_line(
+    migration: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert migration.main([str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope'}: results folder not found\n"

@@ -4,6 +4,7 @@ records, and the whole module on the real TNBC copy (marked ``realdata``)."""
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +147,7 @@ def test_work_folder_with_other_folds_is_refused(
     image = np.full((20, 30, 3), 200, np.uint8)
     samples = [Sample(f"im{i}", image, inst, None, "p", tmp_path) for i in range(4)]
     work = tmp_path / "work"
+    (tmp_path / "tnbc").mkdir()  # a --data that holds tnbc/
     prepare_dataset(samples, work / "tnbc", source={"reader": "folder"}, k=3)
     args = ["--data", str(tmp_path), "--work", str(work), "--out", str(tmp_path / "docs")]
     with pytest.raises(SystemExit) as exc:
@@ -200,3 +202,12 @@ def test_module_on_tnbc(
     tf.main([*args, "--results", str(REPO / "results")])
     assert capsys.readouterr().out == "no file changed\n"
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    # the prepared folder is reused only for the TNBC it was prepared from
+    other = tmp_path / "other"
+    shutil.copytree(shared_data / "tnbc", other / "tnbc")
+    with pytest.raises(SystemExit) as exc:
+        tf.main(["--data", str(other), "--out", str(out), "--work", str(work)])
+    assert exc.value.code == 2
+    assert f"was prepared from {shared_data / 'tnbc'}, not {other / 'tnbc'}" in error_line(
+        capsys.readouterr().err
+    )

@@ -940,10 +940,20 @@ def run(
     doc = out / DOC_NAME
     text = doc.read_text(encoding="utf-8") if doc.is_file() else _TEMPLATE
     replace_block(text, [], doc, begin=DOC_BEGIN, end=DOC_END)  # markers checked before work
+    src = Path(data) / "tnbc"
+    if not src.is_dir():
+        raise DataError(src, "TNBC folder not found: give --data the folder that holds tnbc/")
     prepared = Path(work) / "tnbc"
     if (prepared / "dataset.json").is_file():
         dataset = PreparedDataset(prepared)
         check_prepared(dataset)
+        kept = Path(str(dataset.meta.get("source", {}).get("path", "")))
+        if kept.resolve() != src.resolve():
+            raise DataError(
+                prepared,
+                f"was prepared from {kept}, not {src}: delete it (it is prepared again) or "
+                "give another --work",
+            )
     elif prepared.exists():
         raise DataError(
             prepared, "exists but is not a prepared dataset: delete it or give another --work"

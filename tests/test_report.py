@@ -264,6 +264,37 @@ def test_fully_supervised_ratio(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------- errors
 
 
+def test_clicks_vs_masks_selection_per_fold(tmp_path: Path) -> None:
+    """Folds that tested best_points.ckpt get a row: epochs, both IoUs, the mean difference;
+    folds without that test are left out, a protocol with none says so."""
+    res = tmp_path / "results"
+
+    def scores(iou: float) -> dict[str, float]:
+        return {"iou": iou, "dice": 0.6, "f1": 0.3, "aji": 0.2}
+
+    write_fold(
+        res, "tnbc", "pen_att", 0, 0.50, best_epoch_points=7, test_point_selected=scores(0.50)
+    )
+    write_fold(
+        res, "tnbc", "pen_att", 1, 0.52, best_epoch_points=9, test_point_selected=scores(0.47)
+    )
+    write_fold(res, "tnbc", "pen_att", 2, 0.54)  # written before best_points.ckpt
+    write_fold(res, "tnbc", "baseline", 0, 0.45, protocol="cpu-long", folder="baseline-long")
+    md = build_report(res, res / "README.md").markdown.read_text()
+    rows = table_rows(md, "### Clicks vs masks — protocol `cpu`")
+    assert rows["TNBC"] == [
+        "`pen_att`",
+        "-0.0250 ± 0.0354 (n=2)",
+        "1 of 2",
+        "f0: 7/7, 0.5000 → 0.5000, f1: 7/9, 0.5200 → 0.4700",
+    ]
+    assert len([r for r in rows if r.startswith("TNBC")]) == 1
+    assert (
+        "Protocol `cpu-long`: none of its 1 fold files has a test of `best_points.ckpt` "
+        "(`test_point_selected`) yet." in md
+    )
+
+
 def test_invalid_json_is_one_line_error_naming_the_file(results: Path, tmp_path: Path) -> None:
     bad = results / "tnbc" / "pen" / "fold_3.json"
     bad.parent.mkdir(parents=True)

@@ -212,6 +212,59 @@ def paired_difference(
     )
 
 
+@dataclass(frozen=True)
+class SelectionPair:
+    """One fold tested twice: at the epoch chosen by validation masks and by validation clicks.
+
+    Attributes:
+        fold: test fold index.
+        epoch_masks: 1-based epoch of ``best.ckpt`` (best validation IoU).
+        epoch_clicks: 1-based epoch of ``best_points.ckpt`` (best validation point F1).
+        iou_masks: test IoU (per-image mean) of ``best.ckpt``.
+        iou_clicks: test IoU of ``best_points.ckpt``, what a user with only clicks gets.
+    """
+
+    fold: int
+    epoch_masks: int
+    epoch_clicks: int
+    iou_masks: float
+    iou_clicks: float
+
+    @property
+    def diff(self) -> float:
+        """``iou_clicks − iou_masks``: the cost (negative) of choosing the epoch by clicks."""
+        return self.iou_clicks - self.iou_masks
+
+
+def selection_pairs(group: Mapping[int, FoldRecord] | None) -> list[SelectionPair]:
+    """The folds of a group whose record tested both selections, sorted by fold.
+
+    A fold counts when its run validated on masks (``selected_by == "val/iou"``) and its
+    record carries ``test_point_selected`` and both best epochs; older records (written
+    before ``best_points.ckpt`` existed) and points-only runs are left out.
+    """
+    pairs = []
+    for fold, r in sorted((group or {}).items()):
+        rec = r.record
+        if (
+            rec.selected_by == "val/iou"
+            and rec.test is not None
+            and rec.test_point_selected is not None
+            and rec.best_epoch is not None
+            and rec.best_epoch_points is not None
+        ):
+            pairs.append(
+                SelectionPair(
+                    fold,
+                    rec.best_epoch,
+                    rec.best_epoch_points,
+                    float(rec.test.iou),
+                    float(rec.test_point_selected.iou),
+                )
+            )
+    return pairs
+
+
 #: Folders under the results folder that hold other records than split results.
 NOT_HOLDOUT = ("own-data",)
 

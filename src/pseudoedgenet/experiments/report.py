@@ -50,6 +50,8 @@ from pseudoedgenet.experiments.records import (
     mean_curve,
     paired_difference,
     read_figure_manifest,
+    selection_pairs,
+    summarize,
     write_figure_manifest,
 )
 
@@ -153,6 +155,11 @@ def format_summary(s: Summary | None, signed: bool = False) -> str:
 def _ordered(values: Iterable[str], first: Sequence[str]) -> list[str]:
     values = set(values)
     return [v for v in first if v in values] + sorted(values - set(first))
+
+
+def _method_order() -> list[str]:
+    """Methods in the paper's order: Table 1's rows, then Table 2's others."""
+    return list(PAPER_TABLE1) + [m for m in PAPER_TABLE2 if m not in PAPER_TABLE1]
 
 
 def _dataset_name(dataset: str) -> str:
@@ -329,6 +336,55 @@ def _paired_section(groups: Groups, protocol: str, datasets: list[str]) -> list[
     return lines
 
 
+def _selection_section(groups: Groups, protocols: list[str], datasets: list[str]) -> list[str]:
+    lines = [
+        "## Choosing the epoch by clicks instead of masks",
+        "",
+        "A run that validates on masks also keeps `best_points.ckpt`, the epoch of best "
+        "validation point F1 (f's instances against the validation clicks): the choice a user "
+        "with only clicks would make. Both checkpoints are tested; *clicks − masks* is the "
+        "test-IoU difference (negative: choosing by clicks costs IoU; 0 when both pick the "
+        "same epoch). Per fold: epoch by masks / by clicks, test IoU by masks → by clicks.",
+        "",
+    ]
+    for p in protocols:
+        keys = [k for k in groups if k[2] == p]
+        rows = []
+        for d in datasets:
+            for m in _ordered({k[1] for k in keys if k[0] == d}, _method_order()):
+                pairs = selection_pairs(groups.get((d, m, p)))
+                if not pairs:
+                    continue
+                same = sum(x.epoch_masks == x.epoch_clicks for x in pairs)
+                per_fold = ", ".join(
+                    f"f{x.fold}: {x.epoch_masks}/{x.epoch_clicks}, "
+                    f"{x.iou_masks:.4f} → {x.iou_clicks:.4f}"
+                    for x in pairs
+                )
+                s = summarize([x.diff for x in pairs])
+                rows.append(
+                    f"| {_dataset_name(d)} | `{m}` | {format_summary(s, signed=True)} "
+                    f"| {same} of {len(pairs)} | {per_fold} |"
+                )
+        n_files = sum(len(g) for k, g in groups.items() if k[2] == p)
+        if not rows:
+            lines += [
+                f"Protocol `{p}`: none of its {n_files} fold files has a test of "
+                "`best_points.ckpt` (`test_point_selected`) yet.",
+                "",
+            ]
+            continue
+        lines += [
+            f"### Clicks vs masks — protocol `{p}`",
+            "",
+            "| dataset | method | clicks − masks ± std (n) | same epoch | per fold |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    return lines
+
+
 #: Markers of the generated block in a README (``build_report(..., readme=...)``).
 SUMMARY_BEGIN = "<!-- pseudoedgenet report: summary begin (generated; do not edit) -->"
 SUMMARY_END = "<!-- pseudoedgenet report: summary end -->"
@@ -493,11 +549,10 @@ def _coverage_section(groups: Groups, protocols: list[str]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     notes: list[str] = []
-    order = list(PAPER_TABLE1) + [m for m in PAPER_TABLE2 if m not in PAPER_TABLE1]
     for p in protocols:
         keys = [k for k in groups if k[2] == p]
         for d in _ordered({k[0] for k in keys}, list(DATASET_NAMES)):
-            for m in _ordered({k[1] for k in keys if k[0] == d}, order):
+            for m in _ordered({k[1] for k in keys if k[0] == d}, _method_order()):
                 g = groups[(d, m, p)]
                 folds = sorted(g)
                 epochs = [_count(g[f].record.best_epoch) for f in folds]
@@ -593,14 +648,13 @@ def _curves_section(groups: Groups, figures: _Figures) -> list[str]:
         f"`{FIGURE_MANIFEST}`), so rerunning it leaves the PNGs as they are.",
         "",
     ]
-    order = list(PAPER_TABLE1) + [m for m in PAPER_TABLE2 if m not in PAPER_TABLE1]
     n_images = 0
     for d in _ordered({k[0] for k in groups}, list(DATASET_NAMES)):
         protocols = _ordered({k[2] for k in groups if k[0] == d}, PROTOCOL_ORDER)
         # (method, legend label, mean curve or None, folds without a curve) per cell
         cells: list[tuple[str, str, dict[int, tuple[float, int]] | None, list[int]]] = []
         for p in protocols:
-            for m in _ordered({k[1] for k in groups if k[0] == d and k[2] == p}, order):
+            for m in _ordered({k[1] for k in groups if k[0] == d and k[2] == p}, _method_order()):
                 group = groups[(d, m, p)]
                 per_fold = {f: fold_val_curve(group[f]) for f in sorted(group)}
                 kept = [c for c in per_fold.values() if c]
@@ -812,6 +866,7 @@ def build_report(
     lines += ["## Paired comparisons", ""]
     for p in protocols:
         lines += _paired_section(groups, p, datasets)
+    lines += _selection_section(groups, protocols, datasets)
     lines += _coverage_section(groups, protocols)
     lines += _holdout_section(results_dir)
     readme_path = None if readme is None else Path(readme)

@@ -514,3 +514,34 @@ def test_sigterm_saves_last_ckpt_exits_143_and_the_same_command_resumes(
     assert printed[0].endswith("; resumed with train.epochs 50 -> 2")
     assert [ln.split()[1] for ln in printed if ln.startswith("epoch ")] == ["2/2"]
     assert json.loads((out / "result.json").read_text())["attempts"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--data", "{missing}", "--out", "{tmp}/run"], "not a prepared dataset"),
+        (["train", "--data", "{data}", "--out", "{tmp}/run", "--fold", "1", "--val", "2"], "--val"),
+        (["train", "--data", "{data}", "--out", "{tmp}/run", "--config", "basline"], "basline"),
+        (["crossval", "--config", "baseline", "--data", "{missing}"], "not a prepared dataset"),
+        (["crossval", "--config", "baseline", "--data", "{data}", "--folds", "7"], "out of range"),
+    ],
+)
+def test_train_and_crossval_mistakes_are_reported_before_torch_loads(
+    tiny: PreparedDataset, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """A wrong option or dataset is one line with exit 2, found before the engine (torch,
+    Lightning: seconds to import) is loaded."""
+    filled = [a.format(missing=tmp_path / "nope", data=tiny.root, tmp=tmp_path) for a in args]
+    code = (
+        "import sys\n"
+        "from pseudoedgenet.cli import main\n"
+        f"sys.argv = ['pseudoedgenet', *{filled!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as e:\n"
+        "    print('exit', e.code, 'torch' in sys.modules, 'lightning' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip().splitlines()[-1] == "exit 2 False False", res.stdout + res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and message in res.stderr, res.stderr
+    assert not (tmp_path / "run").exists()

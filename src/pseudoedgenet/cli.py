@@ -323,17 +323,22 @@ def train(
     import json
 
     from pseudoedgenet.data.prepared import PreparedDataset
-    from pseudoedgenet.engine.train import default_val_images, train_fold
     from pseudoedgenet.errors import ConfigError
 
+    # the options and the dataset are checked before the engine (torch, Lightning) loads,
+    # so a mistake is reported in a second, not after the imports
     cfg = _config(config, protocol, epochs, max_steps, crop, overrides)
     if fold is not None and val is not None:
         raise ConfigError(
             "--val applies without --fold only (with --fold the rotation sets the validation "
             "images: fold + 1)"
         )
+    n_images = len(PreparedDataset(data).names)
+
+    from pseudoedgenet.engine.train import default_val_images, train_fold
+
     if fold is None and val is None:
-        val = default_val_images(len(PreparedDataset(data).names))
+        val = default_val_images(n_images)
     source = str(config) if config is not None else "packaged default (pen_att, the paper's method)"
     if protocol:
         source += f" + protocol {protocol}"
@@ -400,11 +405,12 @@ def crossval(
     sub = results_subdir(name, protocol, cfg.method)
     out = out if out is not None else Path("results") / sub
     run_dir = runs if runs is not None else Path("runs/crossval") / sub
+    fold_list = parse_folds(folds, len(ds.folds))
     with _interruptible():
         run_crossval(
             cfg,
             data,
-            parse_folds(folds, len(ds.folds)),
+            fold_list,
             out,
             run_dir,
             protocol,

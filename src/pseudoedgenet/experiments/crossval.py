@@ -11,7 +11,6 @@ from pathlib import Path
 
 from pseudoedgenet.config import Config
 from pseudoedgenet.data.prepared import PreparedDataset
-from pseudoedgenet.engine.train import train_fold
 from pseudoedgenet.errors import ConfigError
 from pseudoedgenet.record import ResultRecord, read_record, write_record
 
@@ -98,6 +97,10 @@ def crossval(
             print(f"fold {fold}: {path} exists, skipped")
             results.append(done)
             continue
+        # imported here, not at the top: the CLI validates the fold list and the dataset
+        # before the engine (torch, Lightning) loads
+        from pseudoedgenet.engine.train import train_fold
+
         res = train_fold(
             cfg,
             data,

@@ -545,3 +545,18 @@ def test_train_and_crossval_mistakes_are_reported_before_torch_loads(
     assert res.stdout.strip().splitlines()[-1] == "exit 2 False False", res.stdout + res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and message in res.stderr, res.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_python_m_pseudoedgenet_is_the_command(tmp_path: Path) -> None:
+    args = ["crossval", "--config", "baseline", "--data", str(tmp_path / "nope")]
+    res = subprocess.run(
+        [sys.executable, "-m", "pseudoedgenet", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        f"error: {tmp_path / 'nope'}: not a prepared dataset (no dataset.json; run "
+        "`pseudoedgenet prepare` first)"
+    )

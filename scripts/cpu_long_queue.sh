@@ -6,10 +6,11 @@
 # keeps the last whole epoch), `holdout` skips a result file that exists.
 #
 # Run it from a clean checkout of one commit (the records name the commit; a `-dirty` tree
-# is refused below), with the package importable (`make install` once):
+# is refused below), with PYTHON a Python that has the package's dependencies (the
+# checkout's own src/ is put first on the path):
 #
 #     git worktree add ../cpu-long HEAD && cd ../cpu-long
-#     PSEUDOEDGENET="../main/.venv/bin/python -m pseudoedgenet" scripts/cpu_long_queue.sh
+#     PYTHON=../main/.venv/bin/python scripts/cpu_long_queue.sh
 #
 # then copy the new files under results/ back to the main checkout and run
 # `pseudoedgenet report results --out results/README.md --readme README.md` there.
@@ -17,19 +18,22 @@
 # ~5.5 h; on AVX-512 cores (bf16) about 2.5 times less.
 set -euo pipefail
 DATA_SRC=${DATA_SRC:-../shared/data}
-read -r -a PE <<< "${PSEUDOEDGENET:-pseudoedgenet}"
+PYTHON=${PYTHON:-python}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+pe() {  # the pseudoedgenet command of this checkout
+  "$PYTHON" -c "import sys; from pseudoedgenet.cli import main; sys.argv[0] = 'pseudoedgenet'; main()" "$@"
+}
 
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
   echo "error: $PWD has uncommitted changes: run from a clean checkout (git worktree add)" >&2
   exit 2
 fi
-[ -f data/tnbc/dataset.json ] || "${PE[@]}" prepare tnbc --src "$DATA_SRC/tnbc" --out data/tnbc
-[ -f data/monuseg/dataset.json ] || "${PE[@]}" prepare monuseg --src "$DATA_SRC/monuseg" --out data/monuseg
+[ -f data/tnbc/dataset.json ] || pe prepare tnbc --src "$DATA_SRC/tnbc" --out data/tnbc
+[ -f data/monuseg/dataset.json ] || pe prepare monuseg --src "$DATA_SRC/monuseg" --out data/monuseg
 [ -f data/monuseg-test/dataset.json ] ||
-  "${PE[@]}" prepare monuseg --src "$DATA_SRC/monuseg" --split test --out data/monuseg-test
+  pe prepare monuseg --src "$DATA_SRC/monuseg" --split test --out data/monuseg-test
 
-cv() { echo "=== $(date -u +%FT%TZ) crossval $*"; "${PE[@]}" crossval --protocol cpu-long "$@"; }
+cv() { echo "=== $(date -u +%FT%TZ) crossval $*"; pe crossval --protocol cpu-long "$@"; }
 
 # 1. TNBC folds 1-2 (fold 0 of baseline and pen_att exist)
 for fold in 1 2; do
@@ -46,7 +50,7 @@ done
 # 3. The MoNuSeg 2018 test set: train on the 30 training images, test the 14 test images
 for m in baseline pen_att; do
   echo "=== $(date -u +%FT%TZ) holdout $m"
-  "${PE[@]}" holdout --config "$m" --train-data data/monuseg --test-data data/monuseg-test \
+  pe holdout --config "$m" --train-data data/monuseg --test-data data/monuseg-test \
     --protocol cpu-long --dataset monuseg-test --out "results/monuseg-test-cpu-long/$m.json"
 done
 # 4. pen (small g, no h) and densecrf, folds 0-2 on both datasets

@@ -53,7 +53,19 @@ for m in baseline pen_att; do
   pe holdout --config "$m" --train-data data/monuseg --test-data data/monuseg-test \
     --protocol cpu-long --dataset monuseg-test --out "results/monuseg-test-cpu-long/$m.json"
 done
-# 4. pen (small g, no h) and densecrf, folds 0-2 on both datasets
+# 4. TNBC fold 0 of baseline and pen_att again (their committed files ran on AVX-512 cores in
+# bf16 and kept no checkpoint): checkpoints for Figure 2, and a second run of the same fold
+# on another machine and precision, beside the committed one
+for m in baseline pen_att; do
+  cv --config "$m" --data data/tnbc --folds 0 --out "runs/rerun/tnbc/$m" --runs "runs/crossval/tnbc-rerun/$m"
+done
+# Figure 2 is drawn from the main checkout (it writes results/figures.json, which would make
+# this tree dirty), from these checkpoints:
+#   pseudoedgenet figure2 --checkpoint ../cpu-long/runs/crossval/monuseg/pen_att/fold_0/best.ckpt \
+#     --baseline ../cpu-long/runs/crossval/monuseg/baseline/fold_0/best.ckpt --data data/monuseg \
+#     --fold 0 --images 3 --title 'MoNuSeg, protocol `cpu-long`' --out results/figure2_monuseg.png
+#   (TNBC: runs/crossval/tnbc-rerun/{pen_att,baseline}/fold_0/best.ckpt, data/tnbc)
+# 5. pen (small g, no h) and densecrf, folds 0-2 on both datasets
 for ds in tnbc monuseg; do
   for m in pen densecrf; do cv --config "$m" --data "data/$ds" --folds 0-2; done
 done

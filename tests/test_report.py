@@ -382,16 +382,19 @@ def test_val_curve_kept_in_fold_files_and_table2_plot(tmp_path: Path) -> None:
     write_fold(results, "tnbc", "baseline", 1, 0.4)
     out = tmp_path / "report" / "README.md"
     res = build_report(results, out)
-    t1, t2 = out.parent / "val_iou_tnbc.png", out.parent / "val_iou_tnbc_table2.png"
+    t1, t2 = out.parent / "val_iou_tnbc_cpu.png", out.parent / "val_iou_tnbc_cpu_table2.png"
     assert res.images == [t1, t2] and t1.read_bytes()[:8] == PNG_MAGIC
     md = out.read_text()
-    assert "![validation IoU per epoch, TNBC](val_iou_tnbc.png)" in md
-    assert "![validation IoU per epoch, TNBC, Table 2 variants](val_iou_tnbc_table2.png)" in md
+    assert "![validation IoU per epoch, TNBC, protocol cpu](val_iou_tnbc_cpu.png)" in md
+    assert (
+        "![validation IoU per epoch, TNBC, protocol cpu, Table 2 variants]"
+        "(val_iou_tnbc_cpu_table2.png)" in md
+    )
     assert "*Left out (fold file without `val_curve`): `baseline` folds 0, 1.*" in md
     index = read_figure_manifest(out.parent)
-    assert sorted(index) == ["val_iou_tnbc.png", "val_iou_tnbc_table2.png"]
-    assert index["val_iou_tnbc_table2.png"].kind == "val_curves"
-    assert index["val_iou_tnbc_table2.png"].png_sha256 == file_sha256(t2)
+    assert sorted(index) == ["val_iou_tnbc_cpu.png", "val_iou_tnbc_cpu_table2.png"]
+    assert index["val_iou_tnbc_cpu_table2.png"].kind == "val_curves"
+    assert index["val_iou_tnbc_cpu_table2.png"].png_sha256 == file_sha256(t2)
     recs = {r.method: r for r in load_results(results) if r.fold == 0}
     assert fold_val_curve(recs["pen_att_g2"]) == {1: 0.2, 2: 0.25}
     assert list(fold_val_curve(recs["pen_att_g2"]) or {}) == [1, 2]  # sorted by epoch
@@ -407,7 +410,7 @@ def test_plots_are_redrawn_only_when_their_data_change(tmp_path: Path) -> None:
     write_fold(results, "tnbc", "pen_att", 0, 0.5, val_curve={"1": 0.1, "2": 0.3})
     out = results / "README.md"
     build_report(results, out)
-    png, manifest = results / "val_iou_tnbc.png", results / "figures.json"
+    png, manifest = results / "val_iou_tnbc_cpu.png", results / "figures.json"
     drawn, index = png.read_bytes(), manifest.read_text()
     # the same drawing twice gives the same bytes: no software version or date in the PNG
     png.unlink()
@@ -423,7 +426,7 @@ def test_plots_are_redrawn_only_when_their_data_change(tmp_path: Path) -> None:
     # another fold changes the mean curve: the plot is redrawn and its hash recorded
     write_fold(results, "tnbc", "pen_att", 1, 0.5, val_curve={"1": 0.3, "2": 0.5})
     assert build_report(results, out).images == [png]
-    new = read_figure_manifest(results)["val_iou_tnbc.png"]
+    new = read_figure_manifest(results)["val_iou_tnbc_cpu.png"]
     old = json.loads(index)["figures"][png.name]
     assert new.png_sha256 == file_sha256(png) != old["png_sha256"]
     assert new.inputs_sha256 != old["inputs_sha256"]
@@ -437,7 +440,7 @@ def test_plots_are_redrawn_only_when_their_data_change(tmp_path: Path) -> None:
     res = build_report(results, out)
     assert not png.exists() and read_figure_manifest(results) == {}
     assert res.notes == [
-        "val_iou_tnbc.png removed: no fold file it plotted keeps a val_curve any more"
+        "val_iou_tnbc_cpu.png removed: no fold file it plotted keeps a val_curve any more"
     ]
     assert "No validation curves found" in out.read_text()
 
@@ -474,16 +477,21 @@ def test_plots_from_run_logs_are_shown_as_committed(results: Path, tmp_path: Pat
     (results / "val_iou_tnbc.png").unlink()
     with pytest.raises(DataError, match=r"val_iou_tnbc\.png: missing"):
         build_report(results, out)
-    # once a fold file of the plot keeps its curve, the plot is drawn from the fold files
+    # once a fold file keeps its curve, its protocol's plot is drawn from the fold files
+    # beside the plot from the logs, which stays as committed
     run_logs_entry(results, "val_iou_tnbc.png")
     write_fold(results, "tnbc", "pen_att", 3, 0.5, val_curve={"1": 0.2})
+    write_fold(results, "tnbc", "baseline", 0, 0.5, protocol="cpu-long", folder="b-long")
     res = build_report(results, out)
-    assert res.images == [results / "val_iou_tnbc.png"]
-    assert res.notes[0].startswith("val_iou_tnbc.png: the plot drawn from run logs at commit")
-    assert read_figure_manifest(results)["val_iou_tnbc.png"].kind == "val_curves"
-    assert "(fold file without `val_curve`): `baseline` fold 0; `pen_att` folds 0, 1, 2." in (
-        out.read_text()
-    )
+    assert res.images == [results / "val_iou_tnbc_cpu.png"] and res.notes == []
+    index = read_figure_manifest(results)
+    assert index["val_iou_tnbc.png"].kind == "run_logs"
+    assert index["val_iou_tnbc_cpu.png"].kind == "val_curves"
+    assert (results / "val_iou_tnbc.png").read_bytes() == PNG_MAGIC + b"old"
+    md = out.read_text()
+    assert md.index("(val_iou_tnbc.png)") < md.index("(val_iou_tnbc_cpu.png)")
+    assert "(fold file without `val_curve`): `baseline` fold 0; `pen_att` folds 0, 1, 2." in md
+    assert "val_iou_tnbc_cpu-long" not in md  # no curve at cpu-long: no plot
 
 
 @pytest.mark.parametrize(

@@ -639,100 +639,92 @@ def _curves_section(groups: Groups, figures: _Figures) -> list[str]:
         "## Validation IoU per epoch",
         "",
         "Mean validation IoU over the folds whose fold file keeps its validation curve "
-        "(`val_curve`); an epoch's mean covers the folds that reached it, the legend gives the "
-        "number of folds (a range when it varies by epoch); epochs are 1-based. Fold files "
-        "written before `val_curve` existed are left out of a plot (listed under it). A plot "
-        "none of whose folds keeps a curve is the PNG an earlier report drew from the run "
-        "folders' logs, which were never committed: it is shown as committed, not redrawn. "
+        "(`val_curve`), one plot per dataset and protocol; an epoch's mean covers the folds "
+        "that reached it, the legend gives the number of folds (a range when it varies by "
+        "epoch); epochs are 1-based. Fold files written before `val_curve` existed are left "
+        "out of a plot (listed under it). The plots an earlier report drew from the run "
+        "folders' logs, which were never committed, are shown as committed and never redrawn. "
         f"The report redraws a plot only when the data it plots change (their hash is kept in "
         f"`{FIGURE_MANIFEST}`), so rerunning it leaves the PNGs as they are.",
         "",
     ]
+    drawn: set[str] = set()
     n_images = 0
     for d in _ordered({k[0] for k in groups}, list(DATASET_NAMES)):
-        protocols = _ordered({k[2] for k in groups if k[0] == d}, PROTOCOL_ORDER)
-        # (method, legend label, mean curve or None, folds without a curve) per cell
-        cells: list[tuple[str, str, dict[int, tuple[float, int]] | None, list[int]]] = []
-        for p in protocols:
+        for suffix, _, _ in _CURVE_PLOTS:
+            name = f"val_iou_{d}{suffix}.png"
+            entry = figures.entries.get(name)
+            if entry is not None and entry.kind == "run_logs":
+                check_figure_png(figures.out_dir, name, entry)
+                lines += [
+                    *figures.markdown(name),
+                    f"*Drawn at commit `{_short_commit(str(entry.commit))}` by an earlier "
+                    "report from the run folders' logs (`metrics.csv`), which were never "
+                    "committed; shown as committed, not redrawn.*",
+                    "",
+                ]
+                n_images += 1
+        for p in _ordered({k[2] for k in groups if k[0] == d}, PROTOCOL_ORDER):
+            # (method, mean curve or None, folds without a curve) per method
+            cells: list[tuple[str, dict[int, tuple[float, int]] | None, list[int]]] = []
             for m in _ordered({k[1] for k in groups if k[0] == d and k[2] == p}, _method_order()):
                 group = groups[(d, m, p)]
                 per_fold = {f: fold_val_curve(group[f]) for f in sorted(group)}
                 kept = [c for c in per_fold.values() if c]
-                label = m if len(protocols) == 1 else f"{m} [{p}]"
                 missing = [f for f, c in per_fold.items() if not c]
-                cells.append((m, label, mean_curve(kept) if kept else None, missing))
-        for suffix, what, holds in _CURVE_PLOTS:
-            name = f"val_iou_{d}{suffix}.png"
-            png = figures.out_dir / name
-            mine = [c for c in cells if holds(c[0])]
-            curves = {label: mean for _, label, mean, _ in mine if mean is not None}
-            if suffix and not any(m not in PAPER_TABLE1 for m, _, mean, _ in mine if mean):
-                curves = {}
-            entry = figures.entries.get(name)
-            shown: list[str] = []
-            if curves:
-                title = f"{_dataset_name(d)}: validation IoU per epoch ({what})"
-                inputs = val_curves_sha256(curves, title)
-                alt = f"validation IoU per epoch, {_dataset_name(d)}" + (
-                    f", {what}" if suffix else ""
-                )
-                if entry is not None and entry.kind == "figure2":
+                cells.append((m, mean_curve(kept) if kept else None, missing))
+            for suffix, what, holds in _CURVE_PLOTS:
+                mine = [c for c in cells if holds(c[0])]
+                curves = {m: mean for m, mean, _ in mine if mean is not None}
+                if suffix and not any(m not in PAPER_TABLE1 for m in curves):
+                    curves = {}
+                if not curves:
+                    continue
+                name = f"val_iou_{d}_{p}{suffix}.png"
+                png = figures.out_dir / name
+                entry = figures.entries.get(name)
+                if entry is not None and entry.kind != "val_curves":
                     raise DataError(
                         figures.out_dir / FIGURE_MANIFEST,
-                        f"{name} is a figure2 entry, but the report draws its validation plot "
-                        "under that name: draw Figure 2 into another file",
+                        f"{name} is a {entry.kind} entry, but the report draws its validation "
+                        "plot under that name: draw that figure into another file",
                     )
-                if (
+                title = f"{_dataset_name(d)}, protocol {p}: validation IoU per epoch ({what})"
+                inputs = val_curves_sha256(curves, title)
+                if not (
                     entry is not None
-                    and entry.kind == "val_curves"
                     and entry.inputs_sha256 == inputs
                     and png.is_file()
                     and file_sha256(png) == entry.png_sha256
                 ):
-                    png_sha = entry.png_sha256  # same data: the PNG is left as it is
-                else:
-                    if entry is not None and entry.kind == "run_logs":
-                        figures.result.notes.append(
-                            f"{name}: the plot drawn from run logs at commit "
-                            f"{_short_commit(str(entry.commit))} is replaced by one drawn from "
-                            "the fold files' val_curve"
-                        )
                     plot_val_curves(curves, title, png)
                     figures.result.images.append(png)
-                    png_sha = file_sha256(png)
-                figures.entries[name] = FigureEntry(
-                    "val_curves", alt, f"*{title}.*", png_sha, inputs_sha256=inputs
+                alt = f"validation IoU per epoch, {_dataset_name(d)}, protocol {p}" + (
+                    f", {what}" if suffix else ""
                 )
-                shown = figures.markdown(name)
+                figures.entries[name] = FigureEntry(
+                    "val_curves", alt, f"*{title}.*", file_sha256(png), inputs_sha256=inputs
+                )
+                drawn.add(name)
+                lines += figures.markdown(name)
                 left_out = [
-                    f"`{label}` fold{'s' if len(missing) > 1 else ''} "
-                    + ", ".join(map(str, missing))
-                    for _, label, _, missing in mine
+                    f"`{m}` fold{'s' if len(missing) > 1 else ''} " + ", ".join(map(str, missing))
+                    for m, _, missing in mine
                     if missing
                 ]
                 if left_out:
-                    shown += [
+                    lines += [
                         f"*Left out (fold file without `val_curve`): {'; '.join(left_out)}.*",
                         "",
                     ]
-            elif entry is not None and entry.kind == "run_logs":
-                check_figure_png(figures.out_dir, name, entry)
-                shown = [
-                    *figures.markdown(name),
-                    f"*Drawn at commit `{_short_commit(str(entry.commit))}` by an earlier "
-                    "report from the run folders' logs (`metrics.csv`), which were never "
-                    "committed; its folds' fold files predate `val_curve`, so it is shown as "
-                    "committed and not redrawn.*",
-                    "",
-                ]
-            elif entry is not None and entry.kind == "val_curves":
-                figures.result.notes.append(
-                    f"{name} removed: no fold file it plotted keeps a val_curve any more"
-                )
-                del figures.entries[name]
-                figures.stale.append(png)
-            n_images += bool(shown)
-            lines += shown
+                n_images += 1
+    for name, entry in sorted(figures.entries.items()):
+        if entry.kind == "val_curves" and name not in drawn:
+            figures.result.notes.append(
+                f"{name} removed: no fold file it plotted keeps a val_curve any more"
+            )
+            del figures.entries[name]
+            figures.stale.append(figures.out_dir / name)
     if not n_images:
         lines += ["No validation curves found (no fold file keeps `val_curve`).", ""]
     return lines

@@ -194,6 +194,14 @@ def test_module_on_tnbc(
         assert f"| {n} | {n.split('_')[0]} | 1 (test) |" in block
     assert block.count("(validation) |") == 5 + 1  # five fold-2 rows and the fold-2 mean
     assert (out / tf.FIGURE_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # fold-1 runs of another protocol are stated with their test IoU
+    groups = tf.tnbc_records(load_results(REPO / "results"))
+    for (p, m), g in groups.items():
+        if p != tf.PROTOCOL and tf.TEST_FOLD in g:
+            test = g[tf.TEST_FOLD].record.test
+            assert test is not None
+            finding = next(ln for ln in block.splitlines() if f"`{p}`, fold-1 runs" in ln)
+            assert f"`{m}` {test.iou:.4f} (pooled" in finding
     # the committed page's block is what the committed images and records give
     committed = (REPO / "docs" / tf.DOC_NAME).read_text()
     assert committed.split(tf.DOC_BEGIN)[1].split(tf.DOC_END)[0] == block

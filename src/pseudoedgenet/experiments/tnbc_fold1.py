@@ -700,6 +700,23 @@ def findings(
                 )
                 + ("." if done else f"; no fold-{TEST_FOLD} run at `{p}` yet.")
             )
+        tested = []
+        for m in _order([mm for pp, mm in groups if pp == p]):
+            r = groups[(p, m)].get(TEST_FOLD)
+            if r is None or _test(r) is None:
+                continue
+            base = groups.get((PROTOCOL, m), {}).get(TEST_FOLD)
+            at_base = f"; `{PROTOCOL}`: {_f(_test(base))}" if _test(base) is not None else ""
+            tested.append(
+                f"`{m}` {_f(_test(r))} (pooled {_f(_pooled(r))}, epoch "
+                f"{r.record.best_epoch}/{r.record.epochs}{at_base})"
+            )
+        if tested:
+            add(
+                f"Protocol `{p}`, fold-{TEST_FOLD} runs: test IoU on fold {TEST_FOLD}'s images "
+                + ", ".join(tested)
+                + "."
+            )
     return out
 
 

@@ -16,6 +16,7 @@ from skimage.draw import disk
 from conftest import error_line
 from pseudoedgenet.config import SECTIONS, Config, apply_overrides, config_from_dict, resolve_config
 from pseudoedgenet.data.datamodule import CropDataset
+from pseudoedgenet.data.io import file_sha256
 from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
 from pseudoedgenet.data.sample import Sample
 from pseudoedgenet.data.transforms import augment_window, geometric_transform, photometric_transform
@@ -294,6 +295,17 @@ def test_evaluate_checkpoint_repeats_the_test_of_training(
     assert again["test_images"] == res.test_images == len(tiny_dataset.split(1).test)
     for k, v in vars(res.test).items():
         assert again["test"][k] == pytest.approx(v, abs=1e-9), k
+    # one row per test image, in the split's order, whose mean is the reported mean
+    rows = again["test_per_image"]
+    assert [r["image"] for r in rows] == tiny_dataset.split(1).test
+    for k in ("iou", "dice", "f1", "aji"):
+        assert sum(r[k] for r in rows) / len(rows) == pytest.approx(again["test"][k], abs=1e-12)
+    for r in rows:  # the pixel counts explain the IoU: inter / (inter + fp + fn)
+        inter = r["pred_px"] - r["fp_px"]
+        assert inter == r["true_px"] - r["fn_px"]
+        union = inter + r["fp_px"] + r["fn_px"]
+        assert r["iou"] == pytest.approx(inter / union if union else 1.0, abs=1e-12)
+    assert again["checkpoint_sha256"] == file_sha256(tmp_path / "run" / "best.ckpt")
     every = evaluate_checkpoint(tmp_path / "run" / "best.ckpt", tiny_dataset.root, None, "cpu")
     assert every["test_images"] == len(tiny_dataset.names) and every["fold"] is None
     with pytest.raises(ConfigError, match=r"fold 3 out of range 0\.\.2"):
@@ -358,6 +370,10 @@ def test_cli_train_then_evaluate(tiny_dataset: PreparedDataset, tmp_path: Path, 
     )
     assert code == 0 and "IoU" in out
     assert json.loads(scores.read_text())["test"] == json.loads(out.splitlines()[-1])["test"]
+    per_image = json.loads(scores.read_text())["test_per_image"]
+    lines = [ln.strip() for ln in out.splitlines() if ln.startswith("  ")]
+    assert [ln.split(":")[0] for ln in lines] == [r["image"] for r in per_image]
+    assert all("false positive" in ln and "nuclei found" in ln for ln in lines)
     code, _, err = cli("evaluate", run / "best.ckpt", "--data", tiny_dataset.root, "--fold", 7)
     assert code != 0 and "fold 7 out of range" in error_line(err)
     code, _, err = cli("evaluate", tmp_path / "scores.json", "--data", tiny_dataset.root)

@@ -339,6 +339,28 @@ def test_accumulator_mean_vs_pooled() -> None:
         metric.compute("median")  # type: ignore[arg-type]
 
 
+def test_accumulator_per_image_rows() -> None:
+    metric = SegmentationMetric()
+    assert metric.per_image() == []
+    metric.update(ACC_A_PRED, ACC_A_TRUE)
+    metric.update(ACC_B_PRED, ACC_B_TRUE)
+    a, b = metric.per_image()
+    # image A: perfect, 4 true px, 1 nucleus found
+    assert a == {
+        "iou": 1.0, "dice": 1.0, "f1": 1.0, "aji": 1.0,
+        "true_px": 4, "pred_px": 4, "fp_px": 0, "fn_px": 0,
+        "tp_nuclei": 1, "fp_nuclei": 0, "fn_nuclei": 0,
+    }  # fmt: skip
+    # image B: 8 true px, 8 predicted (4 inside the nucleus, the 4 of the stray blob
+    # outside): fp 4, fn 4; the stray blob is an unmatched prediction
+    assert b["true_px"] == 8 and b["pred_px"] == 8
+    assert b["fp_px"] == 4 and b["fn_px"] == 4
+    assert (b["tp_nuclei"], b["fp_nuclei"], b["fn_nuclei"]) == (1, 1, 0)
+    assert b["iou"] == approx(Fraction(1, 3)) and b["aji"] == approx(Fraction(1, 3))
+    # the rows agree with the mean reduction
+    assert metric.compute("mean")["iou"] == approx((a["iou"] + b["iou"]) / 2)
+
+
 def test_accumulator_all_empty_images() -> None:
     metric = SegmentationMetric()
     metric.update(np.zeros((3, 3), bool), np.zeros((3, 3), np.int32))

@@ -3,6 +3,7 @@ records, and the whole module on the real TNBC copy (marked ``realdata``)."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -202,6 +203,13 @@ def test_module_on_tnbc(
             assert test is not None
             finding = next(ln for ln in block.splitlines() if f"`{p}`, fold-1 runs" in ln)
             assert f"`{m}` {test.iou:.4f} (pooled" in finding
+    # each committed per-image file (fold-1 checkpoints scored again) gives a finding and
+    # a column of the per-image table
+    for f in sorted((REPO / "results" / tf.PER_IMAGE).glob("*.json")):
+        raw = json.loads(f.read_text())
+        epoch = raw["checkpoints"][0]["epoch"]
+        head = f"`{raw['protocol']}` `{raw['method']}` best.ckpt, epoch {epoch}"
+        assert f"Image by image, {head}" in block and f"| {head} |" in block
     # the committed page's block is what the committed images and records give
     committed = (REPO / "docs" / tf.DOC_NAME).read_text()
     assert committed.split(tf.DOC_BEGIN)[1].split(tf.DOC_END)[0] == block

@@ -432,7 +432,8 @@ def evaluate(
     ] = None,
     accelerator: Annotated[str, typer.Option(help="auto, cpu or gpu")] = "auto",
 ) -> None:
-    """Prints test IoU, Dice, object F1 and AJI of a checkpoint's f (threshold 0.5)."""
+    """Prints test IoU, Dice, object F1 and AJI of a checkpoint's f (threshold 0.5), in all
+    and per image."""
     import json
 
     from pseudoedgenet.data.io import write_json
@@ -452,6 +453,13 @@ def evaluate(
         f"F1 {t['f1']:.4f}  AJI {t['aji']:.4f}  (mean per image; pooled IoU "
         f"{res['test_pooled']['iou']:.4f})"
     )
+    for row in res["test_per_image"]:
+        typer.echo(
+            f"  {row['image']}: IoU {row['iou']:.4f}  AJI {row['aji']:.4f}  nuclei found "
+            f"{row['tp_nuclei']} of {row['tp_nuclei'] + row['fn_nuclei']} "
+            f"(+{row['fp_nuclei']} unmatched)  px: {row['true_px']} true, "
+            f"{row['fp_px']} false positive, {row['fn_px']} missed"
+        )
     typer.echo(json.dumps({"test": t}))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 
 from pseudoedgenet.data.datamodule import PointDataModule
+from pseudoedgenet.data.io import file_sha256
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.engine.runtime import device_description, resolve_precision
 from pseudoedgenet.engine.train import check_accelerator, lightning_output, load_module
@@ -39,8 +40,12 @@ def evaluate_checkpoint(
 
     Returns:
         ``{"test": {"iou", "dice", "f1", "aji"}`` (mean over images), ``"test_pooled"``
-        (from summed counts), ``"test_images"``, ``"fold"``, ``"data"``,
-        ``"checkpoint"``, ``"precision"``, ``"device"``, ``"wall_s"``}.
+        (from summed counts), ``"test_images"``, ``"test_per_image"`` (one row per test
+        image, in the split's order: ``"image"`` and the columns of
+        :meth:`~pseudoedgenet.metrics.SegmentationMetric.per_image`: the four scores,
+        false-positive / false-negative pixels, nuclei found / missed), ``"fold"``,
+        ``"data"``, ``"checkpoint"``, ``"checkpoint_sha256"``, ``"precision"``,
+        ``"device"``, ``"wall_s"``}.
 
     Raises:
         DataError: the folder has no instance masks, or the checkpoint is not ours.
@@ -76,13 +81,20 @@ def evaluate_checkpoint(
             enable_progress_bar=False,
         )
         trainer.test(module, datamodule=dm, verbose=False)
+    rows = module.test_metric.per_image()
+    if len(rows) != len(dm.test_names):  # the metric scores every test image, in order
+        raise RuntimeError(f"{len(rows)} scored images for {len(dm.test_names)} test images")
     return {
         "test": module.test_metric.compute("mean"),
         "test_pooled": module.test_metric.compute("pooled"),
         "test_images": len(dm.test_names),
+        "test_per_image": [
+            {"image": name, **row} for name, row in zip(dm.test_names, rows, strict=True)
+        ],
         "fold": fold,
         "data": str(data),
         "checkpoint": str(checkpoint),
+        "checkpoint_sha256": file_sha256(checkpoint),
         "precision": precision,
         "device": device_description(accelerator),
         "wall_s": round(time.perf_counter() - t0, 1),

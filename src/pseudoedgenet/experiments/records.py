@@ -266,7 +266,7 @@ def selection_pairs(group: Mapping[int, FoldRecord] | None) -> list[SelectionPai
 
 
 #: Folders under the results folder that hold other records than split results.
-NOT_HOLDOUT = ("own-data",)
+NOT_HOLDOUT = ("own-data", "tnbc-fold1")
 
 
 def load_holdout(results_dir: str | Path) -> list[tuple[Path, ResultRecord]]:

@@ -24,6 +24,13 @@ written only when its bytes change; it holds no metadata).
 
 Run it as ``python -m pseudoedgenet.experiments.tnbc_fold1 --data ../shared/data --out docs``
 (``--work``, default ``runs/tnbc-fold1``: where TNBC is prepared once and reused).
+
+The ``cpu-long`` fold-1 runs keep their checkpoints: ``--score RUN`` (repeatable) scores a
+finished run's ``best.ckpt`` and ``best_points.ckpt`` image by image first, after checking
+them against the committed fold record (:mod:`pseudoedgenet.experiments.per_image`), into
+``results/tnbc-fold1/``; the page then shows which images carry the loss and whether by
+false-positive or by missed pixels. Those committed files are read on every later run, so a
+fresh clone regenerates the page without the checkpoints.
 Point convention: ``(x, y)`` pixels, ``x`` = column, ``y`` = row (see :mod:`pseudoedgenet.data`).
 """
 
@@ -43,6 +50,7 @@ from scipy import ndimage
 from pseudoedgenet.data.io import atomic_path, write_text
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.errors import DataError, PseudoEdgeNetError
+from pseudoedgenet.experiments.per_image import PerImageScores, read_per_image, score_run
 from pseudoedgenet.experiments.records import FoldRecord, load_results
 from pseudoedgenet.labels import NEGATIVE, POSITIVE
 
@@ -66,6 +74,8 @@ DOC_NAME = "tnbc-fold1.md"
 #: Default scratch folder (git-ignored): TNBC prepared once, reused by later runs.
 WORK = "runs/tnbc-fold1"
 FIGURE_NAME = "img/tnbc-fold1.png"
+#: Folder of ``--results`` holding the fold-1 runs' checkpoints scored image by image.
+PER_IMAGE = "tnbc-fold1"
 #: Row order of the tables: the paper's Table-1 order, then any other method by name.
 METHOD_ORDER = ("baseline", "densecrf", "pen_large_g", "pen", "pen_att", "fully_supervised")
 
@@ -537,8 +547,10 @@ def findings(
     stats: Sequence[ImageStats],
     groups: Mapping[tuple[str, str], Mapping[int, FoldRecord]],
     train_names: Sequence[str],
+    scores: Sequence[PerImageScores] = (),
 ) -> list[str]:
-    """The generated findings list (Markdown lines): numbers from the data and records."""
+    """The generated findings list (Markdown lines): numbers from the data, the records and
+    the per-image files (:func:`per_image_findings`)."""
     by_fold = {f: [s for s in stats if s.fold == f] for f in sorted({s.fold for s in stats})}
     test = by_fold[TEST_FOLD]
     val_fold, prev_fold = (TEST_FOLD + 1) % K, (TEST_FOLD - 1) % K
@@ -717,6 +729,8 @@ def findings(
                 + ", ".join(tested)
                 + "."
             )
+    for text in per_image_findings(scores, stats):
+        add(text)
     return out
 
 
@@ -823,28 +837,112 @@ def write_bytes_if_changed(path: str | Path, data: bytes) -> bool:
 # --------------------------------------------------------------------------- document
 
 
+def _scored_name(s: PerImageScores, c_file: str, epoch: int | None) -> str:
+    at = f", epoch {epoch}" if epoch is not None else ""
+    return f"`{s.protocol}` `{s.method}` {c_file}{at}"
+
+
+def per_image_findings(scores: Sequence[PerImageScores], stats: Sequence[ImageStats]) -> list[str]:
+    """Findings (without numbers) from the fold-1 checkpoints scored image by image: for
+    each run's ``best.ckpt``, the images from worst to best, sparse vs dense images, how
+    much of the error is false-positive pixels, and the image whose instances are worst
+    relative to its pixels."""
+    sparse = {s.name for s in stats if s.fold == TEST_FOLD and s.nuclei.foreground < SPARSE}
+    out = []
+    for s in scores:
+        c = s.checkpoints[0]
+        rows = sorted(c.images, key=lambda r: r.iou)
+        listed = ", ".join(f"{r.image} {r.iou:.4f}" for r in rows)
+        sp = [r.iou for r in c.images if r.image in sparse]
+        dn = [r.iou for r in c.images if r.image not in sparse]
+        groups = (
+            f"; the {len(sp)} images under {_pct(SPARSE, 0)} % nucleus pixels average "
+            f"{np.mean(sp):.4f}, the {len(dn)} others {np.mean(dn):.4f}"
+            if sp and dn
+            else ""
+        )
+        fp = sum(r.fp_px for r in c.images)
+        fn = sum(r.fn_px for r in c.images)
+        more_fp = sum(r.fp_px > r.fn_px for r in c.images)
+        worst = max(c.images, key=lambda r: r.fp_px / max(r.true_px, 1))
+        merged = max(c.images, key=lambda r: r.iou - r.aji)
+        out.append(
+            f"Image by image, {_scored_name(s, c.file, c.epoch)} (scored again from the "
+            f"checkpoint: mean {c.test_iou:.4f}, the record's {c.record_test_iou:.4f}): IoU "
+            f"{listed} (lowest first){groups}. False-positive pixels are "
+            f"{_pct(fp / max(fp + fn, 1), 0)} % of the wrong pixels over the "
+            f"{len(c.images)} images and outnumber the missed ones on {more_fp} of "
+            f"{len(c.images)}; most on {worst.image}: {worst.fp_px} false-positive px for "
+            f"{worst.true_px} nucleus px ({worst.fp_px / max(worst.true_px, 1):.1f}×). "
+            f"Largest IoU − AJI: {merged.image} (IoU {merged.iou:.4f}, AJI {merged.aji:.4f}; "
+            f"{merged.tp_nuclei} of {merged.tp_nuclei + merged.fn_nuclei} nuclei matched at "
+            "IoU ≥ 0.5): there the pixels are mostly right and the instances are not."
+        )
+    return out
+
+
+def per_image_table(scores: Sequence[PerImageScores], stats: Sequence[ImageStats]) -> list[str]:
+    """One row per test image of fold 1, one column per scored checkpoint (Markdown)."""
+    cols = [(s, c) for s in scores for c in s.checkpoints]
+    by_name = {st.name: st for st in stats}
+    names = [r.image for r in cols[0][1].images]
+    lines = [
+        f"**Fold {TEST_FOLD}'s test images, image by image**, scored again from the "
+        f"checkpoints of the fold-{TEST_FOLD} runs (files in `results/{PER_IMAGE}/`, each with "
+        "its command, the checkpoints' SHA-256 and the commit that trained them). Cell: IoU "
+        "(false-positive px / missed px; nuclei matched at IoU ≥ 0.5 of the true nuclei):",
+        "",
+        "| image | nucleus px | "
+        + " | ".join(_scored_name(s, c.file, c.epoch) for s, c in cols)
+        + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for name in names:
+        cells = []
+        for _, c in cols:
+            r = next((x for x in c.images if x.image == name), None)
+            cells.append(
+                "—"
+                if r is None
+                else f"{r.iou:.4f} ({r.fp_px} / {r.fn_px}; {r.tp_nuclei} of "
+                f"{r.tp_nuclei + r.fn_nuclei})"
+            )
+        px = by_name[name].nuclei.nucleus_pixels if name in by_name else "—"
+        lines.append(f"| {name} | {px} | {' | '.join(cells)} |")
+    lines.append(
+        "| mean (record) | | "
+        + " | ".join(f"{c.test_iou:.4f} ({c.record_test_iou:.4f})" for _, c in cols)
+        + " |"
+    )
+    return lines
+
+
 def render(
     dataset: PreparedDataset,
     stats: Sequence[ImageStats],
     groups: Mapping[tuple[str, str], Mapping[int, FoldRecord]],
     figure_names: Sequence[str],
     results: str,
+    scores: Sequence[PerImageScores] = (),
 ) -> list[str]:
     """The generated block of ``tnbc-fold1.md`` (Markdown lines, without the markers)."""
     split = dataset.split(TEST_FOLD)
     val_fold = split.val_fold
+    per_image = ["", *per_image_table(scores, stats)] if scores else []
     return [
         f"Generated by `{COMMAND}` from the TNBC images and masks (prepared with `k={K}`: the "
         f"folds of `pseudoedgenet prepare tnbc`) and the committed records `{results}/tnbc*/"
-        f"<method>/fold_<i>.json`; running it again changes no file.",
+        f"<method>/fold_<i>.json` and `{results}/{PER_IMAGE}/*.json`; running it again changes "
+        "no file.",
         "",
         "### Findings",
         "",
-        *findings(stats, groups, split.train),
+        *findings(stats, groups, split.train, scores),
         "",
         "### What the records say",
         "",
         *record_tables(groups),
+        *per_image,
         "",
         "### The images",
         "",
@@ -927,11 +1025,32 @@ def check_prepared(dataset: PreparedDataset) -> None:
         )
 
 
+def score_fold1_run(
+    run_dir: str | Path, dataset: PreparedDataset, data: str | Path, results: str | Path
+) -> Path:
+    """Scores a TNBC fold-1 crossval run's checkpoints image by image
+    (:func:`pseudoedgenet.experiments.per_image.score_run`) into ``results/tnbc-fold1/``.
+
+    Raises:
+        DataError: not a finished TNBC fold-1 run, or one that does not match its record.
+    """
+    result = Path(run_dir) / "result.json"
+    try:
+        raw = json.loads(result.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(result, "cannot read: give a finished crossval run folder") from None
+    if not isinstance(raw, dict) or (raw.get("dataset"), raw.get("fold")) != ("tnbc", TEST_FOLD):
+        raise DataError(result, f"is not a TNBC fold-{TEST_FOLD} run: this page is about that fold")
+    command = f"python -m pseudoedgenet.experiments.tnbc_fold1 --data {data} --score {run_dir}"
+    return score_run(run_dir, dataset.root, results, Path(results) / PER_IMAGE, command)
+
+
 def run(
     data: str | Path,
     out: str | Path,
     results: str | Path = "results",
     work: str | Path = WORK,
+    score: Sequence[str | Path] = (),
 ) -> list[Path]:
     """Computes everything and writes ``OUT/tnbc-fold1.md`` (block) and the figure.
 
@@ -942,6 +1061,8 @@ def run(
         results: the committed results folder.
         work: scratch folder; TNBC is prepared into ``work/tnbc`` once and reused by later
             runs (after :func:`check_prepared`).
+        score: finished TNBC fold-1 crossval run folders whose checkpoints are first scored
+            image by image into ``results/tnbc-fold1/`` (:func:`score_fold1_run`).
 
     Returns:
         The files written (those whose content changed).
@@ -978,11 +1099,16 @@ def run(
     else:
         dataset = prepare_tnbc(data, work)
     check_split(dataset, groups)
+    written = [score_fold1_run(r, dataset, data, results) for r in score]
+    scores = [
+        s
+        for s in read_per_image(Path(results) / PER_IMAGE)
+        if s.dataset == "tnbc" and s.fold == TEST_FOLD
+    ]
     stats = dataset_stats(dataset)
     names = figure_images(stats)
     png = draw_figure(dataset, stats, names)
-    block = render(dataset, stats, groups, names, Path(results).name)
-    written = []
+    block = render(dataset, stats, groups, names, Path(results).name, scores)
     if write_bytes_if_changed(out / FIGURE_NAME, png):
         written.append(out / FIGURE_NAME)
     new = replace_block(text, block, doc, begin=DOC_BEGIN, end=DOC_END)
@@ -1004,9 +1130,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("docs"), help="docs folder")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument(
+        "--score",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="a finished TNBC fold-1 crossval run folder: score its checkpoints image by image "
+        f"into RESULTS/{PER_IMAGE}/ first (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
-        written = run(args.data, args.out, args.results, args.work)
+        written = run(args.data, args.out, args.results, args.work, args.score)
     except PseudoEdgeNetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -452,6 +452,7 @@ class _ImageCounts:
     inter: int
     union: int
     total: int
+    n_true: int
     tp: int
     fp: int
     fn: int
@@ -478,7 +479,8 @@ def _image_counts(
         f1=match.f1,
         aji=_ratio(c, u, empty=1.0),
     )
-    return _ImageCounts(scores, inter, union, total, match.tp, match.fp, match.fn, c, u)
+    n_true = int(np.count_nonzero(true))
+    return _ImageCounts(scores, inter, union, total, n_true, match.tp, match.fp, match.fn, c, u)
 
 
 def evaluate_binary(
@@ -569,6 +571,38 @@ class SegmentationMetric:
         item = _image_counts(pred_mask, true_instances, self.iou_threshold, self.connectivity)
         self._items.append(item)
         return item.scores
+
+    def per_image(self) -> list[dict[str, float | int]]:
+        """The images seen so far, one row each, in the order they were added.
+
+        Each row holds the four scores of :func:`evaluate_binary` and what explains them:
+        ``true_px`` / ``pred_px`` (foreground pixels of the truth / the prediction),
+        ``fp_px`` (predicted, not true), ``fn_px`` (true, not predicted), and the object
+        matching's ``tp_nuclei``, ``fp_nuclei`` (predicted instances matching no true
+        one), ``fn_nuclei`` (true nuclei matched by none) at this metric's IoU threshold.
+
+        Returns:
+            A list of dicts, one per :meth:`update` call; empty before any.
+        """
+        rows: list[dict[str, float | int]] = []
+        for it in self._items:
+            pred_px = it.total - it.n_true
+            rows.append(
+                {
+                    "iou": it.scores.iou,
+                    "dice": it.scores.dice,
+                    "f1": it.scores.f1,
+                    "aji": it.scores.aji,
+                    "true_px": it.n_true,
+                    "pred_px": pred_px,
+                    "fp_px": pred_px - it.inter,
+                    "fn_px": it.n_true - it.inter,
+                    "tp_nuclei": it.tp,
+                    "fp_nuclei": it.fp,
+                    "fn_nuclei": it.fn,
+                }
+            )
+        return rows
 
     def compute(self, reduction: Reduction = "mean") -> dict[str, float]:
         """Reduce the accumulated images to one score per metric.

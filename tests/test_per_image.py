@@ -1,0 +1,141 @@
+"""A finished crossval run scored image by image (experiments/per_image.py) and the
+TNBC fold-1 page's use of those files (findings and table, hand-computed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pseudoedgenet.config import Config, apply_overrides
+from pseudoedgenet.data.io import file_sha256
+from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
+from pseudoedgenet.errors import DataError
+from pseudoedgenet.experiments import per_image as pi
+from pseudoedgenet.experiments import tnbc_fold1 as tf
+from pseudoedgenet.experiments.crossval import crossval
+from pseudoedgenet.experiments.records import load_holdout
+from test_engine import SMOKE, synthetic_sample
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(prepared data, results folder, run folder) of a 1-epoch smoke crossval fold 1."""
+    root = tmp_path_factory.mktemp("per_image")
+    data = root / "tiny"
+    prepare_dataset(
+        [synthetic_sample(f"img{i}", i) for i in range(6)],
+        data,
+        source={"reader": "synthetic"},
+        k=3,
+        seed=0,
+    )
+    cfg = apply_overrides(Config(method="baseline"), [*SMOKE, "train.epochs=1"])
+    results, runs = root / "results", root / "runs"
+    crossval(cfg, data, [1], results / "synthetic-smoke" / "baseline", runs, "smoke")
+    return data, results, runs / "fold_1"
+
+
+def test_score_run_reproduces_the_record_image_by_image(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    data, results, run = finished_run
+    path = pi.score_run(run, data, results, tmp_path / "out", "the command")
+    assert path == tmp_path / "out" / "smoke_baseline_fold1.json"
+    raw = json.loads(path.read_text())
+    record = json.loads((results / "synthetic-smoke" / "baseline" / "fold_1.json").read_text())
+    assert raw["command"] == "the command" and raw["run_commit"] == record["git_commit"]
+    assert raw["record"].endswith("synthetic-smoke/baseline/fold_1.json")
+    assert "schema_version" not in raw and "test_data" not in raw
+    (scored,) = pi.read_per_image(tmp_path / "out")
+    assert (scored.method, scored.protocol, scored.fold) == ("baseline", "smoke", 1)
+    files = [c.file for c in scored.checkpoints]
+    assert files[0] == "best.ckpt" and set(files) <= {"best.ckpt", "best_points.ckpt"}
+    best = scored.checkpoints[0]
+    assert best.test_iou == pytest.approx(record["test"]["iou"], abs=1e-9)
+    assert best.record_test_iou == record["test"]["iou"]
+    assert [r.image for r in best.images] == PreparedDataset(data).split(1).test
+    assert best.test_iou == pytest.approx(sum(r.iou for r in best.images) / len(best.images))
+    assert raw["checkpoints"][0]["sha256"] == file_sha256(run / "best.ckpt")
+    assert pi.images_of([scored]) == [r.image for r in best.images]
+    # the per-image folder is not read as holdout records
+    shutil.copytree(tmp_path / "out", tmp_path / "res" / "tnbc-fold1")
+    assert load_holdout(tmp_path / "res") == []
+
+
+def test_score_run_refuses_what_is_not_the_recorded_run(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    data, results, run = finished_run
+    out = tmp_path / "out"
+    # no committed record
+    with pytest.raises(DataError, match="commit the run's fold record first"):
+        pi.score_run(run, data, tmp_path / "empty", out, "c")
+    # a record of another run (other commit)
+    other = tmp_path / "results"
+    shutil.copytree(results, other)
+    rec = other / "synthetic-smoke" / "baseline" / "fold_1.json"
+    raw = json.loads(rec.read_text())
+    rec.write_text(json.dumps({**raw, "git_commit": "0" * 40}))
+    with pytest.raises(DataError, match=r"git_commit '0000.*differs.*not the run this record"):
+        pi.score_run(run, data, other, out, "c")
+    # a checkpoint whose scores are not the record's
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    res = json.loads((copy / "result.json").read_text())
+    res["test"]["iou"] += 0.1
+    (copy / "result.json").write_text(json.dumps(res))
+    with pytest.raises(DataError, match=r"best\.ckpt: test IoU .* here, .* in the record"):
+        pi.score_run(copy, data, results, out, "c")
+    # a dataset with another split
+    moved = tmp_path / "moved"
+    prepare_dataset(
+        [synthetic_sample(f"img{i}", i) for i in range(6)],
+        moved,
+        source={"reader": "synthetic"},
+        k=3,
+        seed=5,
+    )
+    assert PreparedDataset(moved).split(1).test != PreparedDataset(data).split(1).test
+    with pytest.raises(DataError, match="fold 1 tests on"):
+        pi.score_run(run, moved, results, out, "c")
+    # not a run folder
+    with pytest.raises(DataError, match=r"result\.json: not found"):
+        pi.score_run(tmp_path, data, results, out, "c")
+    assert not out.exists()  # nothing written on any refusal
+
+
+def _row(image: str, iou: float, aji: float, true_px: int, fp: int, fn: int) -> pi.ImageRow:
+    return pi.ImageRow(image, iou, aji, true_px, fp, fn, tp_nuclei=3, fn_nuclei=1, fp_nuclei=2)
+
+
+def _stat(name: str, fold: int, foreground: float, px: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        name=name, fold=fold, nuclei=SimpleNamespace(foreground=foreground, nucleus_pixels=px)
+    )
+
+
+def test_fold1_findings_and_table_hand_computed() -> None:
+    rows = (
+        _row("a", 0.6, 0.5, 1000, 100, 300),  # dense
+        _row("b", 0.2, 0.2, 50, 400, 0),  # sparse: 8 false-positive px per nucleus px
+        _row("c", 0.7, 0.1, 2000, 200, 100),  # dense, instances poor (IoU - AJI 0.6)
+    )
+    ckpt = pi.ScoredCheckpoint("best.ckpt", "val IoU", 43, 0.5, 0.5, rows)
+    scores = [pi.PerImageScores(Path("x.json"), "tnbc", "baseline", "cpu-long", 1, "abc", (ckpt,))]
+    stats = [_stat("a", 1, 0.2, 1000), _stat("b", 1, 0.01, 50), _stat("c", 1, 0.1, 2000)]
+    (text,) = tf.per_image_findings(scores, stats)  # type: ignore[arg-type]
+    assert "`cpu-long` `baseline` best.ckpt, epoch 43" in text
+    assert "IoU b 0.2000, a 0.6000, c 0.7000 (lowest first)" in text
+    assert "the 1 images under 3 % nucleus pixels average 0.2000, the 2 others 0.6500" in text
+    # false positives 700 of 700 + 400 wrong pixels = 64 %; more than missed on b and c
+    assert "False-positive pixels are 64 % of the wrong pixels" in text
+    assert "outnumber the missed ones on 2 of 3" in text
+    assert "most on b: 400 false-positive px for 50 nucleus px (8.0×)" in text
+    assert "Largest IoU − AJI: c (IoU 0.7000, AJI 0.1000; 3 of 4 nuclei matched" in text
+    table = tf.per_image_table(scores, stats)  # type: ignore[arg-type]
+    assert "| b | 50 | 0.2000 (400 / 0; 3 of 4) |" in table
+    assert table[-1] == "| mean (record) | | 0.5000 (0.5000) |"

@@ -139,3 +139,21 @@ def test_fold1_findings_and_table_hand_computed() -> None:
     table = tf.per_image_table(scores, stats)  # type: ignore[arg-type]
     assert "| b | 50 | 0.2000 (400 / 0; 3 of 4) |" in table
     assert table[-1] == "| mean (record) | | 0.5000 (0.5000) |"
+
+
+def test_error_map_is_what_was_scored(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    data, results, run = finished_run
+    pi.score_run(run, data, results, tmp_path, "c")
+    (scored,) = pi.read_per_image(tmp_path)
+    best = scored.checkpoints[0]
+    png = tf.draw_errors(PreparedDataset(data), run / "best.ckpt", best, "title")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert tf.draw_errors(PreparedDataset(data), run / "best.ckpt", best, "title") == png
+    wrong = dataclasses.replace(best.images[0], iou=best.images[0].iou + 0.01)
+    other = dataclasses.replace(best, images=(wrong, *best.images[1:]))
+    with pytest.raises(DataError, match=f"{wrong.image}: IoU .* drawn, .* scored"):
+        tf.draw_errors(PreparedDataset(data), run / "best.ckpt", other, "title")

@@ -43,6 +43,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -50,7 +51,12 @@ from scipy import ndimage
 from pseudoedgenet.data.io import atomic_path, write_text
 from pseudoedgenet.data.prepared import PreparedDataset
 from pseudoedgenet.errors import DataError, PseudoEdgeNetError
-from pseudoedgenet.experiments.per_image import PerImageScores, read_per_image, score_run
+from pseudoedgenet.experiments.per_image import (
+    PerImageScores,
+    ScoredCheckpoint,
+    read_per_image,
+    score_run,
+)
 from pseudoedgenet.experiments.records import FoldRecord, load_results
 from pseudoedgenet.labels import NEGATIVE, POSITIVE
 
@@ -803,13 +809,18 @@ def draw_figure(
             ax.set_title(title, fontsize=10)
             ax.set_axis_off()
     fig.tight_layout()
+    return _png(fig)
+
+
+def _png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes without metadata, in a 256-colour palette (median
+    cut, no dithering: deterministic; a third of the RGB file's size); closes the figure."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
     plt.close(fig)
-    # a 256-colour palette (median cut, no dithering: deterministic) keeps the committed
-    # picture at a third of the RGB file's size
-    from PIL import Image
-
     buf.seek(0)
     small = io.BytesIO()
     with Image.open(buf) as img:
@@ -817,6 +828,74 @@ def draw_figure(
             256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
         ).save(small, format="PNG", optimize=True)
     return small.getvalue()
+
+
+#: Colours of the error maps: predicted and true, predicted only, true only.
+TP_RGB, FP_RGB, FN_RGB = (40, 200, 60), (235, 40, 40), (40, 110, 255)
+
+
+def error_figure_name(protocol: str, method: str) -> str:
+    """The error-map figure of a scored fold-1 run, relative to the docs folder."""
+    return f"img/tnbc-fold1-{protocol}-{method}.png"
+
+
+def draw_errors(
+    dataset: PreparedDataset, checkpoint: str | Path, scored: ScoredCheckpoint, title: str
+) -> bytes:
+    """Draws f's mask of each test image over the image: nucleus pixels it found green,
+    false-positive pixels red, missed pixels blue (threshold 0.5, f alone, fp32 on CPU).
+
+    Each panel's IoU is recomputed from the drawn mask and must equal the per-image score of
+    ``scored`` (the same checkpoint evaluated by :func:`score_run`), so the picture shows
+    exactly what was scored.
+
+    Returns:
+        PNG bytes (no metadata).
+
+    Raises:
+        DataError: the drawn mask's IoU differs from the scored one (another checkpoint).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import torch
+
+    from pseudoedgenet.metrics import pixel_iou
+    from pseudoedgenet.models.trained import load_segmenter
+    from pseudoedgenet.viz import overlay_mask
+
+    seg = load_segmenter(checkpoint).eval()
+    rows = scored.images
+    fig, axes = plt.subplots(1, len(rows), figsize=(3.3 * len(rows), 4.0), squeeze=False)
+    for ax, r in zip(axes[0], rows, strict=True):
+        image = dataset.image(r.image)
+        truth = dataset.instances(r.image)
+        if truth is None:
+            raise DataError(dataset.root, f"{r.image} has no instance mask")
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float()
+            pred = (torch.sigmoid(seg(x)) > 0.5)[0, 0].numpy()
+        true = truth > 0
+        iou = pixel_iou(pred, true)
+        if abs(iou - r.iou) > 1e-6:
+            raise DataError(
+                Path(checkpoint),
+                f"{r.image}: IoU {iou:.4f} drawn, {r.iou:.4f} scored: not the scored checkpoint",
+            )
+        pic = overlay_mask(image, pred & true, TP_RGB, 0.45)
+        pic = overlay_mask(pic, pred & ~true, FP_RGB, 0.6)
+        pic = overlay_mask(pic, ~pred & true, FN_RGB, 0.6)
+        ax.imshow(pic, interpolation="antialiased")
+        ax.set_title(
+            f"{r.image}: IoU {r.iou:.3f}, AJI {r.aji:.3f}\n{r.fp_px} false-pos. px (red), "
+            f"{r.fn_px} missed (blue)\n{r.tp_nuclei} of {r.tp_nuclei + r.fn_nuclei} nuclei matched",
+            fontsize=9,
+        )
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return _png(fig)
 
 
 def write_bytes_if_changed(path: str | Path, data: bytes) -> bool:
@@ -924,11 +1003,22 @@ def render(
     figure_names: Sequence[str],
     results: str,
     scores: Sequence[PerImageScores] = (),
+    error_figures: Sequence[str] = (),
 ) -> list[str]:
-    """The generated block of ``tnbc-fold1.md`` (Markdown lines, without the markers)."""
+    """The generated block of ``tnbc-fold1.md`` (Markdown lines, without the markers);
+    ``error_figures``: the committed error maps (:func:`draw_errors`), relative to docs."""
     split = dataset.split(TEST_FOLD)
     val_fold = split.val_fold
     per_image = ["", *per_image_table(scores, stats)] if scores else []
+    for fig in error_figures:
+        per_image += [
+            "",
+            f"![fold-{TEST_FOLD} test images: found, false-positive and missed pixels]({fig})",
+            "",
+            "*f's mask (threshold 0.5) of each test image over the image: green nucleus pixels "
+            "found, red false-positive pixels, blue missed pixels; each panel's IoU is "
+            "recomputed from the drawn mask and checked against the per-image file.*",
+        ]
     return [
         f"Generated by `{COMMAND}` from the TNBC images and masks (prepared with `k={K}`: the "
         f"folds of `pseudoedgenet prepare tnbc`) and the committed records `{results}/tnbc*/"
@@ -1026,10 +1116,15 @@ def check_prepared(dataset: PreparedDataset) -> None:
 
 
 def score_fold1_run(
-    run_dir: str | Path, dataset: PreparedDataset, data: str | Path, results: str | Path
+    run_dir: str | Path,
+    dataset: PreparedDataset,
+    data: str | Path,
+    results: str | Path,
+    out: Path,
 ) -> Path:
     """Scores a TNBC fold-1 crossval run's checkpoints image by image
-    (:func:`pseudoedgenet.experiments.per_image.score_run`) into ``results/tnbc-fold1/``.
+    (:func:`pseudoedgenet.experiments.per_image.score_run`) into ``results/tnbc-fold1/``
+    and draws its ``best.ckpt``'s error maps into ``OUT/img/`` (:func:`draw_errors`).
 
     Raises:
         DataError: not a finished TNBC fold-1 run, or one that does not match its record.
@@ -1042,7 +1137,17 @@ def score_fold1_run(
     if not isinstance(raw, dict) or (raw.get("dataset"), raw.get("fold")) != ("tnbc", TEST_FOLD):
         raise DataError(result, f"is not a TNBC fold-{TEST_FOLD} run: this page is about that fold")
     command = f"python -m pseudoedgenet.experiments.tnbc_fold1 --data {data} --score {run_dir}"
-    return score_run(run_dir, dataset.root, results, Path(results) / PER_IMAGE, command)
+    path = score_run(run_dir, dataset.root, results, Path(results) / PER_IMAGE, command)
+    (scored,) = (s for s in read_per_image(path.parent) if s.path == path)
+    best = scored.checkpoints[0]
+    title = (
+        f"TNBC fold {TEST_FOLD} test images, protocol {scored.protocol}, {scored.method}, "
+        f"{best.file} (epoch {best.epoch}, commit {scored.run_commit[:7]}): green found, "
+        "red false positive, blue missed"
+    )
+    png = draw_errors(dataset, Path(run_dir) / best.file, best, title)
+    write_bytes_if_changed(out / error_figure_name(scored.protocol, scored.method), png)
+    return path
 
 
 def run(
@@ -1099,7 +1204,7 @@ def run(
     else:
         dataset = prepare_tnbc(data, work)
     check_split(dataset, groups)
-    written = [score_fold1_run(r, dataset, data, results) for r in score]
+    written = [score_fold1_run(r, dataset, data, results, out) for r in score]
     scores = [
         s
         for s in read_per_image(Path(results) / PER_IMAGE)
@@ -1108,7 +1213,11 @@ def run(
     stats = dataset_stats(dataset)
     names = figure_images(stats)
     png = draw_figure(dataset, stats, names)
-    block = render(dataset, stats, groups, names, Path(results).name, scores)
+    figures = [error_figure_name(s.protocol, s.method) for s in scores]
+    block = render(
+        dataset, stats, groups, names, Path(results).name, scores,
+        [f for f in figures if (out / f).is_file()],
+    )  # fmt: skip
     if write_bytes_if_changed(out / FIGURE_NAME, png):
         written.append(out / FIGURE_NAME)
     new = replace_block(text, block, doc, begin=DOC_BEGIN, end=DOC_END)

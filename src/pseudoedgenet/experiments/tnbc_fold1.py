@@ -1213,11 +1213,9 @@ def run(
     stats = dataset_stats(dataset)
     names = figure_images(stats)
     png = draw_figure(dataset, stats, names)
+    # each per-image file's error map is drawn beside it by --score and committed with it
     figures = [error_figure_name(s.protocol, s.method) for s in scores]
-    block = render(
-        dataset, stats, groups, names, Path(results).name, scores,
-        [f for f in figures if (out / f).is_file()],
-    )  # fmt: skip
+    block = render(dataset, stats, groups, names, Path(results).name, scores, figures)
     if write_bytes_if_changed(out / FIGURE_NAME, png):
         written.append(out / FIGURE_NAME)
     new = replace_block(text, block, doc, begin=DOC_BEGIN, end=DOC_END)

@@ -457,7 +457,7 @@ def evaluate(
         typer.echo(
             f"  {row['image']}: IoU {row['iou']:.4f}  AJI {row['aji']:.4f}  nuclei found "
             f"{row['tp_nuclei']} of {row['tp_nuclei'] + row['fn_nuclei']} "
-            f"(+{row['fp_nuclei']} unmatched)  px: {row['true_px']} true, "
+            f"(+{row['fp_nuclei']} predictions matching none)  px: {row['true_px']} true, "
             f"{row['fp_px']} false positive, {row['fn_px']} missed"
         )
     typer.echo(json.dumps({"test": t}))

@@ -3,6 +3,7 @@ TNBC fold-1 page's use of those files (findings and table, hand-computed)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -53,7 +54,10 @@ def test_score_run_reproduces_the_record_image_by_image(
     (scored,) = pi.read_per_image(tmp_path / "out")
     assert (scored.method, scored.protocol, scored.fold) == ("baseline", "smoke", 1)
     files = [c.file for c in scored.checkpoints]
-    assert files[0] == "best.ckpt" and set(files) <= {"best.ckpt", "best_points.ckpt"}
+    assert files[0] == "best.ckpt" and files[-1] == "last.ckpt"
+    assert set(files) <= {"best.ckpt", "best_points.ckpt", "last.ckpt"}
+    last = scored.checkpoints[-1]
+    assert last.record_test_iou is None and last.epoch == 1  # one epoch trained
     best = scored.checkpoints[0]
     assert best.test_iou == pytest.approx(record["test"]["iou"], abs=1e-9)
     assert best.record_test_iou == record["test"]["iou"]
@@ -139,13 +143,23 @@ def test_fold1_findings_and_table_hand_computed() -> None:
     table = tf.per_image_table(scores, stats)  # type: ignore[arg-type]
     assert "| b | 50 | 0.2000 (400 / 0; 3 of 4) |" in table
     assert table[-1] == "| mean (record) | | 0.5000 (0.5000) |"
+    # with the last epoch scored too: the spread over the checkpoints, and no record value
+    last = pi.ScoredCheckpoint("last.ckpt", "last epoch", 60, 0.4625, None, rows)
+    two = [dataclasses.replace(scores[0], checkpoints=(ckpt, last))]
+    first, second = tf.per_image_findings(two, stats)  # type: ignore[arg-type]
+    assert first == text
+    assert second == (
+        "The epoch choice, `cpu-long` `baseline`: test IoU by checkpoint best.ckpt (epoch 43, "
+        "val IoU) 0.5000, last.ckpt (epoch 60, last epoch) 0.4625; the spread, 0.0375, is what "
+        "choosing another of these epochs changes."
+    )
+    table = tf.per_image_table(two, stats)  # type: ignore[arg-type]
+    assert table[-1] == "| mean (record) | | 0.5000 (0.5000) | 0.4625 (—) |"
 
 
 def test_error_map_is_what_was_scored(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
-    import dataclasses
-
     data, results, run = finished_run
     pi.score_run(run, data, results, tmp_path, "c")
     (scored,) = pi.read_per_image(tmp_path)

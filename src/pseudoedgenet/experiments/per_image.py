@@ -39,10 +39,12 @@ KIND = "per_image_scores"
 #: family; a run scored on other hardware differs by float rounding only).
 TOLERANCE = 2e-3
 #: The checkpoints of a run that are scored, with the record fields that hold their epoch
-#: and their test IoU.
+#: and their test IoU; ``last.ckpt`` (the final epoch, which no record scores) shows what
+#: the epoch choice changes.
 CHECKPOINTS = (
     ("best.ckpt", "val IoU", "best_epoch", "test"),
     ("best_points.ckpt", "val point F1", "best_epoch_points", "test_point_selected"),
+    ("last.ckpt", "last epoch", None, None),
 )
 
 
@@ -82,7 +84,8 @@ class ScoredCheckpoint:
         selected_by: what chose its epoch (``val IoU`` or ``val point F1``).
         epoch: that epoch (1-based).
         test_iou: the recomputed mean test IoU over the images.
-        record_test_iou: the committed record's test IoU for this checkpoint.
+        record_test_iou: the committed record's test IoU for this checkpoint (``None`` for
+            ``last.ckpt``, which the record does not score).
         images: one row per test image, in the split's order.
     """
 
@@ -90,7 +93,7 @@ class ScoredCheckpoint:
     selected_by: str
     epoch: int | None
     test_iou: float
-    record_test_iou: float
+    record_test_iou: float | None
     images: tuple[ImageRow, ...]
 
 
@@ -136,6 +139,13 @@ def _check_same_run(run: dict[str, Any], committed: dict[str, Any], record: Path
             )
 
 
+def _last_epoch(result: dict[str, Any]) -> int | None:
+    """The last validated epoch of a finished run (its ``last.ckpt``), from the record's
+    ``val_curve`` (``{epoch: val IoU}``) or ``val_curve_points``."""
+    curve = result.get("val_curve") or result.get("val_curve_points") or {}
+    return max((int(k) for k in curve), default=None)
+
+
 def score_run(
     run_dir: str | Path,
     data: str | Path,
@@ -144,8 +154,10 @@ def score_run(
     command: str,
     accelerator: str = "cpu",
 ) -> Path:
-    """Scores a finished crossval run's ``best.ckpt`` and ``best_points.ckpt`` image by
-    image on its fold's test images and writes ``OUT/<protocol>_<method>_fold<i>.json``.
+    """Scores a finished crossval run's ``best.ckpt``, ``best_points.ckpt`` and
+    ``last.ckpt`` image by image on its fold's test images and writes
+    ``OUT/<protocol>_<method>_fold<i>.json``; the first two must reproduce the record's test
+    IoU.
 
     Args:
         run_dir: the run folder (``runs/crossval/<dataset>/<method>/fold_<i>``) holding the
@@ -193,11 +205,11 @@ def score_run(
         ckpt = run_dir / file
         if not ckpt.is_file():
             continue
-        rec_iou = (result.get(test_key) or {}).get("iou")
-        if rec_iou is None:
+        rec_iou = None if test_key is None else (result.get(test_key) or {}).get("iou")
+        if test_key is not None and rec_iou is None:
             raise DataError(run_dir / "result.json", f"has no '{test_key}' scores for {file}")
         res = evaluate_checkpoint(ckpt, prepared.root, fold, accelerator)
-        if abs(res["test"]["iou"] - rec_iou) > TOLERANCE:
+        if rec_iou is not None and abs(res["test"]["iou"] - rec_iou) > TOLERANCE:
             raise DataError(
                 ckpt,
                 f"test IoU {res['test']['iou']:.4f} here, {rec_iou:.4f} in the record: not the "
@@ -208,7 +220,7 @@ def score_run(
             {
                 "file": file,
                 "selected_by": selected_by,
-                "epoch": result.get(epoch_key),
+                "epoch": result.get(epoch_key) if epoch_key else _last_epoch(result),
                 "sha256": res["checkpoint_sha256"],
                 "record_test_iou": rec_iou,
                 "test": res["test"],
@@ -269,7 +281,9 @@ def read_per_image(folder: str | Path) -> list[PerImageScores]:
                     selected_by=str(c["selected_by"]),
                     epoch=None if c.get("epoch") is None else int(c["epoch"]),
                     test_iou=float(c["test"]["iou"]),
-                    record_test_iou=float(c["record_test_iou"]),
+                    record_test_iou=None
+                    if c.get("record_test_iou") is None
+                    else float(c["record_test_iou"]),
                     images=tuple(_row(r) for r in c["images"]),
                 )
                 for c in raw["checkpoints"]

@@ -957,6 +957,17 @@ def per_image_findings(scores: Sequence[PerImageScores], stats: Sequence[ImageSt
             f"{merged.tp_nuclei} of {merged.tp_nuclei + merged.fn_nuclei} nuclei matched at "
             "IoU ≥ 0.5): there the pixels are mostly right and the instances are not."
         )
+        if len(s.checkpoints) > 1:
+            ious = [x.test_iou for x in s.checkpoints]
+            by = ", ".join(
+                f"{x.file} (epoch {x.epoch}, {x.selected_by}) {x.test_iou:.4f}"
+                for x in s.checkpoints
+            )
+            out.append(
+                f"The epoch choice, `{s.protocol}` `{s.method}`: test IoU by checkpoint "
+                f"{by}; the spread, {max(ious) - min(ious):.4f}, is what choosing another of "
+                "these epochs changes."
+            )
     return out
 
 
@@ -990,7 +1001,7 @@ def per_image_table(scores: Sequence[PerImageScores], stats: Sequence[ImageStats
         lines.append(f"| {name} | {px} | {' | '.join(cells)} |")
     lines.append(
         "| mean (record) | | "
-        + " | ".join(f"{c.test_iou:.4f} ({c.record_test_iou:.4f})" for _, c in cols)
+        + " | ".join(f"{c.test_iou:.4f} ({_f(c.record_test_iou)})" for _, c in cols)
         + " |"
     )
     return lines

@@ -117,6 +117,20 @@ def _exit_code(tmp_path: Path) -> object:
 
 
 def test_bad_inputs_end_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a --score folder that holds no finished run, named before the data are looked at
+    args = ["--data", tmp_path, "--work", tmp_path / "work", "--out", tmp_path / "docs"]
+    with pytest.raises(SystemExit) as exc:
+        tf.main([str(a) for a in [*args, "--results", REPO / "results", "--score", tmp_path]])
+    assert exc.value.code == 2
+    assert error_line(capsys.readouterr().err) == (
+        f"error: {tmp_path / 'result.json'}: cannot read: --score takes a finished crossval "
+        "run folder"
+    )
+    (tmp_path / "result.json").write_text('{"dataset": "tnbc", "fold": 0}')
+    with pytest.raises(SystemExit) as exc:
+        tf.main([str(a) for a in [*args, "--results", REPO / "results", "--score", tmp_path]])
+    assert "is not a TNBC fold-1 run" in error_line(capsys.readouterr().err)
+    (tmp_path / "result.json").unlink()
     assert _exit_code(tmp_path) == 2
     assert error_line(capsys.readouterr().err) == (
         f"error: {tmp_path / 'tnbc'}: TNBC folder not found: give --data the folder that "

@@ -1126,6 +1126,23 @@ def check_prepared(dataset: PreparedDataset) -> None:
         )
 
 
+def check_fold1_run(run_dir: str | Path) -> None:
+    """Checks that ``run_dir`` holds a finished TNBC fold-1 run (its ``result.json``).
+
+    Raises:
+        DataError: no readable ``result.json``, or a run of another dataset or fold.
+    """
+    result = Path(run_dir) / "result.json"
+    try:
+        raw = json.loads(result.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(
+            result, "cannot read: --score takes a finished crossval run folder"
+        ) from None
+    if not isinstance(raw, dict) or (raw.get("dataset"), raw.get("fold")) != ("tnbc", TEST_FOLD):
+        raise DataError(result, f"is not a TNBC fold-{TEST_FOLD} run: this page is about that fold")
+
+
 def score_fold1_run(
     run_dir: str | Path,
     dataset: PreparedDataset,
@@ -1140,13 +1157,7 @@ def score_fold1_run(
     Raises:
         DataError: not a finished TNBC fold-1 run, or one that does not match its record.
     """
-    result = Path(run_dir) / "result.json"
-    try:
-        raw = json.loads(result.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise DataError(result, "cannot read: give a finished crossval run folder") from None
-    if not isinstance(raw, dict) or (raw.get("dataset"), raw.get("fold")) != ("tnbc", TEST_FOLD):
-        raise DataError(result, f"is not a TNBC fold-{TEST_FOLD} run: this page is about that fold")
+    check_fold1_run(run_dir)
     command = f"python -m pseudoedgenet.experiments.tnbc_fold1 --data {data} --score {run_dir}"
     path = score_run(run_dir, dataset.root, results, Path(results) / PER_IMAGE, command)
     (scored,) = (s for s in read_per_image(path.parent) if s.path == path)
@@ -1194,6 +1205,8 @@ def run(
     doc = out / DOC_NAME
     text = doc.read_text(encoding="utf-8") if doc.is_file() else _TEMPLATE
     replace_block(text, [], doc, begin=DOC_BEGIN, end=DOC_END)  # markers checked before work
+    for r in score:  # and the runs to score, before the data are read
+        check_fold1_run(r)
     src = Path(data) / "tnbc"
     if not src.is_dir():
         raise DataError(src, "TNBC folder not found: give --data the folder that holds tnbc/")

@@ -588,6 +588,8 @@ def test_readme_summary_block_is_regenerated_in_place(tmp_path: Path, cli) -> No
     for fold, (pen, base) in enumerate([(0.60, 0.55), (0.62, 0.58), (0.58, 0.56)]):
         write_fold(root, "tnbc", "pen_att", fold, pen)
         write_fold(root, "tnbc", "baseline", fold, base)
+    for fold, full in enumerate([0.70, 0.65]):  # two folds only: paired on folds 0 and 1
+        write_fold(root, "tnbc", "fully_supervised", fold, full)
     write_fold(root, "monuseg", "pen_att", 0, 0.50, protocol="cpu-long", folder="pen_att-long")
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nbefore\n{SUMMARY_BEGIN}\nstale 0.9999\n{SUMMARY_END}\nafter\n")
@@ -616,6 +618,15 @@ def test_readme_summary_block_is_regenerated_in_place(tmp_path: Path, cli) -> No
         "+0.0426",
         "+0.0367 ± 0.0153 (n=3)",
         "+0.0534",
+    ]
+    # fully supervised − PEN(g+h) on the shared folds 0, 1: 0.10, 0.03 -> mean 0.065,
+    # std 0.0495; the paper's 0.6522 − 0.6136 and 0.6619 − 0.6038
+    assert rows["Fully supervised − PEN(g+h), paired"] == [
+        "",
+        "–",
+        "+0.0386",
+        "+0.0650 ± 0.0495 (n=2)",
+        "+0.0581",
     ]
     assert "DenseCRF" not in cpu.split(SUMMARY_END)[0]  # rows without folds are left out
     assert "Protocol `cpu-long`" in text  # the other protocol gets its own table

@@ -12,8 +12,9 @@
 #     git worktree add ../cpu-long HEAD && cd ../cpu-long
 #     PYTHON=../main/.venv/bin/python scripts/cpu_long_queue.sh
 #
-# then copy the new files under results/ back to the main checkout and run
-# `pseudoedgenet report results --out results/README.md --readme README.md` there.
+# then, from the main checkout, `scripts/land_results.sh ../cpu-long` copies the finished
+# result files back, scores new TNBC fold-1 runs image by image and regenerates the report
+# (`pseudoedgenet report results --out results/README.md --readme README.md`).
 # On 2 AVX2 cores in fp32 a fold of baseline or fully_supervised takes ~2 h, one of pen_att
 # ~5.5 h; on AVX-512 cores (bf16) about 2.5 times less.
 set -euo pipefail

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Brings the result files that a campaign worktree (scripts/cpu_long_queue.sh) has finished
+# into this checkout and regenerates the pages built from them; commits nothing.
+#
+#     scripts/land_results.sh ../cpu-long          # from the main checkout
+#
+# 1. copies every result file the worktree's runs wrote (results/**/*.json that git does not
+#    track there) that this checkout lacks; one that exists here with other content is
+#    refused (a run's record is never replaced silently: reruns go to runs/rerun/ in the
+#    worktree, and replacing a record is a decision to make by hand);
+# 2. scores every newly landed TNBC fold-1 run image by image from its checkpoints
+#    (docs/tnbc-fold1.md, results/tnbc-fold1/);
+# 3. regenerates results/README.md, the README summary and docs/tnbc-fold1.md;
+# 4. lists what landed (method, fold, test IoU, best epoch) for the commit message.
+set -euo pipefail
+if [ $# -ne 1 ] || [ ! -d "$1/results" ] || ! git -C "$1" rev-parse --git-dir >/dev/null 2>&1; then
+  echo "error: give the campaign worktree (a git checkout holding results/), e.g. ../cpu-long" >&2
+  exit 2
+fi
+SRC=$1
+PYTHON=${PYTHON:-.venv/bin/python}
+DATA_SRC=${DATA_SRC:-../shared/data}
+landed=()
+while IFS= read -r rel; do
+  if [ -f "$rel" ]; then
+    if ! cmp -s "$SRC/$rel" "$rel"; then
+      echo "error: $rel exists here with other content: compare and replace it by hand" >&2
+      exit 2
+    fi
+    continue
+  fi
+  mkdir -p "$(dirname "$rel")"
+  cp "$SRC/$rel" "$rel.tmp" && mv "$rel.tmp" "$rel"
+  landed+=("$rel")
+done < <(git -C "$SRC" ls-files --others --exclude-standard -- 'results/*.json' | sort)
+if [ ${#landed[@]} -eq 0 ]; then
+  echo "nothing new in $SRC/results"
+  exit 0
+fi
+score=()
+for rel in "${landed[@]}"; do
+  case "$rel" in
+    results/tnbc/*/fold_1.json)
+      m=$(basename "$(dirname "$rel")")
+      run="$SRC/runs/crossval/tnbc/$m/fold_1"
+      if [ -f "$run/best.ckpt" ]; then score+=(--score "$run"); fi ;;
+  esac
+done
+"$PYTHON" -m pseudoedgenet report results --out results/README.md --readme README.md
+"$PYTHON" -m pseudoedgenet.experiments.tnbc_fold1 --data "$DATA_SRC" --out docs ${score[@]+"${score[@]}"}
+"$PYTHON" - "${landed[@]}" <<'EOF'
+import json
+import sys
+
+for path in sys.argv[1:]:
+    r = json.load(open(path, encoding="utf-8"))
+    test = (r.get("test") or {}).get("iou")
+    pts = (r.get("test_point_selected") or {}).get("iou")
+    epochs = r.get("config", {}).get("train", {}).get("epochs")
+    print(
+        f"landed {path}: {r.get('dataset')} {r.get('method')} fold {r.get('fold')} "
+        f"({r.get('protocol')}, {r.get('device')}, {r.get('precision')}, "
+        f"commit {str(r.get('git_commit'))[:7]}): test IoU "
+        + (f"{test:.4f}" if test is not None else "–")
+        + f" (epoch {r.get('best_epoch')}/{epochs})"
+        + (f", {pts:.4f} by clicks (epoch {r.get('best_epoch_points')})" if pts is not None else "")
+    )
+EOF

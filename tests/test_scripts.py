@@ -1,0 +1,106 @@
+"""scripts/land_results.sh: result files of a campaign worktree brought into a checkout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+SCRIPT = REPO / "scripts" / "land_results.sh"
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _record(path: Path, method: str, fold: int, iou: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "dataset": "tnbc",
+                "method": method,
+                "fold": fold,
+                "protocol": "cpu-long",
+                "device": "cpu",
+                "precision": "fp32",
+                "git_commit": "abcdef0123",
+                "test": {"iou": iou},
+                "best_epoch": 43,
+                "config": {"train": {"epochs": 60}},
+            }
+        )
+    )
+
+
+def _land(main: Path, worktree: Path) -> subprocess.CompletedProcess[str]:
+    # a Python stand-in: `-m ...` (report, tnbc_fold1) is logged, not run; `-` (the
+    # summary) runs in the real interpreter
+    stub = main / "py"
+    stub.write_text(
+        f'#!/usr/bin/env bash\nif [ "$1" = "-m" ]; then echo "$@" >> "{main}/calls"; exit 0; fi\n'
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    stub.chmod(0o755)
+    return subprocess.run(
+        ["bash", str(SCRIPT), str(worktree)],
+        cwd=main,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": str(stub)},
+    )
+
+
+def test_land_results_copies_new_files_and_scores_tnbc_fold1(tmp_path: Path) -> None:
+    main, wt = tmp_path / "main", tmp_path / "wt"
+    main.mkdir()
+    wt.mkdir()
+    _git(wt, "init", "-q")
+    _record(wt / "results" / "tnbc" / "baseline" / "fold_0.json", "baseline", 0, 0.5)
+    _git(wt, "add", "-A")
+    _git(wt, "commit", "-qm", "committed record")
+    # not a git checkout / no results: one line, exit 2
+    res = subprocess.run(["bash", str(SCRIPT), str(main)], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.startswith("error: give the campaign worktree")
+    # only committed files in the worktree: nothing to land, nothing run
+    res = _land(main, wt)
+    assert res.returncode == 0 and res.stdout == f"nothing new in {wt}/results\n"
+    assert not (main / "calls").exists()
+    # two new fold files; the fold-1 run keeps its checkpoint
+    _record(wt / "results" / "tnbc" / "pen_att" / "fold_1.json", "pen_att", 1, 0.4321)
+    _record(wt / "results" / "tnbc" / "pen_att" / "fold_2.json", "pen_att", 2, 0.6)
+    run = wt / "runs" / "crossval" / "tnbc" / "pen_att" / "fold_1"
+    run.mkdir(parents=True)
+    (run / "best.ckpt").write_bytes(b"x")
+    res = _land(main, wt)
+    assert res.returncode == 0, res.stderr
+    for f in ("fold_1.json", "fold_2.json"):
+        rel = Path("results") / "tnbc" / "pen_att" / f
+        assert (main / rel).read_bytes() == (wt / rel).read_bytes()
+    assert not (main / "results" / "tnbc" / "baseline").exists()  # committed there: not copied
+    calls = (main / "calls").read_text().splitlines()
+    assert calls[0] == "-m pseudoedgenet report results --out results/README.md --readme README.md"
+    assert calls[1].endswith(f"--out docs --score {run}")
+    assert (
+        "landed results/tnbc/pen_att/fold_1.json: tnbc pen_att fold 1 (cpu-long, cpu, fp32, "
+        "commit abcdef0): test IoU 0.4321 (epoch 43/60)" in res.stdout
+    )
+    # landed files are skipped next time; a file here with other content is refused
+    res = _land(main, wt)
+    assert res.stdout == f"nothing new in {wt}/results\n"
+    (main / "results" / "tnbc" / "pen_att" / "fold_2.json").write_text("{}")
+    res = _land(main, wt)
+    assert res.returncode == 2
+    assert res.stderr == (
+        "error: results/tnbc/pen_att/fold_2.json exists here with other content: compare and "
+        "replace it by hand\n"
+    )

@@ -558,7 +558,7 @@ def export(
         typer.Option(
             "--format",
             help="checkpoint (this package's f file), torchscript (torch.jit) or onnx "
-            "(needs pip install 'pseudoedgenet[onnx]')",
+            "(needs pip install 'pseudoedgenet\\[onnx]')",
         ),
     ] = ExportFormat.checkpoint,
 ) -> None:

@@ -26,10 +26,11 @@ Run it as ``python -m pseudoedgenet.experiments.tnbc_fold1 --data ../shared/data
 (``--work``, default ``runs/tnbc-fold1``: where TNBC is prepared once and reused).
 
 The ``cpu-long`` fold-1 runs keep their checkpoints: ``--score RUN`` (repeatable) scores a
-finished run's ``best.ckpt`` and ``best_points.ckpt`` image by image first, after checking
-them against the committed fold record (:mod:`pseudoedgenet.experiments.per_image`), into
-``results/tnbc-fold1/``; the page then shows which images carry the loss and whether by
-false-positive or by missed pixels. Those committed files are read on every later run, so a
+finished run's ``best.ckpt``, ``best_points.ckpt`` and ``last.ckpt`` image by image first,
+after checking the first two against the committed fold record
+(:mod:`pseudoedgenet.experiments.per_image`), into ``results/tnbc-fold1/``, and draws
+``best.ckpt``'s error maps into ``OUT/img/``; the page then shows which images carry the
+loss, whether by false-positive or by missed pixels, and what the epoch choice changes. Those committed files are read on every later run, so a
 fresh clone regenerates the page without the checkpoints.
 Point convention: ``(x, y)`` pixels, ``x`` = column, ``y`` = row (see :mod:`pseudoedgenet.data`).
 """

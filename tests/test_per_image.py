@@ -171,3 +171,16 @@ def test_error_map_is_what_was_scored(
     other = dataclasses.replace(best, images=(wrong, *best.images[1:]))
     with pytest.raises(DataError, match=f"{wrong.image}: IoU .* drawn, .* scored"):
         tf.draw_errors(PreparedDataset(data), run / "best.ckpt", other, "title")
+
+
+def test_read_per_image_refuses_other_files(tmp_path: Path) -> None:
+    assert pi.read_per_image(tmp_path / "absent") == []
+    (tmp_path / "a.json").write_text(json.dumps({"kind": "something else"}))
+    with pytest.raises(DataError, match=r"a\.json: is not a per-image file \(kind 'something"):
+        pi.read_per_image(tmp_path)
+    (tmp_path / "a.json").write_text(json.dumps({"kind": pi.KIND, "checkpoints": []}))
+    with pytest.raises(DataError, match=r"a\.json: missing or bad field 'dataset'"):
+        pi.read_per_image(tmp_path)
+    (tmp_path / "a.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match=r"a\.json: is not a JSON object"):
+        pi.read_per_image(tmp_path)

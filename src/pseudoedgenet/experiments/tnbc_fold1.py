@@ -30,8 +30,9 @@ finished run's ``best.ckpt``, ``best_points.ckpt`` and ``last.ckpt`` image by im
 after checking the first two against the committed fold record
 (:mod:`pseudoedgenet.experiments.per_image`), into ``results/tnbc-fold1/``, and draws
 ``best.ckpt``'s error maps into ``OUT/img/``; the page then shows which images carry the
-loss, whether by false-positive or by missed pixels, and what the epoch choice changes. Those committed files are read on every later run, so a
-fresh clone regenerates the page without the checkpoints.
+loss, whether by false-positive or by missed pixels, and what the epoch choice changes.
+Those committed files are read on every later run, so a fresh clone regenerates the page
+without the checkpoints.
 Point convention: ``(x, y)`` pixels, ``x`` = column, ``y`` = row (see :mod:`pseudoedgenet.data`).
 """
 

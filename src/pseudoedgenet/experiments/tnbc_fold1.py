@@ -957,7 +957,7 @@ def per_image_findings(scores: Sequence[PerImageScores], stats: Sequence[ImageSt
             f"{worst.true_px} nucleus px ({worst.fp_px / max(worst.true_px, 1):.1f}×). "
             f"Largest IoU − AJI: {merged.image} (IoU {merged.iou:.4f}, AJI {merged.aji:.4f}; "
             f"{merged.tp_nuclei} of {merged.tp_nuclei + merged.fn_nuclei} nuclei matched at "
-            "IoU ≥ 0.5): there the pixels are mostly right and the instances are not."
+            "IoU ≥ 0.5): there the instances score far below the pixels."
         )
         if len(s.checkpoints) > 1:
             ious = [x.test_iou for x in s.checkpoints]

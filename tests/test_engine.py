@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -286,7 +286,7 @@ def test_evaluate_checkpoint_repeats_the_test_of_training(
     tiny_dataset: PreparedDataset, tmp_path: Path
 ) -> None:
     from pseudoedgenet.engine.evaluate import evaluate_checkpoint
-    from pseudoedgenet.errors import ConfigError
+    from pseudoedgenet.errors import ConfigError, DataError
 
     cfg = apply_overrides(Config(), [*SMOKE, "train.epochs=1"])
     res = train_fold(cfg, tiny_dataset.root, 1, tmp_path / "run")
@@ -310,6 +310,21 @@ def test_evaluate_checkpoint_repeats_the_test_of_training(
     assert every["test_images"] == len(tiny_dataset.names) and every["fold"] is None
     with pytest.raises(ConfigError, match=r"fold 3 out of range 0\.\.2"):
         evaluate_checkpoint(tmp_path / "run" / "best.ckpt", tiny_dataset.root, 3, "cpu")
+    # a folder where only some images have masks: a fold whose test images lack one is
+    # refused in one line naming them (it was a RuntimeError traceback)
+    samples = [synthetic_sample(f"img{i}", i) for i in range(6)]
+    mixed = [
+        s if i % 2 else replace(s, instances=None, points=points_from_instances(s.instances))
+        for i, s in enumerate(samples)
+    ]
+    prepare_dataset(mixed, tmp_path / "mixed", source={"reader": "synthetic"}, k=3, seed=0)
+    split = PreparedDataset(tmp_path / "mixed").split(0).test
+    no_mask = [n for n in split if int(n[-1]) % 2 == 0]
+    assert no_mask
+    with pytest.raises(
+        DataError, match=rf"test image\(s\) of fold 0 have no instance mask \({no_mask[0]}"
+    ):
+        evaluate_checkpoint(tmp_path / "run" / "best.ckpt", tmp_path / "mixed", 0, "cpu")
 
 
 def test_holdout_trains_on_all_and_tests_the_other_set(

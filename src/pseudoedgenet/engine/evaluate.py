@@ -48,7 +48,8 @@ def evaluate_checkpoint(
         ``"device"``, ``"wall_s"``}.
 
     Raises:
-        DataError: the folder has no instance masks, or the checkpoint is not ours.
+        DataError: the folder has no instance masks, a test image has none, or the
+            checkpoint is not ours.
         ConfigError: ``fold`` out of range (or a dataset of fewer than 3 folds), an
             accelerator this machine lacks.
     """
@@ -69,6 +70,16 @@ def evaluate_checkpoint(
     dm = PointDataModule(ds, fold, cfg.data, cfg.train.seed)
     if fold is None:
         dm.test_names = list(ds.names)
+    test = dm.test_set
+    missing = [n for n, it in zip(test.names, test.items, strict=True) if it.instances is None]
+    if missing:
+        where = "" if fold is None else f" of fold {fold}"
+        raise DataError(
+            ds.root,
+            f"{len(missing)} test image(s){where} have no instance mask ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}): evaluate needs a mask on every test "
+            "image; give a fold (or a folder) whose images all have masks",
+        )
     precision = resolve_precision(cfg.train.precision, accelerator)
     with lightning_output(verbose=False):
         trainer = L.Trainer(
@@ -81,9 +92,7 @@ def evaluate_checkpoint(
             enable_progress_bar=False,
         )
         trainer.test(module, datamodule=dm, verbose=False)
-    rows = module.test_metric.per_image()
-    if len(rows) != len(dm.test_names):  # the metric scores every test image, in order
-        raise RuntimeError(f"{len(rows)} scored images for {len(dm.test_names)} test images")
+    rows = module.test_metric.per_image()  # every test image, in the split's order
     return {
         "test": module.test_metric.compute("mean"),
         "test_pooled": module.test_metric.compute("pooled"),

@@ -22,18 +22,18 @@ from pseudoedgenet.experiments.records import load_holdout
 from test_engine import SMOKE, synthetic_sample
 
 
+def _prepare(out: Path, seed: int) -> Path:
+    """Six synthetic images with masks, prepared in 3 folds drawn with ``seed``."""
+    samples = [synthetic_sample(f"img{i}", i) for i in range(6)]
+    prepare_dataset(samples, out, source={"reader": "synthetic"}, k=3, seed=seed)
+    return out
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """(prepared data, results folder, run folder) of a 1-epoch smoke crossval fold 1."""
     root = tmp_path_factory.mktemp("per_image")
-    data = root / "tiny"
-    prepare_dataset(
-        [synthetic_sample(f"img{i}", i) for i in range(6)],
-        data,
-        source={"reader": "synthetic"},
-        k=3,
-        seed=0,
-    )
+    data = _prepare(root / "tiny", seed=0)
     cfg = apply_overrides(Config(method="baseline"), [*SMOKE, "train.epochs=1"])
     results, runs = root / "results", root / "runs"
     crossval(cfg, data, [1], results / "synthetic-smoke" / "baseline", runs, "smoke")
@@ -64,7 +64,7 @@ def test_score_run_reproduces_the_record_image_by_image(
     assert [r.image for r in best.images] == PreparedDataset(data).split(1).test
     assert best.test_iou == pytest.approx(sum(r.iou for r in best.images) / len(best.images))
     assert raw["checkpoints"][0]["sha256"] == file_sha256(run / "best.ckpt")
-    assert pi.images_of([scored]) == [r.image for r in best.images]
+    assert pi.read_per_image_file(path) == scored
     # the per-image folder is not read as holdout records
     shutil.copytree(tmp_path / "out", tmp_path / "res" / "tnbc-fold1")
     assert load_holdout(tmp_path / "res") == []
@@ -95,14 +95,7 @@ def test_score_run_refuses_what_is_not_the_recorded_run(
     with pytest.raises(DataError, match=r"best\.ckpt: test IoU .* here, .* in the record"):
         pi.score_run(copy, data, results, out, "c")
     # a dataset with another split
-    moved = tmp_path / "moved"
-    prepare_dataset(
-        [synthetic_sample(f"img{i}", i) for i in range(6)],
-        moved,
-        source={"reader": "synthetic"},
-        k=3,
-        seed=5,
-    )
+    moved = _prepare(tmp_path / "moved", seed=5)
     assert PreparedDataset(moved).split(1).test != PreparedDataset(data).split(1).test
     with pytest.raises(DataError, match="fold 1 tests on"):
         pi.score_run(run, moved, results, out, "c")

@@ -25,7 +25,6 @@ result record. Point convention: none here (masks only).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,11 +116,15 @@ class PerImageScores:
     checkpoints: tuple[ScoredCheckpoint, ...]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(
+    path: Path, missing: str = "not found: give a finished crossval run folder"
+) -> dict[str, Any]:
+    """A JSON object from a file (never unpickled); one-line :class:`DataError` naming the
+    file when it is missing (``missing``), unreadable or not an object."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(path, "not found: give a finished crossval run folder") from None
+        raise DataError(path, missing) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(path, f"cannot read ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
@@ -181,8 +184,8 @@ def score_run(
     from pseudoedgenet.experiments.crossval import results_subdir
 
     run_dir = Path(run_dir)
-    result = _read_json(run_dir / "result.json")
-    info = _read_json(run_dir / "run.json")
+    result = read_json_object(run_dir / "result.json")
+    info = read_json_object(run_dir / "run.json")
     method, protocol = str(result.get("method")), str(result.get("protocol"))
     dataset, fold = str(result.get("dataset")), result.get("fold")
     if not isinstance(fold, int):
@@ -190,7 +193,7 @@ def score_run(
     record = Path(results) / results_subdir(dataset, protocol, method) / f"fold_{fold}.json"
     if not record.is_file():
         raise DataError(record, "not found: commit the run's fold record first, then score it")
-    _check_same_run(result, _read_json(record), record)
+    _check_same_run(result, read_json_object(record), record)
     prepared = PreparedDataset(Path(data))
     want = list(info.get("split", {}).get("test", []))
     got = prepared.split(fold).test if len(prepared.folds) >= 3 else []
@@ -263,51 +266,47 @@ def _row(raw: dict[str, Any]) -> ImageRow:
     )
 
 
+def read_per_image_file(path: str | Path) -> PerImageScores:
+    """Reads one per-image file (:func:`score_run`).
+
+    Raises:
+        DataError: not a per-image file, or a missing or bad field.
+    """
+    path = Path(path)
+    raw = read_json_object(path)
+    if raw.get("kind") != KIND:
+        raise DataError(path, f"is not a per-image file (kind {raw.get('kind')!r})")
+    try:
+        checkpoints = tuple(
+            ScoredCheckpoint(
+                file=str(c["file"]),
+                selected_by=str(c["selected_by"]),
+                epoch=None if c.get("epoch") is None else int(c["epoch"]),
+                test_iou=float(c["test"]["iou"]),
+                record_test_iou=None
+                if c.get("record_test_iou") is None
+                else float(c["record_test_iou"]),
+                images=tuple(_row(r) for r in c["images"]),
+            )
+            for c in raw["checkpoints"]
+        )
+        return PerImageScores(
+            path=path,
+            dataset=str(raw["dataset"]),
+            method=str(raw["method"]),
+            protocol=str(raw["protocol"]),
+            fold=int(raw["fold"]),
+            run_commit=str(raw["run_commit"]),
+            checkpoints=checkpoints,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(path, f"missing or bad field {exc}") from None
+
+
 def read_per_image(folder: str | Path) -> list[PerImageScores]:
     """Reads every per-image file of a folder (sorted by name); none when it is absent.
 
     Raises:
         DataError: a file that is not a per-image file or lacks a field.
     """
-    found = []
-    for path in sorted(Path(folder).glob("*.json")):
-        raw = _read_json(path)
-        if raw.get("kind") != KIND:
-            raise DataError(path, f"is not a per-image file (kind {raw.get('kind')!r})")
-        try:
-            checkpoints = tuple(
-                ScoredCheckpoint(
-                    file=str(c["file"]),
-                    selected_by=str(c["selected_by"]),
-                    epoch=None if c.get("epoch") is None else int(c["epoch"]),
-                    test_iou=float(c["test"]["iou"]),
-                    record_test_iou=None
-                    if c.get("record_test_iou") is None
-                    else float(c["record_test_iou"]),
-                    images=tuple(_row(r) for r in c["images"]),
-                )
-                for c in raw["checkpoints"]
-            )
-            found.append(
-                PerImageScores(
-                    path=path,
-                    dataset=str(raw["dataset"]),
-                    method=str(raw["method"]),
-                    protocol=str(raw["protocol"]),
-                    fold=int(raw["fold"]),
-                    run_commit=str(raw["run_commit"]),
-                    checkpoints=checkpoints,
-                )
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(path, f"missing or bad field {exc}") from None
-    return found
-
-
-def images_of(scores: Sequence[PerImageScores]) -> list[str]:
-    """The image names of the files, in first-seen order."""
-    names: list[str] = []
-    for s in scores:
-        for c in s.checkpoints:
-            names += [r.image for r in c.images if r.image not in names]
-    return names
+    return [read_per_image_file(p) for p in sorted(Path(folder).glob("*.json"))]

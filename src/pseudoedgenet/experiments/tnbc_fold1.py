@@ -56,7 +56,9 @@ from pseudoedgenet.errors import DataError, PseudoEdgeNetError
 from pseudoedgenet.experiments.per_image import (
     PerImageScores,
     ScoredCheckpoint,
+    read_json_object,
     read_per_image,
+    read_per_image_file,
     score_run,
 )
 from pseudoedgenet.experiments.records import FoldRecord, load_results
@@ -1135,13 +1137,8 @@ def check_fold1_run(run_dir: str | Path) -> None:
         DataError: no readable ``result.json``, or a run of another dataset or fold.
     """
     result = Path(run_dir) / "result.json"
-    try:
-        raw = json.loads(result.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise DataError(
-            result, "cannot read: --score takes a finished crossval run folder"
-        ) from None
-    if not isinstance(raw, dict) or (raw.get("dataset"), raw.get("fold")) != ("tnbc", TEST_FOLD):
+    raw = read_json_object(result, "cannot read: --score takes a finished crossval run folder")
+    if (raw.get("dataset"), raw.get("fold")) != ("tnbc", TEST_FOLD):
         raise DataError(result, f"is not a TNBC fold-{TEST_FOLD} run: this page is about that fold")
 
 
@@ -1162,7 +1159,7 @@ def score_fold1_run(
     check_fold1_run(run_dir)
     command = f"python -m pseudoedgenet.experiments.tnbc_fold1 --data {data} --score {run_dir}"
     path = score_run(run_dir, dataset.root, results, Path(results) / PER_IMAGE, command)
-    (scored,) = (s for s in read_per_image(path.parent) if s.path == path)
+    scored = read_per_image_file(path)
     best = scored.checkpoints[0]
     title = (
         f"TNBC fold {TEST_FOLD} test images, protocol {scored.protocol}, {scored.method}, "

@@ -478,3 +478,43 @@ def test_20k_slide_runs_with_bounded_memory(tmp_path: Path) -> None:
     # forked from (the high-water mark survives exec), several GiB late in a full run.
     print(f"peak RSS {meta['peak_rss_mib']:.0f} MiB")
     assert 100 < meta["peak_rss_mib"] < 2.5 * 1024  # well under 4 GB
+
+
+def test_a_probability_exactly_at_the_threshold_is_background_everywhere(tmp_path: Path) -> None:
+    """One rule, p > threshold, in predict and in the test metrics: logit 0 gives p = 0.5
+    exactly, which is background in both; prob.tif stores rint(255 p) (= 128 there)."""
+
+    def half_on_dark(x: torch.Tensor) -> torch.Tensor:  # logit 0 on dark pixels, -20 elsewhere
+        return torch.where(x.float().mean(1, keepdim=True) < 128, 0.0, -20.0)
+
+    image = _disk_image((96, 96), [(48, 48)])
+    dark = image.mean(axis=2) < 128
+    out = tmp_path / "pred"
+    out.mkdir()
+    cfg = PredictConfig(whole_image=True, progress=False)
+    predict_slide(half_on_dark, ArraySlide(image), out, cfg, torch.device("cpu"), None)
+    assert not np.asarray(Image.open(out / "mask.png")).any()
+    assert json.loads((out / "predict.json").read_text())["nuclei"] == 0
+    prob = tifffile.imread(out / "prob.tif")
+    assert (prob[dark] == 128).all() and (prob[~dark] == 0).all()
+    # one step above the tie is foreground: the disk, whole
+    cfg = PredictConfig(whole_image=True, progress=False, threshold=0.4999)
+    out2 = tmp_path / "pred2"
+    out2.mkdir()
+    predict_slide(half_on_dark, ArraySlide(image), out2, cfg, torch.device("cpu"), None)
+    assert np.array_equal(np.asarray(Image.open(out2 / "mask.png")) > 0, dark)
+
+    # the validation/test path: f's mask of a whole image, same rule
+    from pseudoedgenet.engine.module import PseudoEdgeNetModule
+
+    module = PseudoEdgeNetModule(
+        apply_overrides(Config(), ["model.encoder=resnet18", "train.channels_last=false"])
+    )
+
+    class Zero(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.zeros_like(x[:, :1])
+
+    module.net.f = Zero()
+    batch = {"image": torch.from_numpy(image.transpose(2, 0, 1).copy())[None].float()}
+    assert not module._predict_mask(batch).any()

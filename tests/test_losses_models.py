@@ -256,3 +256,96 @@ def test_local_crf_loss_exact_value_for_a_constant_soft_output() -> None:
     expected = 0.5 * (4 * math.exp(-1 / 50) + 4 * math.exp(-2 / 50))
     got = local_crf_loss(prob, img, sigma_xy=5.0, radius=1, downsample=1).item()
     assert got == pytest.approx(expected, rel=1e-6)
+
+
+class _Const(torch.nn.Module):
+    """A stand-in network: ``(N, 3, H, W) -> (N, C, H, W)`` filled with ``value``."""
+
+    def __init__(self, channels: int, value: float) -> None:
+        super().__init__()
+        self.channels, self.value = channels, value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        return torch.full((n, self.channels, h, w), self.value)
+
+
+def test_pseudo_edge_is_scaled_g_times_sigmoid_of_scaled_h() -> None:
+    """Eq. (2) with the output scales: edge = γ_g g(I) · sigmoid(γ_h h(I)); g = 3, h = 2,
+    γ_g = 0.02, γ_h = 0.05 give raw edge 0.06, attention sigmoid(0.1)."""
+    from pseudoedgenet.models.networks import PseudoEdgeNet
+
+    x = torch.zeros(1, 3, 4, 5)
+    net = PseudoEdgeNet(_Const(1, 0.0), _Const(2, 3.0), _Const(1, 2.0), 0.02, 0.05)
+    out = net(x)
+    att = 1.0 / (1.0 + math.exp(-0.1))
+    assert out["logits"].shape == (1, 1, 4, 5)
+    assert torch.allclose(out["raw_edge"], torch.full((1, 2, 4, 5), 0.06))
+    assert torch.allclose(out["attention"], torch.full((1, 1, 4, 5), att))
+    assert torch.allclose(out["edge"], torch.full((1, 2, 4, 5), 0.06 * att))
+    no_h = PseudoEdgeNet(_Const(1, 0.0), _Const(2, 3.0), None, 0.02, 0.05)(x)
+    assert "attention" not in no_h and torch.equal(no_h["edge"], no_h["raw_edge"])
+    assert set(net(x, edges=False)) == {"logits"}  # warm-up: g and h are not run
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # per-class: pos_w · mean bce(positives) + neg_w · mean bce(negatives), logit 1
+        # everywhere: a positive pays ln(1 + e^-1), a negative ln(1 + e); λ · |0 − 0.25|
+        (
+            ["loss.pos_weight=2", "loss.neg_weight=0.3", "loss.edge_weight=3"],
+            {"ce": 2 * math.log1p(math.exp(-1)) + 0.3 * math.log1p(math.e), "edge": 0.75},
+        ),
+        # the paper's weights 1 / 0.1 and λ = 1
+        ([], {"ce": math.log1p(math.exp(-1)) + 0.1 * math.log1p(math.e), "edge": 0.25}),
+        # full supervision: plain mean BCE over every pixel of the mask (3 of 8 are nucleus)
+        (
+            ["model.edge=none", "loss.supervision=masks", "loss.pos_weight=2"],
+            {"ce": (3 * math.log1p(math.exp(-1)) + 5 * math.log1p(math.e)) / 8},
+        ),
+    ],
+)
+def test_loss_terms_are_weighted_as_configured(
+    overrides: list[str], expected: dict[str, float]
+) -> None:
+    """compute_losses with stand-in networks: f = logit 1 everywhere (so s(f) = 0), g = 0.25
+    and no h; labels with 1 positive, 2 negatives and 5 unlabelled pixels."""
+    from pseudoedgenet.models.networks import PseudoEdgeNet
+
+    cfg = _tiny_cfg("loss.edge_warmup_epochs=0", "model.attention=false", *overrides)
+    module = PseudoEdgeNetModule(cfg)
+    g = _Const(2, 0.25) if cfg.model.edge != "none" else None
+    module.net = PseudoEdgeNet(_Const(1, 1.0), g, None)
+    labels = torch.full((1, 2, 4), 255, dtype=torch.uint8)
+    labels[0, 0, 0] = 1
+    labels[0, 1, 2:] = 0
+    mask = torch.zeros((1, 2, 4), dtype=torch.uint8)
+    mask[0, 0, :3] = 1
+    batch = {"image": torch.zeros(1, 3, 2, 4), "labels": labels, "mask": mask}
+    losses = module.compute_losses(batch)
+    assert set(losses) == {*expected, "loss"}
+    for key, value in expected.items():
+        assert losses[key].item() == pytest.approx(value, rel=1e-6), key
+    assert losses["loss"].item() == pytest.approx(sum(expected.values()), rel=1e-6)
+
+
+def test_crf_term_is_weighted_and_its_colour_kernel_counts() -> None:
+    """Two pixels, p = (1, 0), colours 15 apart in one channel (σ_rgb = 15: colour term
+    e^-0.5), radius 1 with replicate padding: each pixel sees the other through 3
+    neighbours (d² = 1, 2, 2), so loss = e^-0.5 (e^-1/50 + 2 e^-2/50)."""
+    img = torch.zeros(1, 3, 1, 2)
+    img[0, 0, 0, 1] = 15.0
+    prob = torch.tensor([[[[1.0, 0.0]]]])
+    expected = math.exp(-0.5) * (math.exp(-1 / 50) + 2 * math.exp(-2 / 50))
+    got = local_crf_loss(prob, img, sigma_rgb=15.0, sigma_xy=5.0, radius=1, downsample=1)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # same colours: only the spatial kernel is left
+    same = local_crf_loss(prob, torch.zeros(1, 3, 1, 2), 15.0, 5.0, 1, 1).item()
+    assert same == pytest.approx(math.exp(-1 / 50) + 2 * math.exp(-2 / 50), rel=1e-6)
+    # downsample 2 on a 2 x 4 image: 2 x 2 averages give the same 1 x 2 case
+    big_img = img.repeat_interleave(2, 2).repeat_interleave(2, 3)
+    big_prob = prob.repeat_interleave(2, 2).repeat_interleave(2, 3)
+    assert local_crf_loss(big_prob, big_img, 15.0, 5.0, 1, 2).item() == pytest.approx(
+        expected, rel=1e-6
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage.draw import disk, polygon
@@ -12,6 +13,7 @@ from skimage.measure import label, regionprops
 from pseudoedgenet.postprocess import (
     PostprocessConfig,
     connected_components,
+    foreground,
     instances_from_probability,
     iter_nuclei,
     label_components,
@@ -252,3 +254,11 @@ def test_uint8_probabilities_are_rescaled() -> None:
     comps = connected_components(labels > 0, comps_out)
     (n,) = list(iter_nuclei(comps_out, prob, comps))
     assert n.mean_prob == pytest.approx(0.8)
+
+
+def test_foreground_is_strictly_above_the_threshold() -> None:
+    p = np.array([0.0, 0.4999, 0.5, 0.5001, 1.0], np.float32)
+    assert foreground(p, 0.5).tolist() == [False, False, False, True, True]
+    assert foreground(torch.from_numpy(p), 0.5).tolist() == [False, False, False, True, True]
+    labels, nuclei = instances_from_probability(np.full((4, 4), 0.5), 0.5)
+    assert not labels.any() and nuclei == []  # a tie everywhere: no nucleus

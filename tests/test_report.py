@@ -776,7 +776,8 @@ def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> N
     rows = table_rows(md, "## Test set (split-based view)")
     assert rows["monuseg-test"] == [
         "`pen_att`", "`cpu`", "0.6123", "0.6200", "0.7500", "0.5000", "0.4000", "30 / 14",
-        "30", "25 min", "`monuseg-test/pen_att.json`",
+        "30", "160", "256", "none", "cpu (2 threads, x86_64, AVX512), bf16", "25 min",
+        "`monuseg-test/pen_att.json`",
     ]  # fmt: skip
     assert "PEN(g+h) − baseline on" not in md  # no baseline on that test set yet
     base = replace(record, method="baseline", test=Scores(0.5, 0.6, 0.4, 0.3))

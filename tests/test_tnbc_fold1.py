@@ -108,6 +108,19 @@ def test_record_tables_read_the_committed_records() -> None:
     assert text.count("| `cpu` |") >= len(fold1)
 
 
+def test_protocol_table_names_each_runs_schedule_and_device() -> None:
+    groups = tf.tnbc_records(load_results(REPO / "results"))
+    rows = [ln for ln in tf.protocol_table(groups) if ln.startswith("| `")]
+    assert len(rows) == len(groups)  # one row per protocol and method
+    assert rows[0].startswith(f"| `{tf.PROTOCOL}` | `baseline` | 0, 1, 2 |")  # cpu first
+    for (protocol, method), folds in groups.items():
+        row = next(r for r in rows if r.startswith(f"| `{protocol}` | `{method}` |"))
+        for r in folds.values():
+            rec = r.record
+            assert f"{rec.epochs} × {rec.crops_per_epoch} of {rec.crop}²" in row
+            assert f"| {rec.pretrained} |" in row and rec.device in row and rec.precision in row
+
+
 def _exit_code(tmp_path: Path) -> object:
     """The exit code of the module's main on ``tmp_path`` (data, work, out under it)."""
     args = ["--data", tmp_path, "--work", tmp_path / "work", "--out", tmp_path / "docs"]

@@ -604,7 +604,7 @@ def predict(
     overlap: Annotated[
         int, typer.Option(help="context margin per tile side (tiles step by tile - 2*overlap)")
     ] = 64,
-    threshold: Annotated[float, typer.Option(help="foreground where p >= threshold")] = 0.5,
+    threshold: Annotated[float, typer.Option(help="foreground where p > threshold")] = 0.5,
     level: Annotated[int | None, typer.Option(help="pyramid level to read (0 = full)")] = None,
     mpp: Annotated[
         float | None, typer.Option(help="read the level nearest this many microns per pixel")

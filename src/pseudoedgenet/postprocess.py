@@ -565,6 +565,16 @@ def iter_nuclei(
             out[ry0:ry1, rx0:rx1] = split
 
 
+def foreground(prob: Any, threshold: float) -> Any:
+    """The package's one thresholding rule: foreground where ``prob > threshold``.
+
+    A pixel exactly at the threshold is background, in the test metrics (validation, testing,
+    ``evaluate``) and in ``predict`` alike. Works on numpy arrays and torch tensors of any
+    shape (returns a bool array or tensor of that shape).
+    """
+    return prob > threshold
+
+
 def instances_from_probability(
     prob: np.ndarray, threshold: float = 0.5, cfg: PostprocessConfig | None = None
 ) -> tuple[np.ndarray, list[Nucleus]]:
@@ -572,7 +582,7 @@ def instances_from_probability(
 
     Args:
         prob: ``(H, W)`` float probabilities in [0, 1].
-        threshold: foreground where ``prob >= threshold``.
+        threshold: foreground where ``prob > threshold`` (:func:`foreground`).
         cfg: post-processing options.
 
     Returns:
@@ -581,7 +591,7 @@ def instances_from_probability(
     """
     cfg = cfg or PostprocessConfig()
     labels = np.zeros(prob.shape, np.uint32)
-    comps = label_components(prob >= threshold, labels, cfg)
+    comps = label_components(foreground(prob, threshold), labels, cfg)
     if not cfg.watershed:
         return labels, list(iter_nuclei(labels, prob, comps, cfg))
     split = np.zeros(prob.shape, np.uint32)

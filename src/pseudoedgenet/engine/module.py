@@ -26,6 +26,7 @@ from pseudoedgenet.models.trained import (
     build_network,
     run_padded,
 )
+from pseudoedgenet.postprocess import foreground
 
 
 class PseudoEdgeNetModule(L.LightningModule):
@@ -145,7 +146,7 @@ class PseudoEdgeNetModule(L.LightningModule):
         if self.cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         prob = torch.sigmoid(run_padded(self.net.f, x).float())[0, 0]
-        return (prob > self.cfg.train.threshold).cpu().numpy()
+        return foreground(prob, self.cfg.train.threshold).cpu().numpy()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Stamps the checkpoint with the format version of

@@ -30,6 +30,7 @@ from pseudoedgenet.experiments.records import (
     read_figure_manifest,
     write_figure_manifest,
 )
+from pseudoedgenet.postprocess import foreground
 
 if TYPE_CHECKING:
     from pseudoedgenet.engine.module import PseudoEdgeNetModule
@@ -128,9 +129,9 @@ def figure2_panel(rows: list[dict[str, Any]], out: str | Path, threshold: float 
             e = maps.get(key)
             lim = float(np.abs(e).max()) or 1.0 if e is not None else 1.0
             panels.append((e, {"cmap": "gray", "vmin": -lim, "vmax": lim}))
-        panels.append((maps["prob"] > threshold, {"cmap": "gray"}))
+        panels.append((foreground(maps["prob"], threshold), {"cmap": "gray"}))
         base = row.get("baseline_prob")
-        panels.append((None if base is None else base > threshold, {"cmap": "gray"}))
+        panels.append((None if base is None else foreground(base, threshold), {"cmap": "gray"}))
         truth = row.get("truth")
         panels.append((None if truth is None else truth > 0, {"cmap": "gray"}))
         for c, (img, kw) in enumerate(panels):

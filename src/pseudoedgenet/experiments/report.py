@@ -497,8 +497,9 @@ def _holdout_section(results_dir: Path) -> list[str]:
         "the test images; pooled IoU from summed pixel counts.",
         "",
         "| dataset | method | protocol | IoU | pooled IoU | Dice | object F1 | AJI "
-        "| train / test images | epochs | wall | file |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| train / test images | epochs | crops/epoch | crop | pretrained | device, precision "
+        "| wall | file |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path, r in items:
         assert r.test is not None  # load_holdout checks it
@@ -508,7 +509,8 @@ def _holdout_section(results_dir: Path) -> list[str]:
             f"| {r.dataset or _MISSING} | `{r.method}` | `{r.protocol}` "
             f"| {t.iou:.4f} | {pooled} | {t.dice:.4f} | {t.f1:.4f} | {t.aji:.4f} "
             f"| {_count(r.train_images)} / {_count(r.test_images)} "
-            f"| {r.epochs} | {r.wall_s / 60:.0f} min "
+            f"| {r.epochs} | {r.crops_per_epoch} | {r.crop} | {r.pretrained} "
+            f"| {r.device}, {r.precision} | {r.wall_s / 60:.0f} min "
             f"| `{path.relative_to(results_dir).as_posix()}` |"
         )
     lines.append("")

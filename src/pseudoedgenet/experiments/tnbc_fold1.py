@@ -42,7 +42,7 @@ import argparse
 import io
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ from pseudoedgenet.experiments.per_image import (
 )
 from pseudoedgenet.experiments.records import FoldRecord, load_results
 from pseudoedgenet.labels import NEGATIVE, POSITIVE
+from pseudoedgenet.postprocess import foreground
 
 #: The fold this analysis is about (test fold; its validation fold is ``TEST_FOLD + 1``).
 TEST_FOLD = 1
@@ -362,6 +363,36 @@ def _val(r: FoldRecord | None) -> str:
         return "—"
     epoch = f" (epoch {r.record.best_epoch}/{r.record.epochs})" if r.record.best_epoch else ""
     return f"{r.record.val_iou:.4f}{epoch}"
+
+
+def protocol_table(groups: Mapping[tuple[str, str], Mapping[int, FoldRecord]]) -> list[str]:
+    """How the runs read on the page were trained, one row per protocol and method (values
+    read from their records; several values of one column are joined)."""
+
+    def values(rs: Iterable[FoldRecord], key: str) -> str:
+        return ", ".join(sorted({str(getattr(r.record, key)) for r in rs}))
+
+    lines = [
+        "**How these runs were trained** (read from their records; the folds are the paper's "
+        "rotation, test fold i, validation fold i+1):",
+        "",
+        "| protocol | method | folds | epochs × crops of crop² | pretrained | device | precision |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    protocols = sorted({p for p, _ in groups}, key=lambda p: (p != PROTOCOL, p))
+    keys = [(p, m) for p in protocols for m in _order([m for q, m in groups if q == p])]
+    for protocol, method in keys:
+        rs = [groups[(protocol, method)][f] for f in sorted(groups[(protocol, method)])]
+        schedule = " / ".join(
+            sorted(
+                {f"{r.record.epochs} × {r.record.crops_per_epoch} of {r.record.crop}²" for r in rs}
+            )
+        )
+        lines.append(
+            f"| `{protocol}` | `{method}` | {', '.join(str(r.fold) for r in rs)} | {schedule} "
+            f"| {values(rs, 'pretrained')} | {values(rs, 'device')} | {values(rs, 'precision')} |"
+        )
+    return lines
 
 
 def record_tables(groups: Mapping[tuple[str, str], Mapping[int, FoldRecord]]) -> list[str]:
@@ -879,7 +910,7 @@ def draw_errors(
             raise DataError(dataset.root, f"{r.image} has no instance mask")
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float()
-            pred = (torch.sigmoid(seg(x)) > 0.5)[0, 0].numpy()
+            pred = foreground(torch.sigmoid(seg(x)), 0.5)[0, 0].numpy()
         true = truth > 0
         iou = pixel_iou(pred, true)
         if abs(iou - r.iou) > 1e-6:
@@ -1045,6 +1076,8 @@ def render(
         *findings(stats, groups, split.train, scores),
         "",
         "### What the records say",
+        "",
+        *protocol_table(groups),
         "",
         *record_tables(groups),
         *per_image,

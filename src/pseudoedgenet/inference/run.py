@@ -4,7 +4,7 @@ For every input ``INPUT`` it writes a folder ``OUT/<stem>/``:
 
 ==================  ==========================================================================
 ``prob.tif``        foreground probability, uint8 0..255 (``round(255 p)``)
-``mask.png``        binary mask ``p >= threshold`` (before the size filters), uint8 0/255
+``mask.png``        binary mask ``p > threshold`` (before the size filters), uint8 0/255
                     (``mask.tif`` for slides)
 ``instances.tif``   uint32 instance ids, 0 = background (the nuclei of the GeoJSON/CSV)
 ``nuclei.geojson``  FeatureCollection of nucleus ``Polygon`` features (QuPath detections)
@@ -108,6 +108,7 @@ from pseudoedgenet.postprocess import (
     Nucleus,
     PostprocessConfig,
     block_grid,
+    foreground,
     iter_nuclei,
     label_components,
 )
@@ -154,7 +155,7 @@ class PredictConfig:
         tile: tile side read per forward pass (multiple of 32).
         overlap: context margin per tile side; the write step is ``tile - 2 * overlap``.
         batch_size: tiles per forward pass.
-        threshold: foreground where ``p >= threshold``.
+        threshold: foreground where ``p > threshold`` (:func:`.postprocess.foreground`).
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto`` (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32),
             ``fp32``, ``bf16`` or ``fp16``.
@@ -723,7 +724,7 @@ def predict_slide(
     def write(t: Tile, p: np.ndarray) -> None:
         y0, y1, x0, x1 = t.write
         prob[y0:y1, x0:x1] = np.rint(p * 255.0).astype(np.uint8)
-        mask[y0:y1, x0:x1] = (p >= thr).astype(np.uint8)
+        mask[y0:y1, x0:x1] = foreground(p, thr).astype(np.uint8)
 
     if whole:
         run = [Tile((0, h, 0, w), (0, h, 0, w))]

@@ -9,7 +9,7 @@ DATA ?= ../shared/data
 $(BIN)/pseudoedgenet: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,onnx]'
 	touch $@
 
 install: $(BIN)/pseudoedgenet

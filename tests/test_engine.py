@@ -97,6 +97,40 @@ def test_crop_dataset_items(tiny_dataset: PreparedDataset) -> None:
     assert torch.equal(again["image"], item["image"])
 
 
+def test_crop_geometry_without_augmentation_is_exact(tmp_path: Path) -> None:
+    """augment=false: each item is image[oy:oy+c, ox:ox+c] of a non-square noise image (its
+    offset found by matching the pixels), its labels are exactly the Voronoi labels of the
+    points shifted by (ox, oy) with the context as margin, and its mask is the instances'
+    foreground there; a swap of x and y anywhere would break all three."""
+    h, w, c, m = 40, 70, 32, 8
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    pts = np.array([(5, 4), (20, 30), (33, 9), (50, 25), (66, 37), (12, 35), (41, 20)], float)
+    inst = np.zeros((h, w), np.uint16)
+    for i, (x, y) in enumerate(pts.astype(int)):
+        inst[disk((y, x), 3, shape=(h, w))] = i + 1
+    prepare_dataset([Sample("a", image, inst, pts)], tmp_path / "d", source={"reader": "s"})
+    cfg = apply_overrides(Config(), [f"data.crop={c}", f"data.context={m}", "data.augment=false"])
+    crops = CropDataset(PreparedDataset(tmp_path / "d"), ["a"], cfg.data, seed=0)
+    offsets = set()
+    for i in range(12):
+        item = crops[i]
+        got = item["image"].numpy().transpose(1, 2, 0)
+        found = [
+            (oy, ox)
+            for oy in range(h - c + 1)
+            for ox in range(w - c + 1)
+            if np.array_equal(image[oy : oy + c, ox : ox + c], got)
+        ]
+        assert len(found) == 1
+        oy, ox = found[0]
+        offsets.add((oy, ox))
+        expected = voronoi_labels(pts - np.array([ox, oy]), (c, c), margin=m)
+        np.testing.assert_array_equal(item["labels"].numpy(), expected)
+        np.testing.assert_array_equal(item["mask"].numpy(), inst[oy : oy + c, ox : ox + c] > 0)
+    assert len(offsets) > 6  # the offsets are random
+
+
 def test_train_fold_end_to_end_and_checkpoint_round_trip(
     tiny_dataset: PreparedDataset, tmp_path: Path
 ) -> None:

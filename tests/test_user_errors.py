@@ -339,6 +339,27 @@ def test_prepare_into_a_read_only_folder_is_one_line(
         parent.chmod(0o755)
 
 
+def test_prepare_refused_a_write_is_one_line_whoever_runs_it(
+    tmp_path: Path, make_folder_dataset, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The read-only case above for every user, root included (root writes into read-only
+    folders, so there the refusal is simulated at the first file written)."""
+    import pseudoedgenet.data.prepared as prepared
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    make_folder_dataset(src, n=3)
+
+    def refuse(path: Path, array: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(prepared, "write_png", refuse)
+    code, stdout, err = cli("prepare", "folder", "--src", src, "--out", out)
+    assert code == 2 and stdout == ""
+    line = error_line(err)
+    assert line.startswith(f"error: {out}: cannot write: Permission denied (") and "--out" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # nothing left behind
+
+
 def test_prepare_folder_drops_and_counts_duplicate_points(
     tmp_path: Path, make_folder_dataset, cli
 ) -> None:  # type: ignore[no-untyped-def]

@@ -412,3 +412,26 @@ def test_fuse_conv_bn_pairs_by_the_graph(model: type[nn.Module], folded: int, le
     assert sum(isinstance(b, nn.BatchNorm2d) for b in m.modules()) == left
     with torch.inference_mode():
         assert torch.allclose(m(x), ref, atol=1e-5)
+
+
+def test_normalize_is_imagenet_statistics_on_the_0_255_scale() -> None:
+    """(x − 255 μ) / (255 σ) per channel, μ, σ ImageNet's: hand values for two pixels."""
+    from pseudoedgenet.models.trained import Normalize
+
+    x = torch.tensor([[[[0.0, 255.0]], [[0.0, 255.0]], [[0.0, 255.0]]]])  # (1, 3, 1, 2)
+    got = Normalize()(x.to(torch.uint8))
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    for c in range(3):
+        assert got[0, c, 0, 0].item() == pytest.approx(-mean[c] / std[c], rel=1e-6)
+        assert got[0, c, 0, 1].item() == pytest.approx((1 - mean[c]) / std[c], rel=1e-6)
+    assert got.dtype == torch.float32
+
+
+def test_overlay_mask_blends_only_the_masked_pixels() -> None:
+    from pseudoedgenet.viz import overlay_mask
+
+    image = np.full((2, 2, 3), 100, np.uint8)
+    mask = np.array([[True, False], [False, False]])
+    out = overlay_mask(image, mask)  # green at α = 0.4: 0.6·100 + 0.4·(0, 255, 0)
+    assert out[0, 0].tolist() == [60, 162, 60]
+    assert (out[mask == 0] == 100).all() and out.dtype == np.uint8

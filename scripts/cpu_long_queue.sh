@@ -16,7 +16,7 @@
 # result files back, scores new TNBC fold-1 runs image by image and regenerates the report
 # (`pseudoedgenet report results --out results/README.md --readme README.md`).
 # On 2 AVX2 cores in fp32 a fold of baseline or fully_supervised takes ~2 h, one of pen_att
-# ~5.5 h; on AVX-512 cores (bf16) about 2.5 times less.
+# ~4.5 h (the TNBC fold-1 records); on AVX-512 cores (bf16) about 5 times less.
 set -euo pipefail
 DATA_SRC=${DATA_SRC:-../shared/data}
 PYTHON=${PYTHON:-python}

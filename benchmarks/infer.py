@@ -45,13 +45,15 @@ import torch
 
 from pseudoedgenet import __version__
 from pseudoedgenet.config import Config, apply_overrides
-from pseudoedgenet.data.io import read_image
+from pseudoedgenet.data.io import file_sha256, read_image
 from pseudoedgenet.data.slide import read_window, write_synthetic_slide
+from pseudoedgenet.engine.runtime import device_description, git_commit
 from pseudoedgenet.hardware import peak_rss_mib
 from pseudoedgenet.inference.predict import predict_probability, prepare_predictor
 from pseudoedgenet.inference.tiling import make_tiles
 from pseudoedgenet.models import build_model
 from pseudoedgenet.models.trained import Segmenter, load_segmenter
+from pseudoedgenet.postprocess import foreground
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,7 +161,11 @@ def tolerance(args: argparse.Namespace) -> dict[str, Any]:
     image = read_image(args.image)
     h, w = image.shape[:2]
     net = model(args.checkpoint, args.encoder)
-    out: dict[str, Any] = {"image": str(args.image), "model": args.checkpoint or "random"}
+    out: dict[str, Any] = {
+        "image": str(args.image),
+        "model": args.checkpoint or "random",
+        "tile": args.tile,
+    }
     for m in args.margins:
         hp, wp = -(-(h + 2 * m) // 32) * 32, -(-(w + 2 * m) // 32) * 32
         x = torch.from_numpy(read_window(image, (-m, hp - m, -m, wp - m))).permute(2, 0, 1)
@@ -172,8 +178,10 @@ def tolerance(args: argparse.Namespace) -> dict[str, Any]:
             "mean_abs_dp": round(float(d.mean()), 4),
             "p99_abs_dp": round(float(np.quantile(d, 0.99)), 4),
             "max_abs_dp": round(float(d.max()), 4),
-            "mask_agreement@0.5": round(float(np.mean((tiled >= 0.5) == (whole >= 0.5))), 4),
-            "foreground@0.5": round(float(np.mean(whole >= 0.5)), 4),
+            "mask_agreement@0.5": round(
+                float(np.mean(foreground(tiled, 0.5) == foreground(whole, 0.5))), 4
+            ),
+            "foreground@0.5": round(float(np.mean(foreground(whole, 0.5))), 4),
         }
     return out
 
@@ -256,6 +264,12 @@ def main() -> None:
     args.encoder = args.encoder or ("resnet18" if args.mode == "slide" else "resnet50")
     modes = {"throughput": throughput, "tolerance": tolerance, "slide": slide, "render": render}
     result = modes[args.mode](args)
+    if args.mode != "render":  # where and with what it ran, beside the numbers
+        result["command"] = "python benchmarks/infer.py " + " ".join(sys.argv[1:])
+        result["device"] = device_description(args.device)
+        result["git_commit"] = git_commit(ROOT)
+        if args.checkpoint:
+            result["checkpoint_sha256"] = file_sha256(args.checkpoint)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -97,6 +97,7 @@ def test_crop_dataset_items(tiny_dataset: PreparedDataset) -> None:
     assert torch.equal(again["image"], item["image"])
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # albumentations warned on an empty pipeline
 def test_crop_geometry_without_augmentation_is_exact(tmp_path: Path) -> None:
     """augment=false: each item is image[oy:oy+c, ox:ox+c] of a non-square noise image (its
     offset found by matching the pixels), its labels are exactly the Voronoi labels of the

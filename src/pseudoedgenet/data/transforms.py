@@ -27,7 +27,7 @@ def geometric_transform(augment: bool = True) -> A.Compose:
     the border by reflection and adds the reflected copies of the points, so reflected
     nuclei are labelled like real ones.
     """
-    ops: list[A.BasicTransform] = []
+    ops: list[A.BasicTransform] = [A.NoOp()]  # no augmentation: points pass through as they are
     if augment:
         ops = [
             A.HorizontalFlip(p=0.5),

@@ -403,9 +403,13 @@ def test_predict_cli_bad_input_is_one_line(
     junk.write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
     txt = tmp_path / "notes.txt"
     txt.write_text("hello")
+    sidecar = tmp_path / "slide.geojson"  # what slides/* picks up beside a QuPath slide
+    sidecar.write_text("{}")
     cases = [
         ((junk,), "cannot decode image"),
         ((txt,), "unsupported format '.txt'"),
+        ((good, sidecar), "is an annotation file, not an image: give only the images"),
+        ((small_slide, "--level", "0", "--mpp", "0.25"), "give either --level or --mpp, not both"),
         ((tmp_path / "missing.tif",), "file not found"),
         ((small_slide, "--level", "7"), "level 7 does not exist"),
         ((good, "--mpp", "0.5"), "no microns-per-pixel metadata"),
@@ -518,3 +522,12 @@ def test_a_probability_exactly_at_the_threshold_is_background_everywhere(tmp_pat
     module.net.f = Zero()
     batch = {"image": torch.from_numpy(image.transpose(2, 0, 1).copy())[None].float()}
     assert not module._predict_mask(batch).any()
+
+
+def test_select_level_refuses_both_level_and_mpp_naming_the_options() -> None:
+    from pseudoedgenet.data.slide import select_level
+
+    dims = [(1000, 1000), (500, 500)]
+    assert select_level(Path("s.tif"), dims, (0.25, 0.25), None, 0.5) == 1
+    with pytest.raises(DataError, match=r"--level and --mpp both given: give one of them"):
+        select_level(Path("s.tif"), dims, (0.25, 0.25), 1, 0.5)

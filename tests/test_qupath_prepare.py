@@ -131,7 +131,8 @@ def test_two_regions_at_level_0(slide_src: Path, tmp_path: Path, cli) -> None:
     assert code == 0
     assert stdout.strip() == (
         f"{out}: 2 images, 4 points (points outside every region: 2, duplicates dropped: 1); "
-        "2 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3"
+        "2 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3\n"
+        "  s.tif: level 0 (0.25 µm/px); 2 regions"
     )
     assert sorted(p.name for p in out.iterdir()) == [
         "dataset.json",
@@ -225,6 +226,11 @@ def test_whole_small_image_and_ties_at_pixel_corners(tmp_path: Path, cli, form) 
     code, stdout, _ = cli("prepare", "qupath", "--src", src, "--out", out)
     assert code == 0
     assert stdout.strip().startswith(f"{out}: 1 image, 5 points (")
+    assert stdout.strip().endswith(  # said, not silent: the whole image is used
+        "\n  img.png: level 0 (no µm/px in the file); no region drawn: the whole image is one "
+        "training image, so every nucleus in it must be clicked (unclicked ones count as "
+        "background)"
+    )
     assert not (out / "roi").exists()
     np.testing.assert_array_equal(read_image(out / "images" / "img.png"), image)
     pts = read_points_csv(out / "points" / "img.csv")
@@ -281,7 +287,8 @@ def test_hole_class_filters_and_bare_list(tmp_path: Path, cli) -> None:
     assert code == 0
     assert stdout.strip() == (
         f"{out}: 1 image, 2 points (points outside every region: 2, duplicates dropped: 0); "
-        "1 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3"
+        "1 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3\n"
+        "  s.tif: level 0 (no µm/px in the file); 1 region"
     )
     roi = roi_png(out, "s_r0")
     assert roi.shape == (20, 20) and roi.sum() == 400 - 100

@@ -425,6 +425,9 @@ def test_schedule_text_states_the_budget_and_a_finished_run() -> None:
     assert _schedule_text(cfg, 12).endswith(
         "(all 12 trained already: nothing to train, testing again)"
     )
+    assert _schedule_text(cfg, 12, testing=False).endswith(
+        "(all 12 trained already: nothing to train, no test set to run again)"
+    )
     one = apply_overrides(cfg, ["train.epochs=1", "train.max_steps=2"])
     assert (
         _schedule_text(one, None) == "schedule: 1 epoch × 64 crops of 256², stopping after 2 steps"

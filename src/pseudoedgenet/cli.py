@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -107,6 +107,8 @@ def prepare(
             f"(points outside every region: {q['points_outside_regions']}, "
             f"duplicates dropped: {q['duplicates_dropped']}){_folds_note(out, k)}"
         )
+        for line in _qupath_read_lines(meta["images"].values()):
+            typer.echo(line)
         return
     given = [
         name
@@ -152,6 +154,28 @@ def prepare(
         f"{out}: {_plural(meta['n_images'], 'image')}, {_plural(meta['n_points'], 'point')}"
         f"{dropped}{_folds_note(out, k)}"
     )
+
+
+def _qupath_read_lines(infos: Iterable[dict[str, Any]]) -> list[str]:
+    """One line per slide of a QuPath prepare: the level and resolution read, and, for a
+    slide without regions, that it was used whole (so its unclicked nuclei are background)."""
+    slides: dict[str, list[dict[str, Any]]] = {}
+    for info in infos:
+        slides.setdefault(Path(info["source"]).name, []).append(info)
+    lines = []
+    for name, its in sorted(slides.items()):
+        first = its[0]
+        mpp = first["mpp"]
+        res = f" ({mpp[0]:g} µm/px)" if mpp else " (no µm/px in the file)"
+        if first["region"] is None:
+            what = (
+                "no region drawn: the whole image is one training image, so every nucleus "
+                "in it must be clicked (unclicked ones count as background)"
+            )
+        else:
+            what = _plural(len(its), "region")
+        lines.append(f"  {name}: level {first['level']}{res}; {what}")
+    return lines
 
 
 def _folds_note(out: Path, k: int | None) -> str:

@@ -434,7 +434,9 @@ def select_level(
     """
     n = len(level_dims)
     if level is not None and mpp is not None:
-        raise DataError(path, "give either a level or a target mpp, not both")
+        raise DataError(
+            path, "--level and --mpp both given: give one of them (a level index or µm/px)"
+        )
     if level is not None:
         if not 0 <= level < n:
             levels = "level 0" if n == 1 else f"levels 0..{n - 1}"

@@ -626,14 +626,16 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _schedule_text(cfg: Config, done_epochs: int | None) -> str:
-    """The training budget in words (and, for a finished run, that nothing is left)."""
+def _schedule_text(cfg: Config, done_epochs: int | None, testing: bool = True) -> str:
+    """The training budget in words (and, for a finished run, that nothing is left and
+    whether the test is run again: ``testing`` is whether the split has a test set)."""
     t, d = cfg.train, cfg.data
     text = f"schedule: {_count(t.epochs, 'epoch')} × {d.crops_per_epoch} crops of {d.crop}²"
     if t.max_steps > 0:
         text += f", stopping after {_count(t.max_steps, 'step')}"
     if done_epochs is not None and done_epochs >= t.epochs:
-        text += f" (all {t.epochs} trained already: nothing to train, testing again)"
+        again = "testing again" if testing else "no test set to run again"
+        text += f" (all {t.epochs} trained already: nothing to train, {again})"
     elif done_epochs is not None:
         text += f" (resuming after epoch {done_epochs})"
     return text
@@ -775,7 +777,8 @@ def train_fold(
     else:
         selected_by, monitors = "val/point_f1", {"best": "val/point_f1"}
     done = _checkpoint_epoch(out / "last.ckpt") if resumed else None
-    plan = _plan_line(dm, selected_by, config_source, init_rec, resumed, _schedule_text(cfg, done))
+    schedule = _schedule_text(cfg, done, testing=bool(dm.test_names))
+    plan = _plan_line(dm, selected_by, config_source, init_rec, resumed, schedule)
     if changes:
         plan += "; resumed with " + ", ".join(
             f"{k} {_value_text(a)} -> {_value_text(b)}" for k, a, b in changes

@@ -342,6 +342,12 @@ def check_inputs(inputs: Sequence[Path], out: Path, force: bool) -> list[Path]:
             )
         if not p.is_file():
             raise DataError(p, "file not found")
+        if p.suffix.lower() in (".geojson", ".json", ".csv"):
+            raise DataError(
+                p,
+                "is an annotation file, not an image: give only the images or slides "
+                "(e.g. slides/*.tif rather than slides/*)",
+            )
         if p.suffix.lower() not in SUPPORTED_SUFFIXES:
             raise DataError(
                 p,

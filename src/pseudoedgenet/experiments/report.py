@@ -173,7 +173,7 @@ def _short_commit(commit: str) -> str:
     return short + ("-dirty" if dirty else "")
 
 
-def _distinct(records: Iterable[FoldRecord], key: str) -> str:
+def distinct_values(records: Iterable[FoldRecord], key: str) -> str:
     """The distinct values of a record attribute (``epochs``, ``device``, ...), joined."""
     values = sorted({str(getattr(r.record, key)) for r in records})
     return ", ".join(values) if values else _MISSING
@@ -206,9 +206,10 @@ def _protocol_section(records: list[FoldRecord], protocols: list[str]) -> list[s
         rs = [r for r in records if r.protocol == p]
         commits = sorted({_short_commit(r.record.git_commit) for r in rs})
         lines.append(
-            f"| `{p}` | {len(rs)} | {_distinct(rs, 'epochs')} | {_distinct(rs, 'crops_per_epoch')} "
-            f"| {_distinct(rs, 'crop')} | {_distinct(rs, 'pretrained')} "
-            f"| {_distinct(rs, 'precision')} | {_distinct(rs, 'device')} "
+            f"| `{p}` | {len(rs)} | {distinct_values(rs, 'epochs')} "
+            f"| {distinct_values(rs, 'crops_per_epoch')} "
+            f"| {distinct_values(rs, 'crop')} | {distinct_values(rs, 'pretrained')} "
+            f"| {distinct_values(rs, 'precision')} | {distinct_values(rs, 'device')} "
             f"| {', '.join(f'`{c}`' for c in commits) or _MISSING} |"
         )
     lines += ["", "A cell is reproduced (missing folds run, finished folds skipped) by:", ""]
@@ -427,12 +428,13 @@ def summary_block(groups: Groups, records: Sequence[FoldRecord], regen: str) -> 
         if not methods:
             continue
         schedule = (
-            f"{_distinct(rs, 'epochs')} epochs × {_distinct(rs, 'crops_per_epoch')} crops "
-            f"of {_distinct(rs, 'crop')}²"
+            f"{distinct_values(rs, 'epochs')} epochs × "
+            f"{distinct_values(rs, 'crops_per_epoch')} crops "
+            f"of {distinct_values(rs, 'crop')}²"
         )
         lines += [
-            f"Protocol `{p}` ({schedule}, pretrained: {_distinct(rs, 'pretrained')}, "
-            f"device: {_distinct(rs, 'device')}):",
+            f"Protocol `{p}` ({schedule}, pretrained: {distinct_values(rs, 'pretrained')}, "
+            f"device: {distinct_values(rs, 'device')}):",
             "",
             "| method | config |" + "".join(f" {_dataset_name(d)} | paper |" for d in datasets),
             "|---|---|" + "---|---|" * len(datasets),

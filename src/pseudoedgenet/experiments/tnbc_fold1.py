@@ -42,7 +42,7 @@ import argparse
 import io
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ from pseudoedgenet.experiments.per_image import (
     score_run,
 )
 from pseudoedgenet.experiments.records import FoldRecord, load_results
+from pseudoedgenet.experiments.report import distinct_values
 from pseudoedgenet.labels import NEGATIVE, POSITIVE
 from pseudoedgenet.postprocess import foreground
 
@@ -369,9 +370,6 @@ def protocol_table(groups: Mapping[tuple[str, str], Mapping[int, FoldRecord]]) -
     """How the runs read on the page were trained, one row per protocol and method (values
     read from their records; several values of one column are joined)."""
 
-    def values(rs: Iterable[FoldRecord], key: str) -> str:
-        return ", ".join(sorted({str(getattr(r.record, key)) for r in rs}))
-
     lines = [
         "**How these runs were trained** (read from their records; the folds are the paper's "
         "rotation, test fold i, validation fold i+1):",
@@ -390,7 +388,8 @@ def protocol_table(groups: Mapping[tuple[str, str], Mapping[int, FoldRecord]]) -
         )
         lines.append(
             f"| `{protocol}` | `{method}` | {', '.join(str(r.fold) for r in rs)} | {schedule} "
-            f"| {values(rs, 'pretrained')} | {values(rs, 'device')} | {values(rs, 'precision')} |"
+            f"| {distinct_values(rs, 'pretrained')} | {distinct_values(rs, 'device')} "
+            f"| {distinct_values(rs, 'precision')} |"
         )
     return lines
 

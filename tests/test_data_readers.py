@@ -561,11 +561,17 @@ def test_monuseg_masks_and_xml_agree_and_are_relabelled(tmp_path: Path) -> None:
     assert [s.name for s in by_mask] == [MONU, MONU2]
     assert [s.group for s in by_mask] == ["liver", "kidney"]
     for a, b, c in zip(by_mask, by_xml, auto, strict=True):
+        assert a.info == b.info == c.info == {"mpp": [0.252, 0.252]}  # the XML's
         np.testing.assert_array_equal(a.image, RGB)
         assert a.instances.dtype == np.uint16
         assert set(np.unique(a.instances)) == {0, 1, 2}
         np.testing.assert_array_equal(a.instances, b.instances)
         np.testing.assert_array_equal(a.instances, c.instances)
+
+
+def test_monuseg_without_xml_records_no_pixel_size(tmp_path: Path) -> None:
+    make_monuseg(tmp_path, xml=False)
+    assert [s.info for s in read_monuseg(tmp_path, "train", "masks")] == [{"mpp": None}] * 2
 
 
 def test_monuseg_auto_uses_xml_without_masks_folder(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from pseudoedgenet.data.sample import Sample
 from pseudoedgenet.data.transforms import augment_window, geometric_transform, photometric_transform
 from pseudoedgenet.engine.train import export_segmenter, load_module, load_segmenter, train_fold
 from pseudoedgenet.labels import points_from_instances, voronoi_labels
+from pseudoedgenet.models.trained import TRAINING_MPP_KEY, read_weights
 from pseudoedgenet.record import SCHEMA_VERSION, read_record
 
 
@@ -45,7 +46,12 @@ def synthetic_sample(name: str, seed: int, size: int = 160) -> Sample:
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
     out = tmp_path_factory.mktemp("prep") / "tiny"
-    samples = [synthetic_sample(f"img{i}", i) for i in range(6)]
+    # read at 0.5 µm/px (two records a little off, as scanners are): training records the
+    # median, 0.5, in the checkpoints
+    mpps = [0.5, 0.5, 0.48, 0.5, 0.52, 0.5]
+    samples = [
+        replace(synthetic_sample(f"img{i}", i), info={"mpp": [m, m]}) for i, m in enumerate(mpps)
+    ]
     prepare_dataset(samples, out, source={"reader": "synthetic"}, k=3, seed=0)
     return PreparedDataset(out)
 
@@ -175,8 +181,19 @@ def test_train_fold_end_to_end_and_checkpoint_round_trip(
 
     module = load_module(out / "best.ckpt")
     assert module.cfg == cfg
+    # the training images' pixel size travels with the weights (for predict's check),
+    # outside the config: the median of the training images' records
+    run = json.loads((out / "run.json").read_text())
+    train_mpps = [tiny_dataset.meta["images"][n]["mpp"][0] for n in run["split"]["train"]]
+    expected = float(np.median(train_mpps))
+    assert run["training_resolution"]["mpp"] == pytest.approx(expected)
+    assert run["training_resolution"]["with_mpp"] == len(train_mpps)
+    for name in ("best.ckpt", "best_points.ckpt", "last.ckpt"):
+        ckpt = torch.load(out / name, weights_only=True)
+        assert ckpt[TRAINING_MPP_KEY] == pytest.approx(expected), name
     x = torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8)
     exported = export_segmenter(out / "best.ckpt", tmp_path / "f.pt")
+    assert read_weights(exported).training_mpp == pytest.approx(expected)
     f1, f2 = load_segmenter(exported), load_segmenter(out / "best.ckpt")
     with torch.no_grad():
         ref = module.segmenter()(x)

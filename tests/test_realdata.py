@@ -105,6 +105,12 @@ def test_monuseg_train_has_30_images_and_16958_points(monuseg_train: list[Sample
         "colon": 2,
         "stomach": 2,
     }
+    # the pixel size comes from the XML's MicronsPerPixel: 12 of the 13 XML have one
+    # (NH-A8F7's root element has no attributes)
+    with_mpp = {s.name: s.info["mpp"][0] for s in monuseg_train if s.info and s.info["mpp"]}
+    assert sorted(with_mpp) == sorted(set(XML_IMAGES) - {"TCGA-NH-A8F7-01A-01-TS1"})
+    assert all(0.245 <= m <= 0.253 for m in with_mpp.values())
+    assert with_mpp["TCGA-21-5784-01Z-00-DX1"] == pytest.approx(0.2527)
 
 
 def test_monuseg_xml_reader_fails_on_the_first_missing_xml(monuseg_root: Path) -> None:

@@ -23,6 +23,7 @@ from pseudoedgenet.models.trained import (
     FORMAT_VERSION,
     MIGRATIONS,
     PRE_SCALE_MODEL,
+    TRAINING_MPP_KEY,
     Segmenter,
     build_network,
     export_segmenter,
@@ -185,7 +186,10 @@ def test_the_lightning_module_stamps_its_checkpoints() -> None:
     module = PseudoEdgeNetModule(_config("model.edge=none", "model.attention=false"))
     ckpt: dict[str, Any] = {}
     module.on_save_checkpoint(ckpt)
-    assert ckpt == {CHECKPOINT_VERSION_KEY: FORMAT_VERSION}
+    assert ckpt == {CHECKPOINT_VERSION_KEY: FORMAT_VERSION, TRAINING_MPP_KEY: None}
+    module.training_mpp = 0.5  # set by the trainer from the training images
+    module.on_save_checkpoint(ckpt)
+    assert ckpt == {CHECKPOINT_VERSION_KEY: FORMAT_VERSION, TRAINING_MPP_KEY: 0.5}
 
 
 def test_export_writes_the_current_format_and_loads_back(ckpt: Path, tmp_path: Path) -> None:

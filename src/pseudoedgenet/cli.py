@@ -631,8 +631,19 @@ def predict(
     threshold: Annotated[float, typer.Option(help="foreground where p > threshold")] = 0.5,
     level: Annotated[int | None, typer.Option(help="pyramid level to read (0 = full)")] = None,
     mpp: Annotated[
-        float | None, typer.Option(help="read the level nearest this many microns per pixel")
+        float | None,
+        typer.Option(
+            help="read the level nearest this many microns per pixel (default: the level "
+            "nearest the model's training pixel size when both are known, else level 0)"
+        ),
     ] = None,
+    any_resolution: Annotated[
+        bool,
+        typer.Option(
+            help="predict at a level more than 20% off the model's training pixel size "
+            "(refused otherwise: nothing is resampled)"
+        ),
+    ] = False,
     watershed: Annotated[
         bool, typer.Option(help="split touching nuclei by a distance-transform watershed")
     ] = False,
@@ -698,6 +709,7 @@ def predict(
         precision=precision.value,
         level=level,
         mpp=mpp,
+        any_resolution=any_resolution,
         watershed=watershed,
         min_area=min_area,
         max_area=max_area,

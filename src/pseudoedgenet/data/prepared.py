@@ -40,6 +40,7 @@ from pseudoedgenet.data.io import (
     write_points_csv,
 )
 from pseudoedgenet.data.sample import Sample
+from pseudoedgenet.data.slide import near_mpp
 from pseudoedgenet.data.splits import FoldSplit, fold_split, make_folds
 from pseudoedgenet.errors import ConfigError, DataError
 from pseudoedgenet.labels import IGNORE, points_from_instances, voronoi_labels
@@ -233,6 +234,53 @@ def prepare_dataset(
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """The pixel size a set of prepared images was read at (what a model trained on them
+    expects of the slides it is run on).
+
+    Attributes:
+        mpp: microns per pixel: the median over the images that record one, or ``None``
+            when none does or they differ by more than
+            :data:`~pseudoedgenet.data.slide.MPP_TOLERANCE` from it (mixed resolutions).
+        images: number of images considered.
+        with_mpp: how many of them record a pixel size.
+        spread: ``(smallest, largest)`` recorded pixel size, or ``None``.
+    """
+
+    mpp: float | None
+    images: int
+    with_mpp: int
+    spread: tuple[float, float] | None
+
+    def text(self) -> str:
+        """``"0.252 µm/px (13 of 30 images record one)"``, or why there is none."""
+        if self.mpp is not None:
+            known = (
+                ""
+                if self.with_mpp == self.images
+                else f" ({self.with_mpp} of {self.images} images record one)"
+            )
+            return f"{self.mpp:.4g} µm/px{known}"
+        if self.spread is None:
+            return "pixel size unknown (no image records one)"
+        lo, hi = self.spread
+        return f"pixel size mixed ({lo:.4g}-{hi:.4g} µm/px)"
+
+
+def image_mpp(info: Mapping[str, Any] | None) -> float | None:
+    """The pixel size (µm/px, the geometric mean of x and y) an image record gives, or
+    ``None``: no record, no ``mpp`` entry, or not positive numbers."""
+    value = (info or {}).get("mpp")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value, value]
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value):
+        return None
+    return float(np.sqrt(value[0] * value[1]))
+
+
+@dataclass(frozen=True)
 class PreparedDataset:
     """Read access to a prepared-dataset folder (see the module docstring).
 
@@ -326,6 +374,20 @@ class PreparedDataset:
         if roi is not None:
             labels[~roi] = IGNORE
         return labels
+
+    def resolution(self, names: Iterable[str] | None = None) -> Resolution:
+        """The pixel size the images ``names`` (default: all) were read at, from the
+        ``mpp`` of their ``dataset.json`` records (``prepare qupath``: the level read;
+        ``prepare monuseg``: the XML's ``MicronsPerPixel``)."""
+        infos = self.meta.get("images") or {}
+        names = list(self.names if names is None else names)
+        known = [m for n in names if (m := image_mpp(infos.get(n))) is not None]
+        if not known:
+            return Resolution(None, len(names), 0, None)
+        median = float(np.median(known))
+        spread = (min(known), max(known))
+        mixed = not all(near_mpp(m, median) for m in spread)
+        return Resolution(None if mixed else median, len(names), len(known), spread)
 
     def sample(self, name: str) -> Sample:
         image = self.image(name)

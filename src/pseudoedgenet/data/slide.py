@@ -93,6 +93,8 @@ class Slide(ABC):
         shape: ``(H, W)`` of the level read.
         level0_shape: ``(H0, W0)`` of level 0.
         mpp: microns per pixel ``(x, y)`` at the level read, or ``None`` when unknown.
+        level_mpp: microns per pixel (x) of every level, level 0 first, or ``None`` when
+            unknown.
         pyramidal: ``True`` for slides read region by region (outputs are then streamed to
             disk), ``False`` for an image held in memory.
     """
@@ -103,6 +105,7 @@ class Slide(ABC):
     shape: tuple[int, int]
     level0_shape: tuple[int, int]
     mpp: tuple[float, float] | None
+    level_mpp: list[float] | None
     pyramidal: bool
 
     @property
@@ -227,6 +230,7 @@ class ArraySlide(Slide):
         self.shape = (int(image.shape[0]), int(image.shape[1]))
         self.level0_shape = self.shape
         self.mpp = mpp
+        self.level_mpp = None if mpp is None else [mpp[0]]
         self.pyramidal = False
 
     def read(self, box: Box) -> np.ndarray:
@@ -275,6 +279,7 @@ class _LevelSlide(Slide):
         self.shape = level_dims[self.level]
         self.pyramidal = True
         self.mpp = None
+        self.level_mpp = None if mpp0 is None else level_mpps(level_dims, mpp0)
         if mpp0 is not None:
             sx, sy = self.downsample
             self.mpp = (mpp0[0] * sx, mpp0[1] * sy)
@@ -407,6 +412,27 @@ class OpenSlideSlide(_LevelSlide):
 MPP_TOLERANCE = 0.2
 
 
+def level_mpps(level_dims: Sequence[tuple[int, int]], mpp0: tuple[float, float]) -> list[float]:
+    """Microns per pixel (x) of every level: level 0's times its downsample in x.
+
+    Args:
+        level_dims: ``(H, W)`` of every level, level 0 first.
+        mpp0: microns per pixel ``(x, y)`` of level 0.
+    """
+    w0 = level_dims[0][1]
+    return [mpp0[0] * w0 / w for _, w in level_dims]
+
+
+def nearest_level(mpps: Sequence[float], mpp: float) -> int:
+    """The level whose pixel size is nearest ``mpp`` in log scale (the first on a tie)."""
+    return int(np.argmin([abs(math.log(m / mpp)) for m in mpps]))
+
+
+def near_mpp(have: float, want: float) -> bool:
+    """Whether a pixel size ``have`` is within :data:`MPP_TOLERANCE` of ``want`` (relative)."""
+    return abs(have / want - 1.0) <= MPP_TOLERANCE
+
+
 def select_level(
     path: Path,
     level_dims: Sequence[tuple[int, int]],
@@ -447,10 +473,9 @@ def select_level(
             raise DataError(path, f"target mpp must be a positive number, got {mpp}")
         if mpp0 is None:
             raise DataError(path, "no microns-per-pixel metadata: choose a level instead of --mpp")
-        w0 = level_dims[0][1]
-        mpps = [mpp0[0] * w0 / w for _, w in level_dims]
-        best = int(np.argmin([abs(math.log(m / mpp)) for m in mpps]))
-        if abs(mpps[best] / mpp - 1.0) > MPP_TOLERANCE:
+        mpps = level_mpps(level_dims, mpp0)
+        best = nearest_level(mpps, mpp)
+        if not near_mpp(mpps[best], mpp):
             have = ", ".join(f"level {i}: {m:.3g}" for i, m in enumerate(mpps))
             raise DataError(
                 path,

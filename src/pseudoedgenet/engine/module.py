@@ -21,6 +21,7 @@ from pseudoedgenet.models import sobel
 from pseudoedgenet.models.trained import (
     CHECKPOINT_VERSION_KEY,
     FORMAT_VERSION,
+    TRAINING_MPP_KEY,
     Normalize,
     Segmenter,
     build_network,
@@ -54,6 +55,9 @@ class PseudoEdgeNetModule(L.LightningModule):
         cfg = config if isinstance(config, Config) else config_from_dict(config)
         self.save_hyperparameters({"config": cfg.to_dict()})
         self.cfg = cfg
+        #: µm/px of the training images (set by the trainer from the prepared dataset;
+        #: kept out of the hyper-parameters so the config, and its hash, do not change)
+        self.training_mpp: float | None = None
         self.normalize = Normalize()
         self.net = build_network(cfg)
         self.val_metric = SegmentationMetric()
@@ -150,8 +154,10 @@ class PseudoEdgeNetModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Stamps the checkpoint with the format version of
-        :mod:`pseudoedgenet.models.trained` (which reads it, migrating older files)."""
+        :mod:`pseudoedgenet.models.trained` (which reads it, migrating older files) and
+        the training images' pixel size (:attr:`training_mpp`, ``None`` when unknown)."""
         checkpoint[CHECKPOINT_VERSION_KEY] = FORMAT_VERSION
+        checkpoint[TRAINING_MPP_KEY] = self.training_mpp
 
     def _score(
         self, batch: dict[str, Any], segmentation: SegmentationMetric, points: PointMetric

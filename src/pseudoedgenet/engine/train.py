@@ -1,10 +1,11 @@
 """Run driver: train one split, keep the best-validation checkpoint(s), test them.
 
-A run folder holds ``config.yaml`` (the resolved config), ``run.json`` (fold, split,
-``init``, package version, git commit, device), ``metrics.csv`` (per-epoch log),
-``best.ckpt``, ``last.ckpt`` and, after testing, ``result.json``. Re-running into the same
-folder resumes from ``last.ckpt`` (a full checkpoint), with the same config only
-(:func:`check_run_folder`); ``best.ckpt``/``best_points.ckpt`` hold the weights alone. SIGTERM
+A run folder holds ``config.yaml`` (the resolved config), ``run.json`` (fold, split, the
+training images' pixel size, ``init``, package version, git commit, device),
+``metrics.csv`` (per-epoch log), ``best.ckpt``, ``last.ckpt`` and, after testing,
+``result.json``. Re-running into the same folder resumes from ``last.ckpt`` (a full
+checkpoint), with the same config only (:func:`check_run_folder`);
+``best.ckpt``/``best_points.ckpt`` hold the weights alone. SIGTERM
 ends a run with :class:`TrainingInterrupted` (the CLI: one line, exit code 143).
 
 Selection (what ``best.ckpt`` is):
@@ -30,6 +31,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -649,8 +651,8 @@ def _plan_line(
     resumed: bool,
     schedule: str = "",
 ) -> str:
-    """The one line ``train`` prints before training: config, schedule, init, split,
-    selection."""
+    """The one line ``train`` prints before training: config, schedule, init, split and
+    the training images' pixel size, selection."""
     parts = [f"config: {config_source}"] if config_source else []
     if schedule:
         parts.append(schedule)
@@ -663,7 +665,8 @@ def _plan_line(
         where = f"{len(dm.val_names)} validation image(s) held out by seed {dm.seed}"
     else:
         where = "every image trained on"
-    parts.append(f"split: {where}; train: {len(dm.train_names)} images")
+    res = dm.data.resolution(dm.train_names).text().removesuffix(" (no image records one)")
+    parts.append(f"split: {where}; train: {len(dm.train_names)} images, {res}")
     parts.append(_validation_text(dm, selected_by))
     if dm.test_names:
         kind = "with masks" if dm.test_set.has_masks else "points only: point scores"
@@ -766,6 +769,8 @@ def train_fold(
     dm = PointDataModule(ds, fold, cfg.data, cfg.train.seed, val)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     module = PseudoEdgeNetModule(cfg)
+    resolution = ds.resolution(dm.train_names)
+    module.training_mpp = resolution.mpp
     init_rec = init_weights(module, init) if init is not None else None
     if init_rec is None and resumed and (out / "run.json").is_file():
         init_rec = json.loads((out / "run.json").read_text()).get("init")
@@ -792,6 +797,7 @@ def train_fold(
         "fold": fold,
         "data": str(data),
         "split": {"train": dm.train_names, "val": dm.val_names, "test": dm.test_names},
+        "training_resolution": asdict(resolution),
         "selected_by": selected_by,
         "init": init_rec,
         "pseudoedgenet_version": __version__,

@@ -91,7 +91,16 @@ import torch
 
 from pseudoedgenet import __version__
 from pseudoedgenet.data.io import atomic_dir, write_json, write_png
-from pseudoedgenet.data.slide import COORDS, SUPPORTED_SUFFIXES, Slide, open_slide, tissue_mask
+from pseudoedgenet.data.slide import (
+    COORDS,
+    MPP_TOLERANCE,
+    SUPPORTED_SUFFIXES,
+    Slide,
+    near_mpp,
+    nearest_level,
+    open_slide,
+    tissue_mask,
+)
 from pseudoedgenet.errors import ConfigError, DataError
 from pseudoedgenet.hardware import peak_rss_mib, precision_name
 from pseudoedgenet.inference.predict import (
@@ -102,7 +111,7 @@ from pseudoedgenet.inference.predict import (
     resolve_device,
 )
 from pseudoedgenet.inference.tiling import Tile, make_tiles, tiles_with_tissue
-from pseudoedgenet.models.trained import load_segmenter
+from pseudoedgenet.models.trained import read_weights, segmenter_from
 from pseudoedgenet.postprocess import (
     Array2D,
     Nucleus,
@@ -160,7 +169,12 @@ class PredictConfig:
         precision: ``auto`` (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32),
             ``fp32``, ``bf16`` or ``fp16``.
         level: pyramid level to read, or ``None``.
-        mpp: target microns per pixel (nearest level), or ``None``.
+        mpp: target microns per pixel (nearest level), or ``None``. With neither, the
+            level nearest the model's training pixel size where both are known (see
+            :func:`open_input`), else level 0.
+        any_resolution: predict at a pixel size more than
+            :data:`~pseudoedgenet.data.slide.MPP_TOLERANCE` away from the model's training
+            pixel size (refused otherwise).
         watershed: split touching nuclei (distance-transform watershed).
         min_distance: watershed seed separation, pixels of the level read.
         depth: watershed seed depth: how much narrower than both nuclei a neck must be to
@@ -196,6 +210,7 @@ class PredictConfig:
     precision: str = "auto"
     level: int | None = None
     mpp: float | None = None
+    any_resolution: bool = False
     watershed: bool = False
     min_distance: int = 5
     depth: float = 2.0
@@ -691,6 +706,7 @@ def predict_slide(
     cfg: PredictConfig,
     device: torch.device,
     autocast_dtype: torch.dtype | None,
+    resolution: ResolutionCheck | None = None,
 ) -> dict[str, Any]:
     """Runs one opened slide into ``out_dir`` (which must exist and be empty).
 
@@ -702,6 +718,8 @@ def predict_slide(
         cfg: options.
         device: where the model runs.
         autocast_dtype: mixed precision dtype or ``None``.
+        resolution: how the level read compares with the training pixel size
+            (:func:`open_input`), recorded in ``predict.json``; ``None``: not checked.
 
     Returns:
         The run summary written to ``predict.json``.
@@ -800,6 +818,7 @@ def predict_slide(
         "level0_shape": list(slide.level0_shape),
         "downsample": list(slide.downsample),
         "mpp": None if slide.mpp is None else list(slide.mpp),
+        "resolution": None if resolution is None else asdict(resolution),
         "whole_image": bool(whole),
         "tiles": 1 if whole else len(tiles),
         "tiles_run": len(run),
@@ -828,6 +847,94 @@ def predict_slide(
     }
     write_json(out_dir / "predict.json", summary)
     return summary
+
+
+@dataclass(frozen=True)
+class ResolutionCheck:
+    """How the pixel size of one input compares with the model's training pixel size.
+
+    Attributes:
+        training_mpp: µm/px of the training images, or ``None`` when the model does not
+            record it.
+        input_mpp: µm/px (x) of the level read, or ``None`` when the input has no pixel size.
+        status: ``as-trained`` (within :data:`~pseudoedgenet.data.slide.MPP_TOLERANCE`),
+            ``any-resolution`` (farther, allowed by ``--any-resolution``) or
+            ``not-checked`` (a pixel size is unknown on one side).
+    """
+
+    training_mpp: float | None
+    input_mpp: float | None
+    status: str
+
+    def text(self) -> str:
+        """A few words for the per-input line: ``"0.252 µm/px as trained"``, ..."""
+        if self.status == "as-trained":
+            return f"{self.input_mpp:.3g} µm/px as trained"
+        if self.status == "any-resolution":
+            return (
+                f"{self.input_mpp:.3g} µm/px, trained at {self.training_mpp:.3g} (--any-resolution)"
+            )
+        if self.input_mpp is None and self.training_mpp is None:
+            return "pixel size unknown on both sides: not checked"
+        if self.input_mpp is None:
+            trained = f"{self.training_mpp:.3g} µm/px"
+            return f"no pixel size in the input: not checked against the trained {trained}"
+        trained = "the model records no training pixel size"
+        return f"{self.input_mpp:.3g} µm/px, {trained}: not checked"
+
+
+def open_input(
+    path: Path, cfg: PredictConfig, training_mpp: float | None
+) -> tuple[Slide, ResolutionCheck]:
+    """Opens one input at the level to read, checked against the training pixel size.
+
+    The level is ``cfg.level``, the one nearest ``cfg.mpp``, or, with neither and a pixel
+    size known on both sides, the one nearest ``training_mpp`` (else level 0). Nothing is
+    resampled: a network trained at 0.25 µm/px sees nuclei half as large at 0.5 µm/px,
+    so a level whose pixel size differs from ``training_mpp`` by more than
+    :data:`~pseudoedgenet.data.slide.MPP_TOLERANCE` is refused unless
+    ``cfg.any_resolution``.
+
+    Args:
+        path: the input.
+        cfg: options (``level``, ``mpp``, ``any_resolution``).
+        training_mpp: µm/px of the model's training images, or ``None`` when unknown.
+
+    Returns:
+        The open slide (close it) and the :class:`ResolutionCheck`.
+
+    Raises:
+        DataError: see :func:`~pseudoedgenet.data.slide.open_slide`; a level off the
+            training pixel size without ``cfg.any_resolution`` (the message names the
+            level to pass, or says no level is near).
+    """
+    slide = open_slide(path, cfg.level, cfg.mpp)
+    mpps = slide.level_mpp
+    if training_mpp is None or mpps is None:
+        have = None if mpps is None else mpps[slide.level]
+        return slide, ResolutionCheck(training_mpp, have, "not-checked")
+    nearest = nearest_level(mpps, training_mpp)
+    chosen = cfg.level is not None or cfg.mpp is not None
+    if not chosen and nearest != slide.level:
+        slide.close()
+        slide = open_slide(path, nearest)
+    have = mpps[slide.level]
+    if near_mpp(have, training_mpp):
+        return slide, ResolutionCheck(training_mpp, have, "as-trained")
+    if cfg.any_resolution:
+        return slide, ResolutionCheck(training_mpp, have, "any-resolution")
+    slide.close()
+    if near_mpp(mpps[nearest], training_mpp):
+        fix = f"pass --level {nearest} ({mpps[nearest]:.3g} µm/px)"
+    else:
+        levels = ", ".join(f"{m:.3g}" for m in mpps)
+        fix = f"no level of this file is within {MPP_TOLERANCE:.0%} of it (levels: {levels} µm/px)"
+    raise DataError(
+        path,
+        f"level {slide.level} is {have:.3g} µm/px but the model was trained at "
+        f"{training_mpp:.3g} µm/px (nothing is resampled): {fix}, or --any-resolution to "
+        "predict at this level anyway",
+    )
 
 
 def predict_files(
@@ -868,12 +975,14 @@ def predict_files(
         log(f"shard {shard[0]}/{shard[1]}: no input of {len(inputs)} falls in this shard")
         return []
     paths = check_inputs(mine, out, force)
+    weights = read_weights(checkpoint)
     for p in paths:
-        with open_slide(p, cfg.level, cfg.mpp) as slide:
+        slide, _ = open_input(p, cfg, weights.training_mpp)
+        with slide:
             area_filter(cfg, slide)
     device = resolve_device(cfg.device)
     model, dtype = prepare_predictor(
-        load_segmenter(checkpoint),
+        segmenter_from(weights),
         device,
         cfg.precision,
         compile_batch=cfg.batch_size if cfg.compile else None,
@@ -884,17 +993,16 @@ def predict_files(
         # OUT/<stem>/ appears whole or not at all (replacing an earlier one: --force was
         # checked with the inputs)
         try:
-            with (
-                atomic_dir(out / p.stem, replace=True) as tmp,
-                open_slide(p, cfg.level, cfg.mpp) as slide,
-            ):
-                summary = predict_slide(model, slide, tmp, cfg, device, dtype)
+            slide, check = open_input(p, cfg, weights.training_mpp)
+            with atomic_dir(out / p.stem, replace=True) as tmp, slide:
+                summary = predict_slide(model, slide, tmp, cfg, device, dtype, check)
         except OSError as exc:  # disk full, permissions: nothing half-written is left
             raise DataError(out / p.stem, f"cannot write outputs ({exc.strerror or exc})") from None
         summaries.append(summary)
         log(
             f"{p.name}: {summary['nuclei']} nuclei ({removal_text(summary)}), level "
-            f"{summary['level']} {summary['shape'][1]}x{summary['shape'][0]}, "
+            f"{summary['level']} {summary['shape'][1]}x{summary['shape'][0]} "
+            f"({check.text()}), "
             f"{summary['tiles_run']}/{summary['tiles']} tiles, {summary['total_s']:.1f}s "
             f"-> {out / p.stem}"
         )

@@ -27,6 +27,10 @@ Format versions (``format_version``; a file without one is version 1):
    checkpoint: :data:`CHECKPOINT_VERSION_KEY`, written by the LightningModule) and a
    complete config.
 
+Both kinds may carry the pixel size of the training images, :data:`TRAINING_MPP_KEY`
+(µm/px; absent or ``None`` when unknown), which ``predict`` checks slides against; it is
+optional, so it needs no version of its own.
+
 The exported file's ``state_dict`` is :class:`Segmenter`'s: ``0.mean``/``0.std``
 (normalisation constants) and ``1.<f's keys>``. A training checkpoint's ``state_dict``
 holds ``net.f.*``, ``net.g.*``, ``net.h.*`` (the LightningModule's attribute ``net``;
@@ -64,6 +68,9 @@ EXPORT_FORMAT = "pseudoedgenet-f"
 FORMAT_VERSION = 2
 #: Where a training checkpoint keeps its format version.
 CHECKPOINT_VERSION_KEY = "pseudoedgenet_format_version"
+#: Where a training checkpoint keeps the pixel size (µm/px) of its training images, and
+#: the key of an exported f file that carries it on (absent or ``None``: unknown).
+TRAINING_MPP_KEY = "pseudoedgenet_training_mpp"
 
 #: What runs configured before ``model.edge_init/edge_scale/attention_scale`` existed
 #: were trained with (the defaults have changed since).
@@ -260,6 +267,9 @@ class TrainedWeights:
         config: the run's configuration.
         networks: ``{"f": state dict, "g": ..., "h": ...}`` with the networks' own keys
             (no ``net.``/``1.`` prefix); ``f`` always, ``g``/``h`` when the file has them.
+        training_mpp: microns per pixel of the training images (:data:`TRAINING_MPP_KEY`),
+            or ``None`` when the file does not record it (their images had no pixel size,
+            or the file predates it).
     """
 
     path: Path
@@ -267,6 +277,7 @@ class TrainedWeights:
     format_version: int
     config: Config
     networks: dict[str, dict[str, torch.Tensor]]
+    training_mpp: float | None = None
 
 
 def _torch_load(path: Path, map_location: str | torch.device) -> Any:
@@ -349,7 +360,13 @@ def read_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
         networks = {p: part for p, part in networks.items() if part}
     if not networks.get("f"):
         raise DataError(path, "holds no weights of f")
-    return TrainedWeights(path, kind, version, config, networks)
+    mpp = payload.get(TRAINING_MPP_KEY)
+    if mpp is not None and (
+        not isinstance(mpp, int | float) or isinstance(mpp, bool) or not 0 < mpp < float("inf")
+    ):
+        raise DataError(path, f"invalid {TRAINING_MPP_KEY} {mpp!r} (expected µm/px > 0)")
+    training_mpp = None if mpp is None else float(mpp)
+    return TrainedWeights(path, kind, version, config, networks, training_mpp)
 
 
 def _load_into(target: nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
@@ -388,7 +405,18 @@ def load_segmenter(path: str | Path, map_location: str | torch.device = "cpu") -
     Raises:
         DataError: see :func:`read_weights`; f's weights do not fit its config.
     """
-    weights = read_weights(path, map_location)
+    return segmenter_from(read_weights(path, map_location))
+
+
+def segmenter_from(weights: TrainedWeights) -> Segmenter:
+    """f (with input normalisation) of weights already read (:func:`read_weights`).
+
+    Returns:
+        :class:`Segmenter` in eval mode: ``(N, 3, H, W)`` RGB 0..255 -> logits.
+
+    Raises:
+        DataError: f's weights do not fit its config.
+    """
     seg = build_segmenter(weights.config)
     _load_into(seg[1], weights.networks["f"], weights.path, "f")
     return seg.eval()
@@ -403,7 +431,7 @@ def export_segmenter(checkpoint: str | Path, out: str | Path) -> Path:
     """Saves f alone (state dict + its run's config) for inference, atomically.
 
     The file is ``{"format": "pseudoedgenet-f", "format_version": FORMAT_VERSION,
-    "version": <package version>, "config", "state_dict"}`` (``state_dict``:
+    "version": <package version>, "config", "state_dict", TRAINING_MPP_KEY}`` (``state_dict``:
     :class:`Segmenter`'s), readable with ``torch.load(..., weights_only=True)``; see
     :func:`load_segmenter`.
 
@@ -433,6 +461,7 @@ def export_segmenter(checkpoint: str | Path, out: str | Path) -> Path:
         "version": __version__,
         "config": weights.config.to_dict(),
         "state_dict": seg.state_dict(),
+        TRAINING_MPP_KEY: weights.training_mpp,
     }
     out = Path(out)
     with atomic_path(out) as tmp:

@@ -1,0 +1,198 @@
+"""Pixel size: what the training images were read at, and predict's check of slides
+against it (level choice, refusal, --any-resolution)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import error_line
+from pseudoedgenet import __version__
+from pseudoedgenet.config import Config, apply_overrides
+from pseudoedgenet.data.io import write_png
+from pseudoedgenet.data.monuseg import read_xml_mpp
+from pseudoedgenet.data.prepared import PreparedDataset, Resolution, image_mpp, prepare_dataset
+from pseudoedgenet.data.sample import Sample
+from pseudoedgenet.data.slide import MPP_TOLERANCE, open_slide, write_synthetic_slide
+from pseudoedgenet.errors import DataError
+from pseudoedgenet.inference.run import PredictConfig, open_input
+from pseudoedgenet.models.networks import build_model
+from pseudoedgenet.models.trained import TRAINING_MPP_KEY, Segmenter, read_weights
+
+
+def _dataset(tmp_path: Path, mpps: list[object]) -> PreparedDataset:
+    """Three-point images whose dataset.json records give ``mpps`` (None: no record)."""
+    samples = []
+    for i, m in enumerate(mpps):
+        image = np.full((32, 32, 3), 200, np.uint8)
+        pts = np.array([[5.0, 5.0], [20.0, 10.0], [12.0, 25.0]])
+        info = None if m is None else {"mpp": m}
+        samples.append(Sample(f"im{i}", image, None, pts, "", None, info=info))
+    out = tmp_path / "prep"
+    prepare_dataset(samples, out, source={"reader": "test"}, k=3)
+    return PreparedDataset(out)
+
+
+def test_image_mpp_reads_pairs_and_numbers_and_ignores_the_rest() -> None:
+    assert image_mpp({"mpp": [0.25, 0.25]}) == 0.25
+    assert image_mpp({"mpp": [0.2, 0.8]}) == pytest.approx(0.4)  # geometric mean
+    assert image_mpp({"mpp": 0.5}) == 0.5
+    for bad in (None, {}, {"mpp": None}, {"mpp": [0.25]}, {"mpp": [0, 0.25]}, {"mpp": "x"}):
+        assert image_mpp(bad) is None, bad
+    assert image_mpp({"mpp": [True, 0.25]}) is None
+
+
+def test_resolution_is_the_median_of_the_images_that_record_one(tmp_path: Path) -> None:
+    ds = _dataset(tmp_path, [[0.25, 0.25], [0.26, 0.26], [0.24, 0.24], None])
+    res = ds.resolution()
+    assert res == Resolution(0.25, 4, 3, (0.24, 0.26))
+    assert res.text() == "0.25 µm/px (3 of 4 images record one)"
+    # a subset: the named images only
+    assert ds.resolution(["im1", "im3"]) == Resolution(0.26, 2, 1, (0.26, 0.26))
+    assert ds.resolution(["im0", "im1"]).text() == "0.255 µm/px"
+
+
+def test_resolution_is_unknown_without_records_and_for_mixed_pixel_sizes(tmp_path: Path) -> None:
+    none = _dataset(tmp_path / "a", [None, None, None])
+    assert none.resolution() == Resolution(None, 3, 0, None)
+    assert none.resolution().text() == "pixel size unknown (no image records one)"
+    # 0.25 and 0.5 µm/px: a median would describe neither
+    mixed = _dataset(tmp_path / "b", [0.25, 0.25, 0.5])
+    assert mixed.resolution().mpp is None
+    assert mixed.resolution().text() == "pixel size mixed (0.25-0.5 µm/px)"
+    # within the tolerance of the median is one resolution
+    edge = 0.25 * (1 + MPP_TOLERANCE) * 0.999
+    assert _dataset(tmp_path / "c", [0.25, 0.25, edge]).resolution().mpp == 0.25
+
+
+def test_read_xml_mpp(tmp_path: Path) -> None:
+    xml = tmp_path / "a.xml"
+    xml.write_text('<Annotations MicronsPerPixel="0.252000"><Annotation/></Annotations>')
+    assert read_xml_mpp(xml) == pytest.approx(0.252)
+    xml.write_text("<Annotations><Annotation/></Annotations>")
+    assert read_xml_mpp(xml) is None
+    xml.write_text('<Annotations MicronsPerPixel="0"/>')
+    assert read_xml_mpp(xml) is None
+    xml.write_text("<Annotations")
+    assert read_xml_mpp(xml) is None
+    assert read_xml_mpp(tmp_path / "missing.xml") is None
+
+
+# ---------------------------------------------------------------------- predict's check
+
+
+@pytest.fixture(scope="module")
+def slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Levels at 0.25, 0.5 and 1.0 µm/px."""
+    path = tmp_path_factory.mktemp("slide") / "s.tif"
+    return write_synthetic_slide(path, size=1024, levels=3, mpp=0.25, compression="zlib")
+
+
+def _open(path: Path, trained: float | None, **kw: object) -> tuple[int, str, float | None]:
+    s, check = open_input(path, PredictConfig(**kw), trained)  # type: ignore[arg-type]
+    with s:
+        return s.level, check.status, check.input_mpp
+
+
+def test_without_a_level_predict_reads_the_level_nearest_the_training_pixel_size(
+    slide: Path,
+) -> None:
+    assert _open(slide, 0.5) == (1, "as-trained", 0.5)
+    assert _open(slide, 0.26) == (0, "as-trained", 0.25)
+    assert _open(slide, 1.1) == (2, "as-trained", 1.0)
+    # nothing known about the training: level 0, not checked
+    assert _open(slide, None) == (0, "not-checked", 0.25)
+
+
+def test_a_level_off_the_training_pixel_size_is_refused_with_the_level_to_pass(
+    slide: Path,
+) -> None:
+    with pytest.raises(DataError) as exc:
+        _open(slide, 0.5, level=0)
+    msg = str(exc.value)
+    assert "level 0 is 0.25 µm/px but the model was trained at 0.5 µm/px" in msg
+    assert "pass --level 1 (0.5 µm/px)" in msg and "--any-resolution" in msg
+    with pytest.raises(DataError, match="pass --level 0"):
+        _open(slide, 0.25, mpp=1.0)
+    # --any-resolution predicts there anyway, and says so
+    assert _open(slide, 0.5, level=0, any_resolution=True) == (0, "any-resolution", 0.25)
+    # within the tolerance is the same resolution
+    assert _open(slide, 0.25 * (1 + MPP_TOLERANCE) * 0.999, level=0)[1] == "as-trained"
+
+
+def test_no_level_near_the_training_pixel_size_is_refused(slide: Path) -> None:
+    with pytest.raises(DataError) as exc:
+        _open(slide, 0.1)
+    msg = str(exc.value)
+    assert "level 0 is 0.25 µm/px but the model was trained at 0.1 µm/px" in msg
+    within = f"within {MPP_TOLERANCE:.0%} of it (levels: 0.25, 0.5, 1 µm/px)"
+    assert f"no level of this file is {within}" in msg
+    assert _open(slide, 0.1, any_resolution=True) == (0, "any-resolution", 0.25)
+
+
+def test_an_image_without_pixel_size_is_not_checked(tmp_path: Path) -> None:
+    png = tmp_path / "a.png"
+    write_png(png, np.zeros((64, 64, 3), np.uint8))
+    assert _open(png, 0.25) == (0, "not-checked", None)
+    with open_slide(png) as s:
+        assert s.level_mpp is None
+
+
+def _f_file(path: Path, training_mpp: object) -> Path:
+    """An exported f file (random resnet18 f) recording ``training_mpp``."""
+    torch.manual_seed(0)
+    cfg = apply_overrides(Config(), ["model.encoder=resnet18"])
+    seg = Segmenter(build_model("segnet_fpn", encoder="resnet18"))
+    payload = {
+        "format": "pseudoedgenet-f",
+        "format_version": 2,
+        "version": __version__,
+        "config": cfg.to_dict(),
+        "state_dict": seg.state_dict(),
+        TRAINING_MPP_KEY: training_mpp,
+    }
+    torch.save(payload, path)
+    return path
+
+
+def test_read_weights_reads_the_training_pixel_size(tmp_path: Path) -> None:
+    assert read_weights(_f_file(tmp_path / "a.pt", 0.5)).training_mpp == 0.5
+    assert read_weights(_f_file(tmp_path / "b.pt", None)).training_mpp is None
+    for bad in (-1.0, "0.5", float("inf"), True):
+        with pytest.raises(DataError, match=f"invalid {TRAINING_MPP_KEY}"):
+            read_weights(_f_file(tmp_path / "c.pt", bad))
+
+
+def test_predict_cli_reads_the_trained_level_and_refuses_another(  # type: ignore[no-untyped-def]
+    cli, slide: Path, tmp_path: Path
+) -> None:
+    f = _f_file(tmp_path / "f.pt", 1.0)
+    code, out, err = cli(
+        "predict", f, slide, "--out", tmp_path / "o", "--device", "cpu", "--no-progress"
+    )
+    assert code == 0, err
+    assert "level 2 256x256 (1 µm/px as trained)" in out
+    summary = json.loads((tmp_path / "o" / "s" / "predict.json").read_text())
+    assert summary["level"] == 2
+    assert summary["resolution"] == {
+        "training_mpp": 1.0,
+        "input_mpp": 1.0,
+        "status": "as-trained",
+    }
+    code, out, err = cli(
+        "predict", f, slide, "--out", tmp_path / "o2", "--level", "0", "--device", "cpu"
+    )
+    assert code == 2
+    line = error_line(err)
+    assert "level 0 is 0.25 µm/px but the model was trained at 1 µm/px" in line
+    assert "pass --level 2" in line
+    assert not (tmp_path / "o2").exists()  # refused before anything is written
+
+
+def test_the_any_resolution_help_names_the_tolerance(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("predict", "--help")
+    assert code == 0 and f"{MPP_TOLERANCE:.0%}" in out and "--any-resolution" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from pseudoedgenet.engine.train import load_segmenter
 from pseudoedgenet.errors import ConfigError
 from pseudoedgenet.export import export_model
 from pseudoedgenet.models import build_model
+from pseudoedgenet.models.trained import TRAINING_MPP_KEY
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +33,19 @@ def f_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "version": __version__,
             "config": cfg.to_dict(),
             "state_dict": seg.state_dict(),
+            TRAINING_MPP_KEY: 0.252,
         },
         path,
     )
     return path
+
+
+def _check_metadata(meta: dict[str, str]) -> None:
+    """What a pipeline without the package needs: pixel size, input and output."""
+    assert meta["training_mpp"] == "0.252"
+    assert "float32 RGB 0..255" in meta["input"] and "multiples of 32" in meta["input"]
+    assert "sigmoid(logits) > 0.5" in meta["output"]
+    assert meta["method"] == "pen_att" and meta["pseudoedgenet_version"] == __version__
 
 
 def _inputs() -> list[torch.Tensor]:
@@ -54,7 +65,9 @@ def _reference(f_file: Path, x: torch.Tensor) -> np.ndarray:
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_matches_the_checkpoint(f_file: Path, tmp_path: Path) -> None:
     out = export_model(f_file, tmp_path / "f.ts", "torchscript")
-    scripted = torch.jit.load(str(out))
+    extra = {"pseudoedgenet.json": ""}
+    scripted = torch.jit.load(str(out), _extra_files=extra)
+    _check_metadata(json.loads(extra["pseudoedgenet.json"]))
     for x in _inputs():
         with torch.inference_mode():
             got = scripted(x).numpy()
@@ -71,6 +84,7 @@ def test_onnx_matches_the_checkpoint(f_file: Path, tmp_path: Path) -> None:
     out = export_model(f_file, tmp_path / "f.onnx", "onnx")
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["image"]
+    _check_metadata(sess.get_modelmeta().custom_metadata_map)
     for x in _inputs():
         (got,) = sess.run(["logits"], {"image": x.numpy()})
         ref = _reference(f_file, x)

@@ -18,30 +18,63 @@ Shape:
 - ``onnx``: ``torch.onnx.export`` (the ``torch.export``-based exporter) with dynamic batch,
   height and width; needs ``pip install pseudoedgenet[onnx]`` (onnx, onnxscript; onnxruntime
   to run it).
+
+The TorchScript and ONNX files carry what a pipeline without this package needs to feed f
+right (:func:`model_metadata`): the pixel size of the training images (µm/px, empty when
+unknown; nothing is resampled, so read slides at that pixel size), the input and output
+conventions and the package version; TorchScript as the extra file ``pseudoedgenet.json``
+(``torch.jit.load(path, _extra_files={"pseudoedgenet.json": ""})``), ONNX as
+``metadata_props`` (``onnx.load(path).metadata_props``; onnxruntime:
+``session.get_modelmeta().custom_metadata_map``).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from pseudoedgenet import __version__
 from pseudoedgenet.data.io import atomic_path
 from pseudoedgenet.data.prepared import check_output_file
 from pseudoedgenet.errors import ConfigError, DataError
-from pseudoedgenet.models.trained import export_segmenter, load_segmenter
+from pseudoedgenet.models.trained import (
+    TrainedWeights,
+    export_segmenter,
+    read_weights,
+    segmenter_from,
+)
 
 FORMATS = ("checkpoint", "torchscript", "onnx")
 
 
-def _traceable_f(checkpoint: str | Path) -> nn.Module:
+def _traceable_f(weights: TrainedWeights) -> nn.Module:
     """Normalisation + f of a checkpoint as a plain ``nn.Sequential`` in eval mode (the
     :class:`~pseudoedgenet.models.trained.Segmenter` without its padding branch, which a
     traced graph could not keep)."""
-    return nn.Sequential(*load_segmenter(checkpoint)).eval()
+    return nn.Sequential(*segmenter_from(weights)).eval()
+
+
+def model_metadata(weights: TrainedWeights) -> dict[str, str]:
+    """The string metadata written into TorchScript and ONNX files.
+
+    Returns:
+        ``{"training_mpp": "0.252" or "" (unknown), "input": ..., "output": ...,
+        "method": ..., "pseudoedgenet_version": ...}``.
+    """
+    mpp = weights.training_mpp
+    return {
+        "training_mpp": "" if mpp is None else f"{mpp:.6g}",
+        "input": "image: (N, 3, H, W) float32 RGB 0..255, H and W multiples of 32, read at "
+        "training_mpp µm/px (not resampled)",
+        "output": "logits: (N, 1, H, W) float32; nucleus where sigmoid(logits) > 0.5",
+        "method": weights.config.method,
+        "pseudoedgenet_version": __version__,
+    }
 
 
 def export_torchscript(checkpoint: str | Path, out: str | Path, size: int = 256) -> Path:
@@ -55,13 +88,15 @@ def export_torchscript(checkpoint: str | Path, out: str | Path, size: int = 256)
     Returns:
         ``out``.
     """
-    seg = _traceable_f(checkpoint)
+    weights = read_weights(checkpoint)
+    seg = _traceable_f(weights)
     out = Path(out)
+    extra = {"pseudoedgenet.json": json.dumps(model_metadata(weights), sort_keys=True)}
     with atomic_path(out) as tmp, torch.no_grad(), warnings.catch_warnings():
         # the shape checks of the FPN become constants: harmless for H, W multiples of 32
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(seg, torch.zeros(1, 3, size, size), check_trace=False)
-        torch.jit.save(traced, str(tmp))
+        torch.jit.save(traced, str(tmp), _extra_files=extra)
     return out
 
 
@@ -88,9 +123,11 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 18, size: 
         raise ConfigError(
             f"ONNX export needs {' and '.join(missing)}: pip install 'pseudoedgenet[onnx]'"
         )
+    import onnx
     from torch.export import Dim
 
-    seg = _traceable_f(checkpoint)
+    weights = read_weights(checkpoint)
+    seg = _traceable_f(weights)
     out = Path(out)
     h, w = Dim("h", min=1, max=4096), Dim("w", min=1, max=4096)
     with warnings.catch_warnings():
@@ -109,6 +146,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 18, size: 
         raise RuntimeError("torch.onnx.export returned no program")
     with atomic_path(out) as tmp:
         program.save(str(tmp))
+        model = onnx.load(str(tmp))
+        onnx.helper.set_model_props(model, model_metadata(weights))
+        onnx.save(model, str(tmp))
     return out
 
 

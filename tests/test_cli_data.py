@@ -40,7 +40,8 @@ def test_prepare_labels_show_end_to_end(tmp_path: Path, make_folder_dataset, cli
     code, stdout, _ = cli("prepare", "folder", "--src", src, "--out", out, "--seed", 3)
     assert code == 0
     assert stdout.strip() == (
-        f"{out}: 4 images, 12 points; 4 fold(s), one per image (fewer than 10 images)"
+        f"{out}: 4 images, 12 points; 4 fold(s), one per image (fewer than 10 images); "
+        "pixel size unknown (--mpp records it)"
     )
     assert leftovers(tmp_path) == []
     for name, w in written.items():
@@ -101,7 +102,9 @@ def test_prepare_derives_points_from_masks(tmp_path: Path, make_folder_dataset, 
     src, out = tmp_path / "src", tmp_path / "out"
     written = make_folder_dataset(src, n=3, points=False)
     code, stdout, _ = cli("prepare", "folder", "--src", src, "--out", out, "--k", 3)
-    assert code == 0 and stdout.strip() == f"{out}: 3 images, 9 points"
+    assert code == 0 and stdout.strip() == (
+        f"{out}: 3 images, 9 points; pixel size unknown (--mpp records it)"
+    )
     for name, w in written.items():
         np.testing.assert_array_equal(read_points_csv(out / "points" / f"{name}.csv"), w.points)
     folds = json.loads((out / "folds.json").read_text())

@@ -474,11 +474,37 @@ def test_big_image_with_a_region_is_fine(tmp_path: Path, cli) -> None:
 def test_qupath_options_refused_for_other_sources(tmp_path: Path, make_folder_dataset, cli):
     make_folder_dataset(tmp_path / "src", n=2)
     code, _, stderr = cli(
-        "prepare", "folder", "--src", tmp_path / "src", "--out", tmp_path / "o", "--mpp", 0.5
+        "prepare", "folder", "--src", tmp_path / "src", "--out", tmp_path / "o", "--level", 1
     )
     assert code == 2
-    assert error_line(stderr) == "error: --mpp: for `prepare qupath` only"
+    assert error_line(stderr) == "error: --level: for `prepare qupath` only"
     assert not (tmp_path / "o").exists()
+
+
+def test_prepare_folder_records_a_declared_pixel_size(
+    tmp_path: Path, make_folder_dataset, cli
+) -> None:
+    """--mpp on a folder (or TNBC) declares the images' pixel size: every image record
+    carries it, the dataset's resolution is it, and the summary line says so."""
+    make_folder_dataset(tmp_path / "src", n=3)
+    out = tmp_path / "o"
+    code, stdout, err = cli(
+        "prepare", "folder", "--src", tmp_path / "src", "--out", out, "--mpp", 0.5
+    )
+    assert code == 0, err
+    assert stdout.strip().endswith("; 0.5 µm/px")
+    meta = json.loads((out / "dataset.json").read_text())
+    assert sorted(meta["images"]) == sorted(meta["groups"])
+    assert all(i["mpp"] == [0.5, 0.5] for i in meta["images"].values())
+    assert PreparedDataset(out).resolution().mpp == 0.5
+    # not a pixel size, or MoNuSeg (read from its XML): one line each, nothing written
+    for args, words in (
+        (["folder", "--mpp", -1], "--mpp must be a positive number of µm per pixel, got -1.0"),
+        (["monuseg", "--mpp", 0.25], "--mpp: MoNuSeg's pixel size is read from its XML"),
+    ):
+        code, _, stderr = cli("prepare", *args, "--src", tmp_path / "src", "--out", tmp_path / "x")
+        assert code == 2 and words in error_line(stderr)
+        assert not (tmp_path / "x").exists()
 
 
 # ----------------------------------------------------------------- roi downstream

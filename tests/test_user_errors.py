@@ -287,12 +287,15 @@ def test_prepare_refuses_more_folds_than_images_and_says_what_the_default_did(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
     # an explicit k is used as given
     code, out, _ = cli("prepare", "folder", "--src", src, "--out", tmp_path / "k3", "--k", 3)
-    assert code == 0 and out.strip() == f"{tmp_path / 'k3'}: 4 images, 12 points"
+    assert code == 0 and out.strip() == (
+        f"{tmp_path / 'k3'}: 4 images, 12 points; pixel size unknown (--mpp records it)"
+    )
     assert json.loads((tmp_path / "k3" / "folds.json").read_text())["k"] == 3
     # the default (10) with 4 images: one fold per image, said in the summary line
     code, out, _ = cli("prepare", "folder", "--src", src, "--out", tmp_path / "d")
     assert code == 0 and out.strip() == (
-        f"{tmp_path / 'd'}: 4 images, 12 points; 4 fold(s), one per image (fewer than 10 images)"
+        f"{tmp_path / 'd'}: 4 images, 12 points; 4 fold(s), one per image (fewer than 10 "
+        "images); pixel size unknown (--mpp records it)"
     )
     assert json.loads((tmp_path / "d" / "dataset.json").read_text())["k_requested"] is None
 
@@ -372,7 +375,8 @@ def test_prepare_folder_drops_and_counts_duplicate_points(
     assert code == 0
     assert stdout.strip() == (
         f"{out}: 3 images, 9 points (duplicates dropped: 2: points on an already clicked "
-        "pixel); 3 fold(s), one per image (fewer than 10 images)"
+        "pixel); 3 fold(s), one per image (fewer than 10 images); pixel size unknown "
+        "(--mpp records it)"
     )
     meta = json.loads((out / "dataset.json").read_text())
     assert (meta["n_points"], meta["duplicates_dropped"]) == (9, 2)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -66,7 +68,10 @@ def prepare(
     ] = None,
     mpp: Annotated[
         float | None,
-        typer.Option(help="QuPath: read the level nearest this many microns per pixel"),
+        typer.Option(
+            help="QuPath: read the level nearest this many microns per pixel; folder, tnbc: "
+            "the images' pixel size, recorded so predict reads slides at it"
+        ),
     ] = None,
     region_class: Annotated[
         str | None, typer.Option(help="QuPath: use only regions of this class [default: all]")
@@ -79,7 +84,12 @@ def prepare(
     interest (QuPath) and folds."""
     from pseudoedgenet.data.folder import read_folder
     from pseudoedgenet.data.monuseg import list_monuseg, read_monuseg
-    from pseudoedgenet.data.prepared import check_fold_count, check_output_dir, prepare_dataset
+    from pseudoedgenet.data.prepared import (
+        PreparedDataset,
+        check_fold_count,
+        check_output_dir,
+        prepare_dataset,
+    )
     from pseudoedgenet.data.qupath import prepare_qupath
     from pseudoedgenet.data.tnbc import read_tnbc
     from pseudoedgenet.errors import ConfigError
@@ -110,11 +120,17 @@ def prepare(
         for line in _qupath_read_lines(meta["images"].values()):
             typer.echo(line)
         return
+    if mpp is not None and source is Source.monuseg:
+        raise ConfigError(
+            "--mpp: MoNuSeg's pixel size is read from its XML (MicronsPerPixel); --mpp is for "
+            "`prepare qupath`, `folder` and `tnbc`"
+        )
+    if mpp is not None and not (mpp > 0 and math.isfinite(mpp)):
+        raise ConfigError(f"--mpp must be a positive number of µm per pixel, got {mpp}")
     given = [
         name
         for name, value in (
             ("--level", level),
-            ("--mpp", mpp),
             ("--region-class", region_class),
             ("--point-class", point_class),
         )
@@ -133,6 +149,8 @@ def prepare(
         samples = read_tnbc(src)
     else:
         samples = read_folder(src)
+    if mpp is not None:  # declared by the user: every image was scanned at this pixel size
+        samples = (replace(s, info={**(s.info or {}), "mpp": [mpp, mpp]}) for s in samples)
     meta = prepare_dataset(
         samples,
         out,
@@ -150,9 +168,11 @@ def prepare(
     )
     dup = meta.get("duplicates_dropped", 0)
     dropped = f" (duplicates dropped: {dup}: points on an already clicked pixel)" if dup else ""
+    resolution = PreparedDataset(out).resolution()
+    res = resolution.text() if resolution.spread else "pixel size unknown (--mpp records it)"
     typer.echo(
         f"{out}: {_plural(meta['n_images'], 'image')}, {_plural(meta['n_points'], 'point')}"
-        f"{dropped}{_folds_note(out, k)}"
+        f"{dropped}{_folds_note(out, k)}; {res}"
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
 from conftest import error_line
@@ -182,6 +183,7 @@ def test_predict_cli_reads_the_trained_level_and_refuses_another(  # type: ignor
         "training_mpp": 1.0,
         "input_mpp": 1.0,
         "status": "as-trained",
+        "ignored_mpp": None,
     }
     code, out, err = cli(
         "predict", f, slide, "--out", tmp_path / "o2", "--level", "0", "--device", "cpu"
@@ -196,3 +198,39 @@ def test_predict_cli_reads_the_trained_level_and_refuses_another(  # type: ignor
 def test_the_any_resolution_help_names_the_tolerance(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("predict", "--help")
     assert code == 0 and f"{MPP_TOLERANCE:.0%}" in out and "--any-resolution" in out
+
+
+def _tiff_with_resolution(path: Path, resolution: float, unit: str) -> Path:
+    """A two-level tiled TIFF whose resolution tags give ``resolution`` pixels per ``unit``."""
+    image = np.zeros((512, 512, 3), np.uint8)
+    with tifffile.TiffWriter(path) as tw:
+        opts = {"tile": (256, 256), "photometric": "rgb"}
+        tw.write(image, resolution=(resolution, resolution), resolutionunit=unit, subifds=1, **opts)
+        tw.write(image[::2, ::2], subfiletype=1, **opts)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("resolution", "unit", "tag_mpp"),
+    [(72.0, "INCH", 25400 / 72), (1.0, "MILLIMETER", 1000.0)],  # a print default; libvips'
+)
+def test_a_screen_or_print_resolution_is_no_pixel_size(
+    tmp_path: Path, resolution: float, unit: str, tag_mpp: float
+) -> None:
+    path = _tiff_with_resolution(tmp_path / "s.tif", resolution, unit)
+    with open_slide(path) as s:
+        assert s.mpp is None and s.level_mpp is None
+        assert s.ignored_mpp == pytest.approx(tag_mpp)
+    # predict: level 0 as without tags, said in the per-input line
+    slide, check = open_input(path, PredictConfig(), 0.25)
+    with slide:
+        assert (slide.level, check.status) == (0, "not-checked")
+    assert check.text() == (
+        f"the input's tags give {tag_mpp:.4g} µm/px, no scan's (ignored): not checked "
+        "against the trained 0.25 µm/px"
+    )
+    with pytest.raises(DataError, match="a screen or print default rather than a scan's"):
+        open_slide(path, mpp=0.5)
+    # a real scan's pixel size is kept
+    with open_slide(_tiff_with_resolution(tmp_path / "ok.tif", 40000.0, "CENTIMETER")) as s:
+        assert s.mpp == pytest.approx((0.25, 0.25)) and s.ignored_mpp is None

@@ -56,6 +56,11 @@ SUPPORTED_SUFFIXES = PLAIN_SUFFIXES + TIFF_SUFFIXES + TIFFSLIDE_SUFFIXES + OPENS
 #: at pixel corners) and the package's (integer coordinates at pixel centres).
 COORDS = ("qupath", "pixel-centre")
 
+#: Level-0 pixel sizes above this many µm/px are not a microscope scan's: resolution tags
+#: left at a screen or print default (72 dpi = 353 µm/px; libvips' 1 px/mm = 1000 µm/px).
+#: A file claiming one is read as having no pixel size (:attr:`Slide.ignored_mpp`).
+MAX_SCAN_MPP = 50.0
+
 #: A TIFF with more pixels than this (or with a pyramid) is read region by region.
 LARGE_PIXELS = 8192 * 8192
 
@@ -95,6 +100,8 @@ class Slide(ABC):
         mpp: microns per pixel ``(x, y)`` at the level read, or ``None`` when unknown.
         level_mpp: microns per pixel (x) of every level, level 0 first, or ``None`` when
             unknown.
+        ignored_mpp: a level-0 pixel size the file's tags give but no scan has (above
+            :data:`MAX_SCAN_MPP`), read as unknown; ``None`` otherwise.
         pyramidal: ``True`` for slides read region by region (outputs are then streamed to
             disk), ``False`` for an image held in memory.
     """
@@ -107,6 +114,7 @@ class Slide(ABC):
     mpp: tuple[float, float] | None
     level_mpp: list[float] | None
     pyramidal: bool
+    ignored_mpp: float | None = None
 
     @property
     def downsample(self) -> tuple[float, float]:
@@ -296,6 +304,15 @@ class _LevelSlide(Slide):
         mx, my = props.get(f"{prefix}.mpp-x"), props.get(f"{prefix}.mpp-y")
         mpp0 = (float(mx), float(my or mx)) if mx else None
         try:
+            if mpp0 is not None and not 0 < mpp0[0] <= MAX_SCAN_MPP:
+                self.ignored_mpp, mpp0 = mpp0[0], None
+                if mpp is not None:
+                    raise DataError(
+                        path,
+                        f"its resolution tags give {self.ignored_mpp:.4g} µm/px, a screen or "
+                        "print default rather than a scan's pixel size: choose a level instead "
+                        "of --mpp",
+                    )
             self._init_levels(path, dims, mpp0, level, mpp)
         except DataError:
             slide.close()

@@ -860,11 +860,14 @@ class ResolutionCheck:
         status: ``as-trained`` (within :data:`~pseudoedgenet.data.slide.MPP_TOLERANCE`),
             ``any-resolution`` (farther, allowed by ``--any-resolution``) or
             ``not-checked`` (a pixel size is unknown on one side).
+        ignored_mpp: the level-0 pixel size the input's tags give when it is no scan's
+            (:attr:`~pseudoedgenet.data.slide.Slide.ignored_mpp`), else ``None``.
     """
 
     training_mpp: float | None
     input_mpp: float | None
     status: str
+    ignored_mpp: float | None = None
 
     def text(self) -> str:
         """A few words for the per-input line: ``"0.252 µm/px as trained"``, ..."""
@@ -878,7 +881,10 @@ class ResolutionCheck:
             return "pixel size unknown on both sides: not checked"
         if self.input_mpp is None:
             trained = f"{self.training_mpp:.3g} µm/px"
-            return f"no pixel size in the input: not checked against the trained {trained}"
+            what = "no pixel size in the input"
+            if self.ignored_mpp is not None:
+                what = f"the input's tags give {self.ignored_mpp:.4g} µm/px, no scan's (ignored)"
+            return f"{what}: not checked against the trained {trained}"
         trained = "the model records no training pixel size"
         return f"{self.input_mpp:.3g} µm/px, {trained}: not checked"
 
@@ -912,7 +918,7 @@ def open_input(
     mpps = slide.level_mpp
     if training_mpp is None or mpps is None:
         have = None if mpps is None else mpps[slide.level]
-        return slide, ResolutionCheck(training_mpp, have, "not-checked")
+        return slide, ResolutionCheck(training_mpp, have, "not-checked", slide.ignored_mpp)
     nearest = nearest_level(mpps, training_mpp)
     chosen = cfg.level is not None or cfg.mpp is not None
     if not chosen and nearest != slide.level:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import fields, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
 from pseudoedgenet.data.sample import Sample
 from pseudoedgenet.data.transforms import augment_window, geometric_transform, photometric_transform
 from pseudoedgenet.engine.train import export_segmenter, load_module, load_segmenter, train_fold
+from pseudoedgenet.errors import DataError
 from pseudoedgenet.labels import points_from_instances, voronoi_labels
 from pseudoedgenet.models.trained import TRAINING_MPP_KEY, read_weights
 from pseudoedgenet.record import SCHEMA_VERSION, read_record
@@ -220,6 +222,17 @@ def test_train_fold_resumes_from_last_checkpoint(
     train_fold(apply_overrides(Config(), [*base, "train.epochs=1"]), tiny_dataset.root, 0, out)
     first = torch.load(out / "last.ckpt", weights_only=True)
     assert first["epoch"] == 0
+    # resuming on training images of another pixel size is refused, before anything changes
+    other = tmp_path / "at_0.25"
+    shutil.copytree(tiny_dataset.root, other)
+    meta = json.loads((other / "dataset.json").read_text())
+    for info in meta["images"].values():
+        info["mpp"] = [0.25, 0.25]
+    (other / "dataset.json").write_text(json.dumps(meta))
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(DataError, match=r"trained on images of 0\.5\d* µm/px, but .* 0\.25 µm/px"):
+        train_fold(apply_overrides(Config(), [*base, "train.epochs=2"]), other, 0, out)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     # wall time adds up over the attempts: the first attempt's seconds travel in last.ckpt
     # (set to a known value here, so the sum is checked exactly, not by timing)
     clock = [k for k in first["callbacks"] if "TrainClock" in k]

@@ -114,8 +114,14 @@ def test_export_cli_formats(
     run = cli
     code, out, err = run("export", f_file, "--out", tmp_path / "f.ts", "--format", "torchscript")
     assert code == 0, err
-    assert out.strip() == f"wrote {tmp_path / 'f.ts'}"
+    assert out.strip() == f"wrote {tmp_path / 'f.ts'} (trained at 0.252 µm/px)"
     assert (tmp_path / "f.ts").is_file()
+    # a TorchScript (or ONNX) file is for other runtimes: predict and export say so
+    (tmp_path / "f.onnx").write_bytes(b"\x08\x07")
+    for exported in (tmp_path / "f.ts", tmp_path / "f.onnx"):
+        code, _, err = run("export", exported, "--out", tmp_path / "h.pt")
+        assert code == 2 and "is a TorchScript/ONNX export, for other runtimes" in err
+        assert len(err.strip().splitlines()) == 1
     # the default format needs a training checkpoint (it re-exports f from g, h, f)
     code, _, err = run("export", f_file, "--out", tmp_path / "g.pt")
     assert code == 2 and err.strip().startswith("error:") and "\n" not in err.strip()

@@ -131,7 +131,8 @@ def test_two_regions_at_level_0(slide_src: Path, tmp_path: Path, cli) -> None:
     assert code == 0
     assert stdout.strip() == (
         f"{out}: 2 images, 4 points (points outside every region: 2, duplicates dropped: 1); "
-        "2 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3\n"
+        "2 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3; "
+        "0.25 µm/px\n"
         "  s.tif: level 0 (0.25 µm/px); 2 regions"
     )
     assert sorted(p.name for p in out.iterdir()) == [
@@ -287,8 +288,9 @@ def test_hole_class_filters_and_bare_list(tmp_path: Path, cli) -> None:
     assert code == 0
     assert stdout.strip() == (
         f"{out}: 1 image, 2 points (points outside every region: 2, duplicates dropped: 0); "
-        "1 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3\n"
-        "  s.tif: level 0 (no µm/px in the file); 1 region"
+        "1 fold(s), one per image (fewer than 10 images): too few for --fold, which needs 3; "
+        "0.25 µm/px\n"
+        "  s.tif: level 0 (0.25 µm/px); 1 region"
     )
     roi = roi_png(out, "s_r0")
     assert roi.shape == (20, 20) and roi.sum() == 400 - 100
@@ -499,7 +501,8 @@ def test_prepare_folder_records_a_declared_pixel_size(
     assert PreparedDataset(out).resolution().mpp == 0.5
     # not a pixel size, or MoNuSeg (read from its XML): one line each, nothing written
     for args, words in (
-        (["folder", "--mpp", -1], "--mpp must be a positive number of µm per pixel, got -1.0"),
+        (["folder", "--mpp", -1], "--mpp is the images' pixel size in µm per pixel, 0.01 to 10"),
+        (["tnbc", "--mpp", 40], "(a 40x scan is about 0.25, 20x about 0.5), got 40"),
         (["monuseg", "--mpp", 0.25], "--mpp: MoNuSeg's pixel size is read from its XML"),
     ):
         code, _, stderr = cli("prepare", *args, "--src", tmp_path / "src", "--out", tmp_path / "x")

@@ -64,7 +64,9 @@ def test_resolution_is_unknown_without_records_and_for_mixed_pixel_sizes(tmp_pat
     # 0.25 and 0.5 µm/px: a median would describe neither
     mixed = _dataset(tmp_path / "b", [0.25, 0.25, 0.5])
     assert mixed.resolution().mpp is None
-    assert mixed.resolution().text() == "pixel size mixed (0.25-0.5 µm/px)"
+    assert mixed.resolution().text() == (
+        "pixel size mixed (0.25-0.5 µm/px): none recorded, predict cannot check it"
+    )
     # within the tolerance of the median is one resolution
     edge = 0.25 * (1 + MPP_TOLERANCE) * 0.999
     assert _dataset(tmp_path / "c", [0.25, 0.25, edge]).resolution().mpp == 0.25
@@ -117,7 +119,8 @@ def test_a_level_off_the_training_pixel_size_is_refused_with_the_level_to_pass(
     msg = str(exc.value)
     assert "level 0 is 0.25 µm/px but the model was trained at 0.5 µm/px" in msg
     assert "pass --level 1 (0.5 µm/px)" in msg and "--any-resolution" in msg
-    with pytest.raises(DataError, match="pass --level 0"):
+    # in the option the user gave
+    with pytest.raises(DataError, match=r"pass --mpp 0.25 \(level 0, 0.25 µm/px\)"):
         _open(slide, 0.25, mpp=1.0)
     # --any-resolution predicts there anyway, and says so
     assert _open(slide, 0.5, level=0, any_resolution=True) == (0, "any-resolution", 0.25)
@@ -234,3 +237,22 @@ def test_a_screen_or_print_resolution_is_no_pixel_size(
     # a real scan's pixel size is kept
     with open_slide(_tiff_with_resolution(tmp_path / "ok.tif", 40000.0, "CENTIMETER")) as s:
         assert s.mpp == pytest.approx((0.25, 0.25)) and s.ignored_mpp is None
+
+
+def test_a_small_single_page_tiff_keeps_its_pixel_size(tmp_path: Path) -> None:
+    """Read into memory, its resolution tags still give the pixel size, and are checked."""
+    path = tmp_path / "tile.tif"
+    image = np.zeros((96, 96, 3), np.uint8)
+    tifffile.imwrite(
+        path, image, photometric="rgb", resolution=(20000, 20000), resolutionunit="CENTIMETER"
+    )
+    with open_slide(path) as s:
+        assert not s.pyramidal and s.mpp == pytest.approx((0.5, 0.5)) and s.level_mpp == [0.5]
+    assert _open(path, 0.5) == (0, "as-trained", 0.5)
+    trained_elsewhere = r"level 0 is 0\.5 µm/px but the model was trained at 0\.25"
+    with pytest.raises(DataError, match=trained_elsewhere):
+        _open(path, 0.25)
+    # a print default in the same place: no pixel size, as a PNG
+    tifffile.imwrite(path, image, photometric="rgb", resolution=(72, 72), resolutionunit="INCH")
+    with open_slide(path) as s:
+        assert s.mpp is None and s.ignored_mpp == pytest.approx(25400 / 72)

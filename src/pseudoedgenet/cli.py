@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -91,6 +90,7 @@ def prepare(
         prepare_dataset,
     )
     from pseudoedgenet.data.qupath import prepare_qupath
+    from pseudoedgenet.data.slide import MAX_SCAN_MPP, MIN_SCAN_MPP
     from pseudoedgenet.data.tnbc import read_tnbc
     from pseudoedgenet.errors import ConfigError
 
@@ -115,7 +115,8 @@ def prepare(
         typer.echo(
             f"{out}: {_plural(meta['n_images'], 'image')}, {_plural(meta['n_points'], 'point')} "
             f"(points outside every region: {q['points_outside_regions']}, "
-            f"duplicates dropped: {q['duplicates_dropped']}){_folds_note(out, k)}"
+            f"duplicates dropped: {q['duplicates_dropped']}){_folds_note(out, k)}; "
+            + PreparedDataset(out).resolution().text()
         )
         for line in _qupath_read_lines(meta["images"].values()):
             typer.echo(line)
@@ -125,8 +126,11 @@ def prepare(
             "--mpp: MoNuSeg's pixel size is read from its XML (MicronsPerPixel); --mpp is for "
             "`prepare qupath`, `folder` and `tnbc`"
         )
-    if mpp is not None and not (mpp > 0 and math.isfinite(mpp)):
-        raise ConfigError(f"--mpp must be a positive number of µm per pixel, got {mpp}")
+    if mpp is not None and not MIN_SCAN_MPP <= mpp <= MAX_SCAN_MPP:
+        raise ConfigError(
+            f"--mpp is the images' pixel size in µm per pixel, {MIN_SCAN_MPP:g} to "
+            f"{MAX_SCAN_MPP:g} (a 40x scan is about 0.25, 20x about 0.5), got {mpp:g}"
+        )
     given = [
         name
         for name, value in (
@@ -608,8 +612,12 @@ def export(
 ) -> None:
     """Exports the segmentation network f alone (g and h are training-only)."""
     from pseudoedgenet.export import export_model
+    from pseudoedgenet.models.trained import read_weights
 
-    typer.echo(f"wrote {export_model(checkpoint, out, format.value)}")
+    written = export_model(checkpoint, out, format.value)
+    mpp = read_weights(checkpoint).training_mpp  # the file written carries the same
+    res = "no training pixel size recorded" if mpp is None else f"trained at {mpp:.4g} µm/px"
+    typer.echo(f"wrote {written} ({res})")
 
 
 class Device(str, Enum):

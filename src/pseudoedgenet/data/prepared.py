@@ -264,7 +264,7 @@ class Resolution:
         if self.spread is None:
             return "pixel size unknown (no image records one)"
         lo, hi = self.spread
-        return f"pixel size mixed ({lo:.4g}-{hi:.4g} µm/px)"
+        return f"pixel size mixed ({lo:.4g}-{hi:.4g} µm/px): none recorded, predict cannot check it"
 
 
 def image_mpp(info: Mapping[str, Any] | None) -> float | None:

@@ -56,10 +56,13 @@ SUPPORTED_SUFFIXES = PLAIN_SUFFIXES + TIFF_SUFFIXES + TIFFSLIDE_SUFFIXES + OPENS
 #: at pixel corners) and the package's (integer coordinates at pixel centres).
 COORDS = ("qupath", "pixel-centre")
 
-#: Level-0 pixel sizes above this many µm/px are not a microscope scan's: resolution tags
-#: left at a screen or print default (72 dpi = 353 µm/px; libvips' 1 px/mm = 1000 µm/px).
+#: Level-0 pixel sizes above this many µm/px are not a scan for nuclei (a 1.25x objective
+#: gives ~8): resolution tags left at a screen or print default (72 dpi = 353 µm/px;
+#: libvips' 1 px/mm = 1000 µm/px), or a magnification typed as a pixel size (``--mpp 40``).
 #: A file claiming one is read as having no pixel size (:attr:`Slide.ignored_mpp`).
-MAX_SCAN_MPP = 50.0
+MAX_SCAN_MPP = 10.0
+#: Level-0 pixel sizes below this many µm/px are no light microscope's either.
+MIN_SCAN_MPP = 0.01
 
 #: A TIFF with more pixels than this (or with a pyramid) is read region by region.
 LARGE_PIXELS = 8192 * 8192
@@ -301,18 +304,10 @@ class _LevelSlide(Slide):
         slide = self._slide  # type: ignore[attr-defined]
         props = slide.properties
         dims = [(int(h), int(w)) for w, h in slide.level_dimensions]
-        mx, my = props.get(f"{prefix}.mpp-x"), props.get(f"{prefix}.mpp-y")
-        mpp0 = (float(mx), float(my or mx)) if mx else None
+        mpp0, self.ignored_mpp = scan_mpp(props, prefix)
         try:
-            if mpp0 is not None and not 0 < mpp0[0] <= MAX_SCAN_MPP:
-                self.ignored_mpp, mpp0 = mpp0[0], None
-                if mpp is not None:
-                    raise DataError(
-                        path,
-                        f"its resolution tags give {self.ignored_mpp:.4g} µm/px, a screen or "
-                        "print default rather than a scan's pixel size: choose a level instead "
-                        "of --mpp",
-                    )
+            if self.ignored_mpp is not None and mpp is not None:
+                raise DataError(path, _ignored_text(self.ignored_mpp))
             self._init_levels(path, dims, mpp0, level, mpp)
         except DataError:
             slide.close()
@@ -427,6 +422,42 @@ class OpenSlideSlide(_LevelSlide):
 #: sizes differ slightly from the nominal 0.25/0.5 µm (MoNuSeg: 0.252), but a level twice
 #: as coarse as asked for is a different magnification, never silently substituted.
 MPP_TOLERANCE = 0.2
+
+
+def scan_mpp(props: Any, prefix: str) -> tuple[tuple[float, float] | None, float | None]:
+    """Level-0 pixel size from a tiffslide/OpenSlide ``properties`` mapping.
+
+    Returns:
+        ``(mpp0, ignored)``: ``mpp0`` = ``(x, y)`` µm/px, or ``None`` when the file gives
+        none or one outside :data:`MIN_SCAN_MPP`..:data:`MAX_SCAN_MPP` (then ``ignored`` is
+        that value).
+    """
+    mx, my = props.get(f"{prefix}.mpp-x"), props.get(f"{prefix}.mpp-y")
+    if not mx:
+        return None, None
+    mpp0 = (float(mx), float(my or mx))
+    if not MIN_SCAN_MPP <= mpp0[0] <= MAX_SCAN_MPP:
+        return None, mpp0[0]
+    return mpp0, None
+
+
+def _ignored_text(ignored: float) -> str:
+    return (
+        f"its resolution tags give {ignored:.4g} µm/px, a screen or print default rather than "
+        "a scan's pixel size: choose a level instead of --mpp"
+    )
+
+
+def _small_tiff_mpp(path: Path) -> tuple[tuple[float, float] | None, float | None]:
+    """:func:`scan_mpp` of a TIFF read into memory (its resolution or OME tags, as
+    tiffslide reads them; ``(None, None)`` when it cannot)."""
+    import tiffslide
+
+    try:
+        with tiffslide.TiffSlide(path) as ts:
+            return scan_mpp(ts.properties, "tiffslide")
+    except Exception:
+        return None, None
 
 
 def level_mpps(level_dims: Sequence[tuple[int, int]], mpp0: tuple[float, float]) -> list[float]:
@@ -563,9 +594,12 @@ def open_slide(
         levels, pixels, _ = _tiff_info(path)
         if levels > 1 or pixels > LARGE_PIXELS or mpp is not None or backend == "tiffslide":
             return TiffSlideSlide(path, level, mpp)
+    mpp0, ignored = _small_tiff_mpp(path) if suffix in TIFF_SUFFIXES else (None, None)
     image = read_image(path)
-    select_level(path, [image.shape[:2]], None, level, mpp)
-    return ArraySlide(image, path)
+    select_level(path, [image.shape[:2]], mpp0, level, mpp)
+    slide = ArraySlide(image, path, mpp0)
+    slide.ignored_mpp = ignored
+    return slide
 
 
 def tissue_mask(

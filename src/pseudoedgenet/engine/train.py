@@ -50,7 +50,8 @@ from pseudoedgenet import __version__
 from pseudoedgenet.config import Config, config_differences, load_config
 from pseudoedgenet.data.datamodule import PointDataModule
 from pseudoedgenet.data.io import atomic_path, write_json, write_text
-from pseudoedgenet.data.prepared import PreparedDataset
+from pseudoedgenet.data.prepared import PreparedDataset, Resolution
+from pseudoedgenet.data.slide import near_mpp
 from pseudoedgenet.engine.module import PseudoEdgeNetModule
 from pseudoedgenet.engine.runtime import device_description, git_commit, resolve_precision
 from pseudoedgenet.errors import ConfigError, DataError
@@ -770,6 +771,8 @@ def train_fold(
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     module = PseudoEdgeNetModule(cfg)
     resolution = ds.resolution(dm.train_names)
+    if resumed:
+        _check_same_resolution(out, data, resolution)
     module.training_mpp = resolution.mpp
     init_rec = init_weights(module, init) if init is not None else None
     if init_rec is None and resumed and (out / "run.json").is_file():
@@ -819,6 +822,30 @@ def train_fold(
             )
         except SIGTERMException:
             raise TrainingInterrupted(last, _checkpoint_epoch(last)) from None
+
+
+def _check_same_resolution(out: Path, data: str | Path, resolution: Resolution) -> None:
+    """Refuses to resume a run on training images of another pixel size than it started
+    on (the checkpoint would record the new one for weights trained on both); runs whose
+    ``run.json`` predates the record are not checked."""
+    try:
+        before = json.loads((out / "run.json").read_text()).get("training_resolution")
+    except (OSError, ValueError):
+        return
+    if not isinstance(before, dict) or "mpp" not in before:
+        return
+    old, new = before["mpp"], resolution.mpp
+    if old is None and new is None:
+        return
+    if old is not None and new is not None and near_mpp(new, old):
+        return
+    was = "no recorded pixel size" if old is None else f"{old:.4g} µm/px"
+    now = "none" if new is None else f"{new:.4g} µm/px"
+    raise DataError(
+        out,
+        f"holds a run trained on images of {was}, but the training images of --data {data} "
+        f"have {now}: resume with the data it started from, or train into a new --out",
+    )
 
 
 def _test_and_record(

@@ -930,7 +930,9 @@ def open_input(
     if cfg.any_resolution:
         return slide, ResolutionCheck(training_mpp, have, "any-resolution")
     slide.close()
-    if near_mpp(mpps[nearest], training_mpp):
+    if near_mpp(mpps[nearest], training_mpp) and cfg.mpp is not None:
+        fix = f"pass --mpp {training_mpp:.3g} (level {nearest}, {mpps[nearest]:.3g} µm/px)"
+    elif near_mpp(mpps[nearest], training_mpp):
         fix = f"pass --level {nearest} ({mpps[nearest]:.3g} µm/px)"
     else:
         levels = ", ".join(f"{m:.3g}" for m in mpps)

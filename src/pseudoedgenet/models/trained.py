@@ -40,6 +40,7 @@ into the plain networks built from its stored config, without Lightning.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,8 +281,24 @@ class TrainedWeights:
     training_mpp: float | None = None
 
 
+def _is_other_runtime_export(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive or an ONNX file (``export --format``)."""
+    if path.suffix.lower() == ".onnx":
+        return True
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any("/code/" in n or n.endswith("/constants.pkl") for n in zf.namelist())
+
+
 def _torch_load(path: Path, map_location: str | torch.device) -> Any:
     """``torch.load(weights_only=True)`` with one-line errors naming the file."""
+    if _is_other_runtime_export(path):
+        raise DataError(
+            path,
+            "is a TorchScript/ONNX export, for other runtimes: pass the run's best.ckpt or an "
+            "f file from `pseudoedgenet export` (the default --format checkpoint)",
+        )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:

@@ -103,8 +103,9 @@ class Slide(ABC):
         mpp: microns per pixel ``(x, y)`` at the level read, or ``None`` when unknown.
         level_mpp: microns per pixel (x) of every level, level 0 first, or ``None`` when
             unknown.
-        ignored_mpp: a level-0 pixel size the file's tags give but no scan has (above
-            :data:`MAX_SCAN_MPP`), read as unknown; ``None`` otherwise.
+        ignored_mpp: a level-0 pixel size the file's tags give but no scan has (outside
+            :data:`MIN_SCAN_MPP`..:data:`MAX_SCAN_MPP`), read as unknown; ``None``
+            otherwise.
         pyramidal: ``True`` for slides read region by region (outputs are then streamed to
             disk), ``False`` for an image held in memory.
     """

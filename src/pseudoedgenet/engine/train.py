@@ -650,7 +650,8 @@ def _plan_line(
     config_source: str | None,
     init: dict[str, Any] | None,
     resumed: bool,
-    schedule: str = "",
+    schedule: str,
+    resolution: Resolution,
 ) -> str:
     """The one line ``train`` prints before training: config, schedule, init, split and
     the training images' pixel size, selection."""
@@ -666,7 +667,7 @@ def _plan_line(
         where = f"{len(dm.val_names)} validation image(s) held out by seed {dm.seed}"
     else:
         where = "every image trained on"
-    res = dm.data.resolution(dm.train_names).text().removesuffix(" (no image records one)")
+    res = "pixel size unknown" if resolution.spread is None else resolution.text()
     parts.append(f"split: {where}; train: {len(dm.train_names)} images, {res}")
     parts.append(_validation_text(dm, selected_by))
     if dm.test_names:
@@ -786,7 +787,7 @@ def train_fold(
         selected_by, monitors = "val/point_f1", {"best": "val/point_f1"}
     done = _checkpoint_epoch(out / "last.ckpt") if resumed else None
     schedule = _schedule_text(cfg, done, testing=bool(dm.test_names))
-    plan = _plan_line(dm, selected_by, config_source, init_rec, resumed, schedule)
+    plan = _plan_line(dm, selected_by, config_source, init_rec, resumed, schedule, resolution)
     if changes:
         plan += "; resumed with " + ", ".join(
             f"{k} {_value_text(a)} -> {_value_text(b)}" for k, a, b in changes

@@ -957,7 +957,8 @@ def predict_files(
     """Predicts every input of this shard into ``OUT/<stem>/``.
 
     Inputs are validated first (existence, format, name clashes, existing outputs, readable
-    header, level), so bad input fails before the model is loaded.
+    header; then, with the checkpoint's training pixel size read, the level), so bad input
+    fails before the model is built.
 
     Args:
         checkpoint: exported f file or training checkpoint.
@@ -1002,7 +1003,7 @@ def predict_files(
         # checked with the inputs)
         try:
             slide, check = open_input(p, cfg, weights.training_mpp)
-            with atomic_dir(out / p.stem, replace=True) as tmp, slide:
+            with slide, atomic_dir(out / p.stem, replace=True) as tmp:
                 summary = predict_slide(model, slide, tmp, cfg, device, dtype, check)
         except OSError as exc:  # disk full, permissions: nothing half-written is left
             raise DataError(out / p.stem, f"cannot write outputs ({exc.strerror or exc})") from None

@@ -16,7 +16,9 @@
 # result files back, scores new TNBC fold-1 runs image by image and regenerates the report
 # (`pseudoedgenet report results --out results/README.md --readme README.md`).
 # On 2 AVX2 cores in fp32 a fold of baseline or fully_supervised takes ~2 h, one of pen_att
-# ~4.5 h (the TNBC fold-1 records); on AVX-512 cores (bf16) about 5 times less.
+# ~4.5 h (the TNBC fold-1 records); on 2 AVX-512 cores in bf16 ~21 and ~50 min. A fresh
+# machine keeps nothing of runs/ (only what is committed): a fold lands only if it finishes
+# on the machine it started on, so land what finished before a session ends.
 set -euo pipefail
 DATA_SRC=${DATA_SRC:-../shared/data}
 PYTHON=${PYTHON:-python}
@@ -44,9 +46,12 @@ done
 # (replace results/tnbc/fully_supervised/fold_0.json with this file once it exists)
 cv --config fully_supervised --data data/tnbc --folds 0 \
   --out runs/rerun/tnbc/fully_supervised --runs runs/crossval/tnbc-rerun/fully_supervised
-# 2. MoNuSeg folds 0-2
+# 2. MoNuSeg folds 0-2: fully_supervised first (no figure needs its checkpoints), then
+# baseline and pen_att fold by fold, so that the fold-0 pair that Figure 2 is drawn from is
+# finished on one machine: land_results.sh draws it while runs/ still holds both
+for fold in 0 1 2; do cv --config fully_supervised --data data/monuseg --folds "$fold"; done
 for fold in 0 1 2; do
-  for m in baseline pen_att fully_supervised; do cv --config "$m" --data data/monuseg --folds "$fold"; done
+  for m in baseline pen_att; do cv --config "$m" --data data/monuseg --folds "$fold"; done
 done
 # 3. The MoNuSeg 2018 test set: train on the 30 training images, test the 14 test images
 for m in baseline pen_att; do
@@ -54,20 +59,13 @@ for m in baseline pen_att; do
   pe holdout --config "$m" --train-data data/monuseg --test-data data/monuseg-test \
     --protocol cpu-long --dataset monuseg-test --out "results/monuseg-test-cpu-long/$m.json"
 done
-# 4. TNBC fold 0 of baseline and pen_att again (their committed files ran on AVX-512 cores in
-# bf16 and kept no checkpoint): checkpoints for Figure 2, and a second run of the same fold
-# on another machine and precision, beside the committed one
-for m in baseline pen_att; do
-  cv --config "$m" --data data/tnbc --folds 0 --out "runs/rerun/tnbc/$m" --runs "runs/crossval/tnbc-rerun/$m"
-done
-# Figure 2 is drawn from the main checkout (it writes results/figures.json, which would make
-# this tree dirty), from these checkpoints:
-#   pseudoedgenet figure2 --checkpoint ../cpu-long/runs/crossval/monuseg/pen_att/fold_0/best.ckpt \
-#     --baseline ../cpu-long/runs/crossval/monuseg/baseline/fold_0/best.ckpt --data data/monuseg \
-#     --fold 0 --images 3 --title 'MoNuSeg, protocol `cpu-long`' --out results/figure2_monuseg.png
-#   (TNBC: runs/crossval/tnbc-rerun/{pen_att,baseline}/fold_0/best.ckpt, data/tnbc)
-# 5. pen (small g, no h) and densecrf, folds 0-2 on both datasets
+# 4. pen (small g, no h) and densecrf, folds 0-2 on both datasets
 for ds in tnbc monuseg; do
   for m in pen densecrf; do cv --config "$m" --data "data/$ds" --folds 0-2; done
+done
+# 5. TNBC fold 0 of baseline and pen_att again (their committed files ran on AVX-512 cores in
+# bf16 and kept no checkpoint): a second run of the same fold beside the committed one
+for m in baseline pen_att; do
+  cv --config "$m" --data data/tnbc --folds 0 --out "runs/rerun/tnbc/$m" --runs "runs/crossval/tnbc-rerun/$m"
 done
 echo "=== $(date -u +%FT%TZ) queue done"

@@ -10,8 +10,12 @@
 #    worktree, and replacing a record is a decision to make by hand);
 # 2. scores every newly landed TNBC fold-1 run image by image from its checkpoints
 #    (docs/tnbc-fold1.md, results/tnbc-fold1/);
-# 3. regenerates results/README.md, the README summary and docs/tnbc-fold1.md;
-# 4. lists what landed (method, fold, test IoU, best epoch) for the commit message.
+# 3. draws Figure 2 of a dataset (results/figure2_<dataset>.png and its figures.json entry)
+#    from the worktree's fold-0 checkpoints of pen_att and baseline when both are there and
+#    the committed figure was not drawn from these files: a fresh machine keeps no
+#    checkpoint, so the figure is drawn when its runs land;
+# 4. regenerates results/README.md, the README summary and docs/tnbc-fold1.md;
+# 5. lists what landed (method, fold, test IoU, best epoch) for the commit message.
 set -euo pipefail
 if [ $# -ne 1 ] || [ ! -d "$1/results" ] || ! git -C "$1" rev-parse --git-dir >/dev/null 2>&1; then
   echo "error: give the campaign worktree (a git checkout holding results/), e.g. ../cpu-long" >&2
@@ -45,6 +49,18 @@ for rel in "${landed[@]}"; do
       run="$SRC/runs/crossval/tnbc/$m/fold_1"
       if [ -f "$run/best.ckpt" ]; then score+=(--score "$run"); fi ;;
   esac
+done
+declare -A title=([monuseg]=MoNuSeg [tnbc]=TNBC)
+for ds in monuseg tnbc; do
+  pen="$SRC/runs/crossval/$ds/pen_att/fold_0/best.ckpt"
+  base="$SRC/runs/crossval/$ds/baseline/fold_0/best.ckpt"
+  [ -f "$pen" ] && [ -f "$base" ] || continue
+  sha=$(sha256sum "$pen" | cut -d' ' -f1)
+  if grep -q "$sha" results/figures.json 2>/dev/null; then continue; fi
+  protocol=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['protocol'])" \
+    "results/$ds/pen_att/fold_0.json")
+  "$PYTHON" -m pseudoedgenet figure2 --checkpoint "$pen" --baseline "$base" --data "$SRC/data/$ds" \
+    --fold 0 --images 3 --title "${title[$ds]}, protocol \`$protocol\`" --out "results/figure2_$ds.png"
 done
 "$PYTHON" -m pseudoedgenet report results --out results/README.md --readme README.md
 "$PYTHON" -m pseudoedgenet.experiments.tnbc_fold1 --data "$DATA_SRC" --out docs ${score[@]+"${score[@]}"}

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 from skimage.measure import points_in_poly
 
@@ -507,6 +508,47 @@ def test_prepare_folder_records_a_declared_pixel_size(
     ):
         code, _, stderr = cli("prepare", *args, "--src", tmp_path / "src", "--out", tmp_path / "x")
         assert code == 2 and words in error_line(stderr)
+        assert not (tmp_path / "x").exists()
+
+
+def test_prepare_qupath_input_mpp_declares_the_pixel_size_of_a_png(tmp_path: Path, cli) -> None:
+    """A PNG exported from QuPath records no pixel size: --input-mpp declares it, the image
+    records and the summary say so, and a TIFF recording another is refused."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(src / "img.png")
+    write_geojson(src / "img.geojson", [point(10.0, 10.0), point(40.0, 30.0)])
+    code, stdout, err = cli("prepare", "qupath", "--src", src, "--out", out, "--input-mpp", 0.5)
+    assert code == 0, err
+    assert "; 0.5 µm/px\n" in stdout
+    assert "img.png: level 0 (0.5 µm/px declared by --input-mpp);" in stdout
+    info = json.loads((out / "dataset.json").read_text())["images"]["img"]
+    assert (info["mpp"], info["mpp_declared"]) == ([0.5, 0.5], True)
+    assert PreparedDataset(out).resolution().mpp == 0.5
+    # a file that records another pixel size: one line naming it, nothing written
+    (src / "img.png").unlink()
+    (src / "img.geojson").rename(src / "t.geojson")
+    tifffile.imwrite(
+        src / "t.tif",
+        np.zeros((64, 64, 3), np.uint8),
+        photometric="rgb",
+        resolution=(40000, 40000),
+        resolutionunit="CENTIMETER",
+    )
+    code, _, err = cli(
+        "prepare", "qupath", "--src", src, "--out", tmp_path / "o2", "--input-mpp", 0.5
+    )
+    line = error_line(err)
+    assert code == 2 and "t.tif" in line
+    assert "records 0.25 µm/px at level 0 but --input-mpp says 0.5" in line
+    assert not (tmp_path / "o2").exists()
+    # for `prepare qupath` only; and a pixel size, not a magnification
+    for args, words in (
+        (["tnbc", "--input-mpp", 0.25], "--input-mpp: for `prepare qupath`; folder and tnbc"),
+        (["qupath", "--input-mpp", 40], "(a 40x scan is about 0.25, 20x about 0.5), got 40"),
+    ):
+        code, _, err = cli("prepare", *args, "--src", src, "--out", tmp_path / "x")
+        assert code == 2 and words in error_line(err)
         assert not (tmp_path / "x").exists()
 
 

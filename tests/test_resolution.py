@@ -187,6 +187,7 @@ def test_predict_cli_reads_the_trained_level_and_refuses_another(  # type: ignor
         "input_mpp": 1.0,
         "status": "as-trained",
         "ignored_mpp": None,
+        "declared_mpp": None,
     }
     code, out, err = cli(
         "predict", f, slide, "--out", tmp_path / "o2", "--level", "0", "--device", "cpu"
@@ -230,7 +231,7 @@ def test_a_screen_or_print_resolution_is_no_pixel_size(
         assert (slide.level, check.status) == (0, "not-checked")
     assert check.text() == (
         f"the input's tags give {tag_mpp:.4g} µm/px, no scan's (ignored): not checked "
-        "against the trained 0.25 µm/px"
+        "against the trained 0.25 µm/px (--input-mpp declares it)"
     )
     with pytest.raises(DataError, match="a screen or print default rather than a scan's"):
         open_slide(path, mpp=0.5)
@@ -256,3 +257,62 @@ def test_a_small_single_page_tiff_keeps_its_pixel_size(tmp_path: Path) -> None:
     tifffile.imwrite(path, image, photometric="rgb", resolution=(72, 72), resolutionunit="INCH")
     with open_slide(path) as s:
         assert s.mpp is None and s.ignored_mpp == pytest.approx(25400 / 72)
+
+
+# ------------------------------------------------------------- --input-mpp (declared)
+
+
+def test_a_declared_pixel_size_stands_in_for_a_file_without_one(tmp_path: Path) -> None:
+    png = tmp_path / "a.png"
+    write_png(png, np.zeros((64, 64, 3), np.uint8))
+    with open_slide(png, declared_mpp=0.5) as s:
+        assert s.mpp == (0.5, 0.5) and s.level_mpp == [0.5] and s.declared_mpp == 0.5
+    # now checked against the training pixel size, in both directions
+    slide, check = open_input(png, PredictConfig(input_mpp=0.5), 0.5)
+    slide.close()
+    assert (check.status, check.input_mpp, check.declared_mpp) == ("as-trained", 0.5, 0.5)
+    assert check.text() == "0.5 µm/px (--input-mpp) as trained"
+    with pytest.raises(
+        DataError, match=r"level 0 is 0\.5 µm/px but the model was trained at 0\.25"
+    ):
+        _open(png, 0.25, input_mpp=0.5)
+    assert _open(png, 0.25, input_mpp=0.5, any_resolution=True) == (0, "any-resolution", 0.5)
+
+
+def test_a_declared_pixel_size_never_overrides_the_files_own(slide: Path, tmp_path: Path) -> None:
+    # agreeing (within the tolerance): the file's own is used, nothing is declared
+    with open_slide(slide, declared_mpp=0.26) as s:
+        assert s.mpp == pytest.approx((0.25, 0.25)) and s.declared_mpp is None
+    # contradicting: refused, naming both values
+    with pytest.raises(DataError) as exc:
+        open_slide(slide, declared_mpp=0.5)
+    assert "records 0.25 µm/px at level 0 but --input-mpp says 0.5: drop --input-mpp" in str(
+        exc.value
+    )
+    # tags that are no scan's (72 dpi) are replaced by the declaration, and --mpp then works
+    tif = _tiff_with_resolution(tmp_path / "dpi.tif", 72.0, "INCH")
+    with open_slide(tif, mpp=1.0, declared_mpp=0.5) as s:
+        assert (s.level, s.level_mpp, s.declared_mpp) == (1, [0.5, 1.0], 0.5)
+    assert s.ignored_mpp == pytest.approx(25400 / 72)
+
+
+def test_predict_cli_input_mpp(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    png = tmp_path / "tile.png"
+    write_png(png, np.full((64, 64, 3), 200, np.uint8))
+    f = _f_file(tmp_path / "f.pt", 0.5)
+    args = ("predict", f, png, "--device", "cpu", "--no-progress")
+    code, out, err = cli(*args, "--out", tmp_path / "o", "--input-mpp", 0.5)
+    assert code == 0, err
+    assert "(0.5 µm/px (--input-mpp) as trained)" in out
+    summary = json.loads((tmp_path / "o" / "tile" / "predict.json").read_text())
+    assert summary["mpp"] == [0.5, 0.5]
+    assert summary["resolution"]["declared_mpp"] == 0.5
+    assert summary["area_filter"]["unit"] == "um2"
+    # declared off the training pixel size: refused before anything is written
+    code, _, err = cli(*args, "--out", tmp_path / "o2", "--input-mpp", 0.25)
+    assert code == 2 and "but the model was trained at 0.5 µm/px" in error_line(err)
+    assert not (tmp_path / "o2").exists()
+    # a magnification typed as a pixel size
+    code, _, err = cli(*args, "--out", tmp_path / "o3", "--input-mpp", 40)
+    assert code == 2
+    assert "--input-mpp is the inputs' level-0 pixel size in µm per pixel" in error_line(err)

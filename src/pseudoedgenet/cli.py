@@ -72,6 +72,13 @@ def prepare(
             "the images' pixel size, recorded so predict reads slides at it"
         ),
     ] = None,
+    input_mpp: Annotated[
+        float | None,
+        typer.Option(
+            help="QuPath: level-0 microns per pixel of images that record none (PNG/JPEG, "
+            "TIFFs without resolution tags); a file recording another is refused"
+        ),
+    ] = None,
     region_class: Annotated[
         str | None, typer.Option(help="QuPath: use only regions of this class [default: all]")
     ] = None,
@@ -98,12 +105,23 @@ def prepare(
     check_fold_count(k)
     if split_by not in ("image", "group"):
         raise typer.BadParameter("--split-by must be 'image' or 'group'")
+    if input_mpp is not None and source is not Source.qupath:
+        raise ConfigError(
+            "--input-mpp: for `prepare qupath`; folder and tnbc declare the images' pixel "
+            "size with --mpp, monuseg reads it from its XML"
+        )
+    if input_mpp is not None and not MIN_SCAN_MPP <= input_mpp <= MAX_SCAN_MPP:
+        raise ConfigError(
+            f"--input-mpp is the images' level-0 pixel size in µm per pixel, {MIN_SCAN_MPP:g} "
+            f"to {MAX_SCAN_MPP:g} (a 40x scan is about 0.25, 20x about 0.5), got {input_mpp:g}"
+        )
     if source is Source.qupath:
         meta = prepare_qupath(
             src,
             out,
             level=level,
             mpp=mpp,
+            input_mpp=input_mpp,
             region_class=region_class,
             point_class=point_class,
             k=k,
@@ -190,7 +208,8 @@ def _qupath_read_lines(infos: Iterable[dict[str, Any]]) -> list[str]:
     for name, its in sorted(slides.items()):
         first = its[0]
         mpp = first["mpp"]
-        res = f" ({mpp[0]:g} µm/px)" if mpp else " (no µm/px in the file)"
+        declared = " declared by --input-mpp" if first.get("mpp_declared") else ""
+        res = f" ({mpp[0]:g} µm/px{declared})" if mpp else " (no µm/px in the file)"
         if first["region"] is None:
             what = (
                 "no region drawn: the whole image is one training image, so every nucleus "
@@ -665,6 +684,14 @@ def predict(
             "nearest the model's training pixel size when both are known, else level 0)"
         ),
     ] = None,
+    input_mpp: Annotated[
+        float | None,
+        typer.Option(
+            help="level-0 microns per pixel of inputs that record none (PNG/JPEG, TIFFs "
+            "without resolution tags): areas in µm² and the check against the training "
+            "pixel size then use it; an input recording another is refused"
+        ),
+    ] = None,
     any_resolution: Annotated[
         bool,
         typer.Option(
@@ -737,6 +764,7 @@ def predict(
         precision=precision.value,
         level=level,
         mpp=mpp,
+        input_mpp=input_mpp,
         any_resolution=any_resolution,
         watershed=watershed,
         min_area=min_area,

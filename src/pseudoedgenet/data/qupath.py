@@ -403,6 +403,8 @@ class QuPathPlan:
         images: the planned training images, sources in sorted order.
         level: ``--level`` given, or ``None``.
         mpp: ``--mpp`` given, or ``None``.
+        input_mpp: ``--input-mpp`` given (level-0 µm/px of files that record none), or
+            ``None``.
         summary: counts for ``dataset.json``: ``points_total`` (points of the selected
             class), ``points_used``, ``points_outside_regions``, ``duplicates_dropped``,
             ``features_skipped_by_class``, ``files``.
@@ -412,6 +414,7 @@ class QuPathPlan:
     level: int | None
     mpp: float | None
     summary: dict[str, Any]
+    input_mpp: float | None = None
 
 
 def list_qupath_sources(src: str | Path) -> list[tuple[Path, Path]]:
@@ -549,6 +552,7 @@ def _plan_file(
     geojson: Path,
     level: int | None,
     mpp: float | None,
+    input_mpp: float | None,
     region_class: str | None,
     point_class: str | None,
     counts: dict[str, int],
@@ -557,9 +561,10 @@ def _plan_file(
     regions, skipped_r = _select(geojson, features, "region", region_class)
     point_feats, skipped_p = _select(geojson, features, "point", point_class)
     counts["features_skipped_by_class"] += skipped_r + skipped_p
-    with open_slide(image_path, level, mpp) as slide:
+    with open_slide(image_path, level, mpp, declared_mpp=input_mpp) as slide:
         (h, w), (h0, w0) = slide.shape, slide.level0_shape
         lvl, ds, slide_mpp = slide.level, slide.downsample, slide.mpp
+        declared = slide.declared_mpp
     slide_info = _Level(lvl, (h, w), (h0, w0), ds)
     sx, sy = ds
     qpts = np.concatenate([f.points for f in point_feats]) if point_feats else np.zeros((0, 2))
@@ -583,6 +588,7 @@ def _plan_file(
         "geojson": str(geojson),
         "level": lvl,
         "mpp": None if slide_mpp is None else [float(slide_mpp[0]), float(slide_mpp[1])],
+        "mpp_declared": declared is not None,
         "downsample": [float(sx), float(sy)],
     }
     stem = image_path.stem
@@ -658,6 +664,7 @@ def plan_qupath(
     *,
     level: int | None = None,
     mpp: float | None = None,
+    input_mpp: float | None = None,
     region_class: str | None = None,
     point_class: str | None = None,
 ) -> QuPathPlan:
@@ -668,6 +675,9 @@ def plan_qupath(
         level: pyramid level to read, or ``None``.
         mpp: target microns per pixel (the nearest level), or ``None``; with neither,
             level 0.
+        input_mpp: level-0 microns per pixel of files that record none (PNG/JPEG, TIFFs
+            without resolution tags), or ``None``; a file recording one more than 20 % away
+            is refused (:func:`~pseudoedgenet.data.slide.declare_mpp`).
         region_class: keep only regions of this QuPath class (``None``: all).
         point_class: keep only points of this QuPath class (``None``: all).
 
@@ -678,8 +688,9 @@ def plan_qupath(
     Raises:
         DataError: see the module docstring and :func:`read_qupath_geojson`; also an
             unreadable slide, a level that does not exist, ``mpp`` without pixel-size
-            metadata, points outside the slide, regions (partly) outside it, overlapping
-            regions, a region without points, points but no region on a large image.
+            metadata, an ``input_mpp`` a file's own pixel size contradicts, points outside
+            the slide, regions (partly) outside it, overlapping regions, a region without
+            points, points but no region on a large image.
     """
     counts = dict.fromkeys(
         (
@@ -694,10 +705,12 @@ def plan_qupath(
     pairs = list_qupath_sources(src)
     images: list[QuPathImage] = []
     for image_path, geojson in pairs:
-        images += _plan_file(image_path, geojson, level, mpp, region_class, point_class, counts)
+        images += _plan_file(
+            image_path, geojson, level, mpp, input_mpp, region_class, point_class, counts
+        )
     counts["points_used"] = sum(len(im.points) for im in images)
     summary: dict[str, Any] = {**counts, "files": len(pairs)}
-    return QuPathPlan(images, level, mpp, summary)
+    return QuPathPlan(images, level, mpp, summary, input_mpp)
 
 
 def read_qupath(plan: QuPathPlan) -> Iterator[Sample]:
@@ -712,7 +725,7 @@ def read_qupath(plan: QuPathPlan) -> Iterator[Sample]:
     for im in plan.images:
         by_source.setdefault(im.source, []).append(im)
     for source, ims in by_source.items():
-        with open_slide(source, plan.level, plan.mpp) as slide:
+        with open_slide(source, plan.level, plan.mpp, declared_mpp=plan.input_mpp) as slide:
             for im in ims:
                 yield Sample(
                     im.name,
@@ -732,6 +745,7 @@ def prepare_qupath(
     *,
     level: int | None = None,
     mpp: float | None = None,
+    input_mpp: float | None = None,
     region_class: str | None = None,
     point_class: str | None = None,
     k: int | None = None,
@@ -749,7 +763,7 @@ def prepare_qupath(
     Args:
         src: folder of images/slides with ``<stem>.geojson`` beside each.
         out: prepared dataset folder to create.
-        level, mpp, region_class, point_class: see :func:`plan_qupath`.
+        level, mpp, input_mpp, region_class, point_class: see :func:`plan_qupath`.
         k: number of folds, or ``None`` (see
             :func:`~pseudoedgenet.data.prepared.prepare_dataset`).
         seed: fold seed.
@@ -768,7 +782,12 @@ def prepare_qupath(
 
     check_output_dir(out, force)
     plan = plan_qupath(
-        src, level=level, mpp=mpp, region_class=region_class, point_class=point_class
+        src,
+        level=level,
+        mpp=mpp,
+        input_mpp=input_mpp,
+        region_class=region_class,
+        point_class=point_class,
     )
     return prepare_dataset(
         read_qupath(plan),
@@ -783,6 +802,7 @@ def prepare_qupath(
             "path": str(src),
             "level": level,
             "mpp": mpp,
+            "input_mpp": input_mpp,
             "region_class": region_class,
             "point_class": point_class,
         },

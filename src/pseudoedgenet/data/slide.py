@@ -106,6 +106,8 @@ class Slide(ABC):
         ignored_mpp: a level-0 pixel size the file's tags give but no scan has (outside
             :data:`MIN_SCAN_MPP`..:data:`MAX_SCAN_MPP`), read as unknown; ``None``
             otherwise.
+        declared_mpp: the level-0 pixel size the user declared (``--input-mpp``) when the
+            file records none, so ``mpp`` comes from it; ``None`` otherwise.
         pyramidal: ``True`` for slides read region by region (outputs are then streamed to
             disk), ``False`` for an image held in memory.
     """
@@ -119,6 +121,7 @@ class Slide(ABC):
     level_mpp: list[float] | None
     pyramidal: bool
     ignored_mpp: float | None = None
+    declared_mpp: float | None = None
 
     @property
     def downsample(self) -> tuple[float, float]:
@@ -297,17 +300,23 @@ class _LevelSlide(Slide):
             self.mpp = (mpp0[0] * sx, mpp0[1] * sy)
 
     def _init_from_handle(
-        self, path: Path, prefix: str, level: int | None, mpp: float | None
+        self,
+        path: Path,
+        prefix: str,
+        level: int | None,
+        mpp: float | None,
+        declared: float | None,
     ) -> None:
         """Reads level sizes and ``<prefix>.mpp-x/y`` from the open ``self._slide`` handle
-        (tiffslide and OpenSlide share this API) and picks the level; closes the handle on
-        a bad level."""
+        (tiffslide and OpenSlide share this API), applies a declared level-0 pixel size
+        (:func:`declare_mpp`) and picks the level; closes the handle on an error."""
         slide = self._slide  # type: ignore[attr-defined]
         props = slide.properties
         dims = [(int(h), int(w)) for w, h in slide.level_dimensions]
         mpp0, self.ignored_mpp = scan_mpp(props, prefix)
         try:
-            if self.ignored_mpp is not None and mpp is not None:
+            mpp0, self.declared_mpp = declare_mpp(path, mpp0, declared)
+            if mpp0 is None and self.ignored_mpp is not None and mpp is not None:
                 raise DataError(path, _ignored_text(self.ignored_mpp))
             self._init_levels(path, dims, mpp0, level, mpp)
         except DataError:
@@ -335,18 +344,27 @@ class TiffSlideSlide(_LevelSlide):
         level: pyramid level to read, or ``None``.
         mpp: target microns per pixel (picks the nearest level), or ``None``. With neither,
             level 0.
+        declared_mpp: level-0 microns per pixel for a file that records none
+            (:func:`declare_mpp`), or ``None``.
 
     Raises:
-        DataError: unreadable file, a level that does not exist, ``mpp`` without metadata.
+        DataError: unreadable file, a level that does not exist, ``mpp`` without metadata,
+            a ``declared_mpp`` the file's own contradicts.
     """
 
-    def __init__(self, path: str | Path, level: int | None = None, mpp: float | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        level: int | None = None,
+        mpp: float | None = None,
+        declared_mpp: float | None = None,
+    ):
         import tiffslide
 
         path = Path(path)
         try:
             self._slide = tiffslide.TiffSlide(path)
-            self._init_from_handle(path, "tiffslide", level, mpp)
+            self._init_from_handle(path, "tiffslide", level, mpp, declared_mpp)
         except DataError:
             raise
         except Exception as exc:
@@ -387,7 +405,13 @@ class OpenSlideSlide(_LevelSlide):
     Arguments and errors as :class:`TiffSlideSlide`.
     """
 
-    def __init__(self, path: str | Path, level: int | None = None, mpp: float | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        level: int | None = None,
+        mpp: float | None = None,
+        declared_mpp: float | None = None,
+    ):
         path = Path(path)
         try:
             import openslide
@@ -400,7 +424,7 @@ class OpenSlideSlide(_LevelSlide):
             self._slide = openslide.OpenSlide(str(path))
         except Exception as exc:
             raise DataError(path, f"cannot open slide ({_first_line(exc)})") from None
-        self._init_from_handle(path, "openslide", level, mpp)
+        self._init_from_handle(path, "openslide", level, mpp, declared_mpp)
 
     def _read_level(self, level: int, box: Box) -> np.ndarray:
         y0, y1, x0, x1 = box
@@ -445,7 +469,44 @@ def scan_mpp(props: Any, prefix: str) -> tuple[tuple[float, float] | None, float
 def _ignored_text(ignored: float) -> str:
     return (
         f"its resolution tags give {ignored:.4g} µm/px, a screen or print default rather than "
-        "a scan's pixel size: choose a level instead of --mpp"
+        "a scan's pixel size: choose a level instead of --mpp, or declare the pixel size "
+        "with --input-mpp"
+    )
+
+
+def declare_mpp(
+    path: Path, mpp0: tuple[float, float] | None, declared: float | None
+) -> tuple[tuple[float, float] | None, float | None]:
+    """Applies a level-0 pixel size the user declared (``--input-mpp``) to one file.
+
+    PNG/JPEG images, TIFFs without resolution tags and files whose tags are no scan's
+    (:func:`scan_mpp`) record no pixel size; a declared one stands in for it. A file that
+    records one keeps its own; a declaration that contradicts it (more than
+    :data:`MPP_TOLERANCE` apart) is refused rather than either value being quietly used.
+
+    Args:
+        path: the file (for the error message).
+        mpp0: the level-0 ``(x, y)`` µm/px the file records, or ``None``.
+        declared: the declared µm/px, or ``None``.
+
+    Returns:
+        ``(mpp0, applied)``: the level-0 pixel size to use, and ``declared`` when it was
+        applied (the file records none), else ``None``.
+
+    Raises:
+        DataError: the file records a pixel size more than :data:`MPP_TOLERANCE` away from
+            ``declared``.
+    """
+    if declared is None:
+        return mpp0, None
+    if mpp0 is None:
+        return (declared, declared), declared
+    if near_mpp(mpp0[0], declared):
+        return mpp0, None
+    raise DataError(
+        path,
+        f"the file records {mpp0[0]:.4g} µm/px at level 0 but --input-mpp says {declared:g}: "
+        "drop --input-mpp (it is for inputs that record no pixel size) or check the file",
     )
 
 
@@ -521,7 +582,11 @@ def select_level(
         if not (mpp > 0 and math.isfinite(mpp)):
             raise DataError(path, f"target mpp must be a positive number, got {mpp}")
         if mpp0 is None:
-            raise DataError(path, "no microns-per-pixel metadata: choose a level instead of --mpp")
+            raise DataError(
+                path,
+                "no microns-per-pixel metadata: choose a level instead of --mpp, or declare "
+                "the pixel size with --input-mpp",
+            )
         mpps = level_mpps(level_dims, mpp0)
         best = nearest_level(mpps, mpp)
         if not near_mpp(mpps[best], mpp):
@@ -554,6 +619,7 @@ def open_slide(
     level: int | None = None,
     mpp: float | None = None,
     backend: str = "auto",
+    declared_mpp: float | None = None,
 ) -> Slide:
     """Opens an image or a whole-slide file for reading at one level.
 
@@ -567,13 +633,16 @@ def open_slide(
         level: pyramid level, or ``None``.
         mpp: target microns per pixel (nearest level), or ``None``.
         backend: ``auto``, ``tiffslide`` or ``openslide`` for slide formats.
+        declared_mpp: level-0 microns per pixel of a file that records none (PNG/JPEG,
+            TIFFs without resolution tags), or ``None``; see :func:`declare_mpp`.
 
     Returns:
         A :class:`Slide`; close it (or use it as a context manager) when done.
 
     Raises:
         DataError: missing, unreadable or truncated file, unsupported format, a level that
-            does not exist, a target mpp the file has no metadata for.
+            does not exist, a target mpp the file has no metadata for, a ``declared_mpp``
+            the file's own pixel size contradicts.
     """
     path = Path(path)
     if not path.is_file():
@@ -588,18 +657,20 @@ def open_slide(
     if backend not in ("auto", "tiffslide", "openslide"):
         raise ValueError(f"backend must be auto, tiffslide or openslide, got {backend!r}")
     if suffix in OPENSLIDE_SUFFIXES or backend == "openslide":
-        return OpenSlideSlide(path, level, mpp)
+        return OpenSlideSlide(path, level, mpp, declared_mpp)
     if suffix in TIFFSLIDE_SUFFIXES:
-        return TiffSlideSlide(path, level, mpp)
+        return TiffSlideSlide(path, level, mpp, declared_mpp)
     if suffix in TIFF_SUFFIXES:
         levels, pixels, _ = _tiff_info(path)
         if levels > 1 or pixels > LARGE_PIXELS or mpp is not None or backend == "tiffslide":
-            return TiffSlideSlide(path, level, mpp)
+            return TiffSlideSlide(path, level, mpp, declared_mpp)
     mpp0, ignored = _small_tiff_mpp(path) if suffix in TIFF_SUFFIXES else (None, None)
+    mpp0, declared = declare_mpp(path, mpp0, declared_mpp)
     image = read_image(path)
     select_level(path, [image.shape[:2]], mpp0, level, mpp)
     slide = ArraySlide(image, path, mpp0)
     slide.ignored_mpp = ignored
+    slide.declared_mpp = declared
     return slide
 
 

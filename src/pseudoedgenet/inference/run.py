@@ -93,6 +93,8 @@ from pseudoedgenet import __version__
 from pseudoedgenet.data.io import atomic_dir, write_json, write_png
 from pseudoedgenet.data.slide import (
     COORDS,
+    MAX_SCAN_MPP,
+    MIN_SCAN_MPP,
     MPP_TOLERANCE,
     SUPPORTED_SUFFIXES,
     Slide,
@@ -172,6 +174,10 @@ class PredictConfig:
         mpp: target microns per pixel (nearest level), or ``None``. With neither, the
             level nearest the model's training pixel size where both are known (see
             :func:`open_input`), else level 0.
+        input_mpp: level-0 microns per pixel of inputs that record none (PNG/JPEG, TIFFs
+            without resolution tags), or ``None``; an input that records one keeps it, and
+            one more than :data:`~pseudoedgenet.data.slide.MPP_TOLERANCE` away is refused
+            (:func:`~pseudoedgenet.data.slide.declare_mpp`).
         any_resolution: predict at a pixel size more than
             :data:`~pseudoedgenet.data.slide.MPP_TOLERANCE` away from the model's training
             pixel size (refused otherwise).
@@ -210,6 +216,7 @@ class PredictConfig:
     precision: str = "auto"
     level: int | None = None
     mpp: float | None = None
+    input_mpp: float | None = None
     any_resolution: bool = False
     watershed: bool = False
     min_distance: int = 5
@@ -246,6 +253,12 @@ class PredictConfig:
         check(self.level is None or self.mpp is None, "give either --level or --mpp, not both")
         check(self.level is None or self.level >= 0, f"--level must be >= 0, got {self.level}")
         check(self.mpp is None or self.mpp > 0, f"--mpp must be > 0, got {self.mpp}")
+        if self.input_mpp is not None and not MIN_SCAN_MPP <= self.input_mpp <= MAX_SCAN_MPP:
+            raise ConfigError(
+                f"--input-mpp is the inputs' level-0 pixel size in µm per pixel, "
+                f"{MIN_SCAN_MPP:g} to {MAX_SCAN_MPP:g} (a 40x scan is about 0.25, 20x about "
+                f"0.5), got {self.input_mpp:g}"
+            )
         check(self.min_distance >= 1 and self.max_size >= 1, "bad sizes")
         for name, v in (("--min-area", self.min_area), ("--max-area", self.max_area)):
             check(v is None or (v >= 0 and math.isfinite(v)), f"{name} must be >= 0, got {v}")
@@ -862,21 +875,24 @@ class ResolutionCheck:
             ``not-checked`` (a pixel size is unknown on one side).
         ignored_mpp: the level-0 pixel size the input's tags give when it is no scan's
             (:attr:`~pseudoedgenet.data.slide.Slide.ignored_mpp`), else ``None``.
+        declared_mpp: the level-0 pixel size declared by ``--input-mpp`` when the input
+            records none, so ``input_mpp`` comes from it; else ``None``.
     """
 
     training_mpp: float | None
     input_mpp: float | None
     status: str
     ignored_mpp: float | None = None
+    declared_mpp: float | None = None
 
     def text(self) -> str:
         """A few words for the per-input line: ``"0.252 µm/px as trained"``, ..."""
+        declared = " (--input-mpp)" if self.declared_mpp is not None else ""
+        have = f"{self.input_mpp:.3g} µm/px{declared}" if self.input_mpp is not None else ""
         if self.status == "as-trained":
-            return f"{self.input_mpp:.3g} µm/px as trained"
+            return f"{have} as trained"
         if self.status == "any-resolution":
-            return (
-                f"{self.input_mpp:.3g} µm/px, trained at {self.training_mpp:.3g} (--any-resolution)"
-            )
+            return f"{have}, trained at {self.training_mpp:.3g} (--any-resolution)"
         if self.input_mpp is None and self.training_mpp is None:
             return "pixel size unknown on both sides: not checked"
         if self.input_mpp is None:
@@ -884,9 +900,9 @@ class ResolutionCheck:
             what = "no pixel size in the input"
             if self.ignored_mpp is not None:
                 what = f"the input's tags give {self.ignored_mpp:.4g} µm/px, no scan's (ignored)"
-            return f"{what}: not checked against the trained {trained}"
+            return f"{what}: not checked against the trained {trained} (--input-mpp declares it)"
         trained = "the model records no training pixel size"
-        return f"{self.input_mpp:.3g} µm/px, {trained}: not checked"
+        return f"{have}, {trained}: not checked"
 
 
 def open_input(
@@ -903,7 +919,7 @@ def open_input(
 
     Args:
         path: the input.
-        cfg: options (``level``, ``mpp``, ``any_resolution``).
+        cfg: options (``level``, ``mpp``, ``input_mpp``, ``any_resolution``).
         training_mpp: µm/px of the model's training images, or ``None`` when unknown.
 
     Returns:
@@ -914,21 +930,24 @@ def open_input(
             training pixel size without ``cfg.any_resolution`` (the message names the
             level to pass, or says no level is near).
     """
-    slide = open_slide(path, cfg.level, cfg.mpp)
+    slide = open_slide(path, cfg.level, cfg.mpp, declared_mpp=cfg.input_mpp)
     mpps = slide.level_mpp
+    declared = slide.declared_mpp
     if training_mpp is None or mpps is None:
         have = None if mpps is None else mpps[slide.level]
-        return slide, ResolutionCheck(training_mpp, have, "not-checked", slide.ignored_mpp)
+        return slide, ResolutionCheck(
+            training_mpp, have, "not-checked", slide.ignored_mpp, declared
+        )
     nearest = nearest_level(mpps, training_mpp)
     chosen = cfg.level is not None or cfg.mpp is not None
     if not chosen and nearest != slide.level:
         slide.close()
-        slide = open_slide(path, nearest)
+        slide = open_slide(path, nearest, declared_mpp=cfg.input_mpp)
     have = mpps[slide.level]
     if near_mpp(have, training_mpp):
-        return slide, ResolutionCheck(training_mpp, have, "as-trained")
+        return slide, ResolutionCheck(training_mpp, have, "as-trained", declared_mpp=declared)
     if cfg.any_resolution:
-        return slide, ResolutionCheck(training_mpp, have, "any-resolution")
+        return slide, ResolutionCheck(training_mpp, have, "any-resolution", declared_mpp=declared)
     slide.close()
     if near_mpp(mpps[nearest], training_mpp) and cfg.mpp is not None:
         fix = f"pass --mpp {training_mpp:.3g} (level {nearest}, {mpps[nearest]:.3g} µm/px)"

@@ -13,19 +13,22 @@ import pytest
 import tifffile
 
 from conftest import error_line
+from pseudoedgenet.data.io import read_image
 from pseudoedgenet.data.slide import ArraySlide, open_slide
-from pseudoedgenet.errors import ConfigError
+from pseudoedgenet.errors import ConfigError, DataError
 from pseudoedgenet.inference.run import (
     CSV_COLUMNS,
     DEFAULT_AREA_PX,
     DEFAULT_AREA_UM2,
     PredictConfig,
+    SourceRegion,
     _reduce2,
     area_filter,
     build_pyramid,
     feature_id,
     nucleus_feature,
     nucleus_row,
+    source_region,
     write_tiff,
 )
 from pseudoedgenet.postprocess import measure, object_polygon
@@ -155,6 +158,63 @@ def test_feature_ids_are_deterministic_uuids() -> None:
     mask[1, 1] = True
     f = nucleus_feature(measure(mask, np.ones((4, 4)), 7), _slide((4, 4)))
     assert f["id"] == feature_id("img.tif", 0, 7)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "want"),
+    [
+        ("slide [x=1024,y=2048,w=512,h=512].png", (512, 512), ("slide", 1024, 2048, 512, 512, 1.0)),
+        (
+            "TCGA 01 [d=2,x=1000,y=6,w=1024,h=1024].png",
+            (512, 512),
+            ("TCGA 01", 1000, 6, 1024, 1024, 2),
+        ),
+        ("a [d=4.5,x=0,y=0,w=900,h=450,z=1].tif", (100, 200), ("a", 0, 0, 900, 450, 4.5)),
+        # QuPath rounds the exported size: within 1 px; .ome.tif is one suffix
+        ("s [d=2,x=0,y=0,w=1025,h=1025].ome.tif", (513, 512), ("s", 0, 0, 1025, 1025, 2)),
+        ("slide.png", (8, 8), None),
+        ("slide [x=1,y=2].png", (8, 8), None),
+        ("a[b].png", (8, 8), None),
+    ],
+)
+def test_source_region_reads_qupaths_export_names(
+    name: str, shape: tuple[int, int], want: tuple[object, ...] | None
+) -> None:
+    region = source_region(Path(name), shape)
+    assert region == (None if want is None else SourceRegion(*want))  # type: ignore[arg-type]
+
+
+def test_source_region_of_another_size_is_refused() -> None:
+    with pytest.raises(DataError) as exc:
+        source_region(Path("s [d=2,x=0,y=0,w=100,h=100].png"), (100, 100))
+    msg = str(exc.value)
+    assert "region of 100x100 px at downsample 2 (50x50 px) but the image is 100x100 px" in msg
+    assert "--no-region-from-name" in msg
+
+
+@pytest.mark.parametrize(("coords", "shift"), [("qupath", 0.0), ("pixel-centre", 0.5)])
+def test_a_region_exported_from_qupath_maps_onto_its_source_slide(
+    coords: str, shift: float
+) -> None:
+    """Pixel (row 5, col 7) of a tile exported at d=2 from (x=1000, y=2000) covers source
+    level-0 [1014, 1016] x [2010, 2012]: area 4 source px, centroid (1015, 2011)."""
+    region = SourceRegion("slide", 1000, 2000, 24, 24, 2.0)
+    tile = _slide((12, 12), mpp=(0.5, 0.5))  # 0.5 µm/px tile: the source is 0.25 µm/px
+    mask = np.zeros((12, 12), bool)
+    mask[5, 7] = True
+    f = nucleus_feature(measure(mask, np.full((12, 12), 0.8), 1), tile, coords, region)
+    (ring,) = f["geometry"]["coordinates"]
+    verts, area = _ring_box(ring)
+    x0, y0, x1, y1 = (v - shift for v in (1014, 2010, 1016, 2012))
+    assert verts == {(x0, y0), (x1, y0), (x1, y1), (x0, y1)} and area == 4.0
+    props = f["properties"]
+    assert (props["centroid_x"], props["centroid_y"]) == (1015 - shift, 2011 - shift)
+    assert props["area_px"] == 4 and props["area_um2"] == 0.25  # one 0.5 µm tile pixel
+    assert props["centroid_x_um"] == (1015 - shift) * 0.25
+    assert f["id"] == nucleus_feature(measure(mask, np.ones((12, 12)), 1), tile)["id"]
+    # without a pixel size, the px area limits are in source pixels too
+    plain = _slide((12, 12))
+    assert area_filter(PredictConfig(), plain, region).min_level_px == DEFAULT_AREA_PX[0] / 4
 
 
 def test_area_filter_units_defaults_and_errors() -> None:
@@ -296,6 +356,43 @@ def test_predict_cli_coords_and_area_options(cli, f_file: Path, tmp_path: Path) 
         code, _, err = cli("predict", f_file, image, "--out", tmp_path / "bad", *args)
         assert code == 2
         assert msg in (error_line(err) if msg.startswith("--") else err)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_predict_cli_maps_a_qupath_export_onto_its_slide(cli, f_file: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same pixels under QuPath's export name: every vertex x' = 100 + 2 x (y alike),
+    said in the per-input line and predict.json; --no-region-from-name keeps the tile's."""
+    crop = sorted((REPO / "examples/monuseg_crops/images").glob("*.png"))[0]
+    h, w = read_image(crop).shape[:2]
+    tile = tmp_path / f"slide [d=2,x=100,y=200,w={2 * w},h={2 * h}].png"
+    tile.write_bytes(crop.read_bytes())
+    args = ("--device", "cpu", "--no-progress", "--min-area", "0", "--max-area", "0")
+    code, out, err = cli("predict", f_file, tile, "--out", tmp_path / "src", *args)
+    assert code == 0, err
+    assert "coordinates in slide's level 0 (x=100, y=200, d=2, from the name)" in out
+    code, _, err = cli(
+        "predict", f_file, tile, "--out", tmp_path / "own", "--no-region-from-name", *args
+    )
+    assert code == 0, err
+    meta = json.loads((tmp_path / "src" / tile.stem / "predict.json").read_text())
+    assert meta["source_region"] == {
+        "source": "slide", "x": 100, "y": 200, "w": 2 * w, "h": 2 * h, "d": 2.0,
+    }  # fmt: skip
+    assert (
+        json.loads((tmp_path / "own" / tile.stem / "predict.json").read_text())["source_region"]
+        is None
+    )
+    mapped, own = _features(tmp_path / "src" / tile.stem), _features(tmp_path / "own" / tile.stem)
+    assert len(mapped) == len(own) > 0
+    for a, b in zip(mapped, own, strict=True):
+        for ra, rb in zip(a["geometry"]["coordinates"], b["geometry"]["coordinates"], strict=True):
+            assert np.array_equal(np.asarray(ra), np.asarray(rb) * 2 + [100, 200])
+        assert a["properties"]["area_px"] == 4 * b["properties"]["area_px"]
+    # a name that gives another size: one line, nothing written
+    bad = tmp_path / "slide [x=0,y=0,w=10,h=10].png"
+    bad.write_bytes(crop.read_bytes())
+    code, _, err = cli("predict", f_file, bad, "--out", tmp_path / "bad", *args)
+    assert code == 2 and "--no-region-from-name" in error_line(err)
     assert not (tmp_path / "bad").exists()
 
 

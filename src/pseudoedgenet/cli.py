@@ -723,6 +723,14 @@ def predict(
             "as QuPath; pixel-centre = integers at pixel centres (qupath - 0.5)"
         ),
     ] = Coords.qupath,
+    region_from_name: Annotated[
+        bool,
+        typer.Option(
+            help="an image named as QuPath names an exported region ('<slide> [d=2,x=..,y=..,"
+            "w=..,h=..].png') gets GeoJSON/CSV coordinates in that slide's level 0, so they "
+            "import onto it; --no-region-from-name keeps the image's own"
+        ),
+    ] = True,
     tissue_mask: Annotated[
         bool | None,
         typer.Option(
@@ -772,6 +780,7 @@ def predict(
         coords=coords.value,
         tissue_mask=tissue_mask,
         whole_image=whole_image,
+        region_from_name=region_from_name,
         compile=compile_model,
         progress=progress,
     )

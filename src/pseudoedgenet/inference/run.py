@@ -38,9 +38,13 @@ as ``coords`` in ``predict.json``):
 - ``pixel-centre``: the package's point convention (integer coordinates at pixel centres,
   every value ``0.5`` less).
 
-See :meth:`pseudoedgenet.data.slide.Slide.to_level0`. Outlines trace pixel edges
-(:func:`pseudoedgenet.postprocess.object_polygon`), so a polygon covers exactly the pixels
-of its nucleus in ``instances.tif``.
+See :meth:`pseudoedgenet.data.slide.Slide.to_level0`. An image exported from QuPath under
+the name QuPath gives a region (``<image> [d=2,x=1024,y=2048,w=1024,h=1024].png``: level-0
+corner, size and downsample of the region in the source slide, :class:`SourceRegion`) gets
+coordinates in the *source slide's* level-0 frame instead, so its GeoJSON imports onto the
+slide it came from (``--no-region-from-name`` keeps the image's own frame). Outlines trace
+pixel edges (:func:`pseudoedgenet.postprocess.object_polygon`), so a polygon covers exactly
+the pixels of its nucleus in ``instances.tif``.
 
 **Measurements** (CSV columns, and GeoJSON ``properties`` and ``properties.measurements``):
 ``centroid_x/y`` (level-0 px, chosen convention), ``area_px`` and ``perimeter_px`` (scaled to
@@ -76,6 +80,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import shutil
 import time
 import uuid
@@ -202,6 +207,8 @@ class PredictConfig:
         large_pixels: images with more pixels than this (and all slides) are stitched into
             on-disk stores and written as tiled TIFFs.
         overlay_max_side: longer side of ``overlay.png``.
+        region_from_name: give the GeoJSON/CSV of an image whose file name is QuPath's for
+            an exported region in the source slide's level-0 frame (:func:`source_region`).
         compile: ``torch.compile`` f (see
             :func:`pseudoedgenet.inference.predict.prepare_predictor`): a one-off
             compilation per input size, then ~1.4x faster on CPU; for slides.
@@ -230,6 +237,7 @@ class PredictConfig:
     whole_max_pixels: int = 1536 * 1536
     large_pixels: int = 4096 * 4096
     overlay_max_side: int = 2048
+    region_from_name: bool = True
     compile: bool = False
     progress: bool = True
 
@@ -304,10 +312,11 @@ class AreaFilter:
         return f"{value:g} {'µm²' if self.unit == 'um2' else 'px'}"
 
 
-def area_filter(cfg: PredictConfig, slide: Slide) -> AreaFilter:
+def area_filter(cfg: PredictConfig, slide: Slide, region: SourceRegion | None = None) -> AreaFilter:
     """Resolves ``--min-area``/``--max-area`` for one input.
 
-    µm² when ``slide.mpp`` is known, else level-0 pixels; unset limits take
+    µm² when ``slide.mpp`` is known, else level-0 pixels (of the source slide when
+    ``region`` maps the input into one, as the outputs' ``area_px``); unset limits take
     :data:`DEFAULT_AREA_UM2` / :data:`DEFAULT_AREA_PX`; a ``max_area`` of 0 means no limit.
 
     Raises:
@@ -317,7 +326,7 @@ def area_filter(cfg: PredictConfig, slide: Slide) -> AreaFilter:
     if slide.mpp is not None:
         unit, defaults, px_per_unit = "um2", DEFAULT_AREA_UM2, 1.0 / (slide.mpp[0] * slide.mpp[1])
     else:
-        sx, sy = slide.downsample
+        sx, sy = output_scale(slide, region)
         unit, defaults, px_per_unit = "px", DEFAULT_AREA_PX, 1.0 / (sx * sy)
     lo = defaults[0] if cfg.min_area is None else float(cfg.min_area)
     hi: float | None = defaults[1] if cfg.max_area is None else float(cfg.max_area)
@@ -612,22 +621,128 @@ def _round(a: np.ndarray) -> list[Any]:
     return np.round(a, 2).tolist()
 
 
+#: QuPath's name for an exported region (``TileExporter``, *Export images*): ``<image>
+#: [d=D,x=X,y=Y,w=W,h=H]`` with ``d`` left out at downsample 1 and ``,z=``/``,t=`` added off
+#: the first plane; X, Y, W, H in the source's level-0 pixels.
+_REGION_NAME = re.compile(
+    r"^(?P<source>.*?) ?\[(?:d=(?P<d>[0-9]+(?:\.[0-9]+)?),)?x=(?P<x>-?[0-9]+),y=(?P<y>-?[0-9]+),"
+    r"w=(?P<w>[0-9]+),h=(?P<h>[0-9]+)(?:,z=[0-9]+)?(?:,t=[0-9]+)?\]$"
+)
+
+
+@dataclass(frozen=True)
+class SourceRegion:
+    """Where an image exported from QuPath lies in the slide it came from.
+
+    Read from the name QuPath gives an exported region, ``<image> [d=2,x=1024,y=2048,
+    w=1024,h=1024].png`` (:func:`source_region`): the image's pixel ``(c, r)`` covers
+    ``[x + c d, x + (c + 1) d) x [y + r d, y + (r + 1) d)`` of the source's level 0.
+
+    Attributes:
+        source: the source image's name as the file name gives it.
+        x, y: the region's top-left corner, source level-0 pixels (QuPath's convention).
+        w, h: the region's size, source level-0 pixels.
+        d: source level-0 pixels per pixel of the exported image.
+    """
+
+    source: str
+    x: int
+    y: int
+    w: int
+    h: int
+    d: float
+
+    def text(self) -> str:
+        """E.g. ``"coordinates in slide's level 0 (x=1024, y=2048, d=2, from the name)"``."""
+        return (
+            f"coordinates in {self.source}'s level 0 (x={self.x}, y={self.y}, d={self.d:g}, "
+            "from the name)"
+        )
+
+
+def source_region(path: Path, level0_shape: tuple[int, int]) -> SourceRegion | None:
+    """The :class:`SourceRegion` of an image exported from QuPath, from its file name.
+
+    Args:
+        path: the image; its stem is matched against QuPath's region name.
+        level0_shape: ``(H, W)`` of the image's level 0, which must be the region's size at
+            its downsample (``W ≈ w / d``, ``H ≈ h / d``, ±1 px for QuPath's rounding).
+
+    Returns:
+        The region, or ``None`` when the name is not QuPath's region name.
+
+    Raises:
+        DataError: a name that gives a region of another size than the image, or d = 0.
+    """
+    m = _REGION_NAME.match(path.stem.removesuffix(".ome"))
+    if m is None:
+        return None
+    d = float(m["d"]) if m["d"] else 1.0
+    region = SourceRegion(m["source"], int(m["x"]), int(m["y"]), int(m["w"]), int(m["h"]), d)
+    height, width = level0_shape
+    if d <= 0 or abs(width - region.w / d) > 1 or abs(height - region.h / d) > 1:
+        size = "d=0" if d <= 0 else f"{region.w / d:.0f}x{region.h / d:.0f} px"
+        raise DataError(
+            path,
+            f"its name is QuPath's for a region of {region.w}x{region.h} px at downsample "
+            f"{d:g} ({size}) but the image is {width}x{height} px: rename it, or pass "
+            "--no-region-from-name to keep the image's own coordinates",
+        )
+    return region
+
+
+def output_scale(slide: Slide, region: SourceRegion | None) -> tuple[float, float]:
+    """``(sx, sy)``: output level-0 pixels (the source's with ``region``) per pixel read."""
+    sx, sy = slide.downsample
+    d = 1.0 if region is None else region.d
+    return sx * d, sy * d
+
+
+def output_coords(
+    xy: np.ndarray, slide: Slide, coords: str, region: SourceRegion | None = None
+) -> np.ndarray:
+    """Maps ``(x, y)`` of the level read (package convention) to the output frame.
+
+    Without ``region`` this is :meth:`Slide.to_level0`; with one, the source slide's level 0:
+    in QuPath's convention pixel ``(c, r)`` of the level read is centred at
+    ``(x0 + (c + 0.5) s_x, y0 + (r + 0.5) s_y)`` with ``s`` = :func:`output_scale` and
+    ``(x0, y0)`` the region's corner; ``pixel-centre`` is ``0.5`` less.
+
+    Shape:
+        ``(..., 2)`` float, ``(x, y)`` = (column, row) -> same shape, float64.
+    """
+    if region is None:
+        return slide.to_level0(xy, coords)
+    if coords not in COORDS:
+        raise ValueError(f"coords must be one of {', '.join(COORDS)}, got {coords!r}")
+    sx, sy = output_scale(slide, region)
+    xy = np.asarray(xy, dtype=np.float64)
+    shift = 0.0 if coords == "qupath" else 0.5
+    return np.stack(
+        [region.x + (xy[..., 0] + 0.5) * sx - shift, region.y + (xy[..., 1] + 0.5) * sy - shift],
+        axis=-1,
+    )
+
+
 def feature_id(source: str, level: int, label: int) -> str:
     """The GeoJSON ``id`` of a nucleus: a UUID (version 5) of the input file name, the
     level read and the nucleus label, so that reruns write identical files."""
     return str(uuid.uuid5(_ID_NAMESPACE, f"{source}|level {level}|{label}"))
 
 
-def nucleus_measurements(n: Nucleus, slide: Slide, coords: str) -> dict[str, float | None]:
+def nucleus_measurements(
+    n: Nucleus, slide: Slide, coords: str, region: SourceRegion | None = None
+) -> dict[str, float | None]:
     """The measurements of one nucleus, keyed by the :data:`CSV_COLUMNS` after ``id``.
 
     Centroids are level-0 ``(x, y)`` in the ``coords`` convention
-    (:meth:`Slide.to_level0`); pixel areas and perimeters are scaled to level-0 pixels; the
-    ``_um``/``_um2`` values are ``None`` when the slide has no pixel size (centroids in µm:
-    the centroid in the same convention times the level-0 pixel size).
+    (:func:`output_coords`: the source slide's level 0 with ``region``); pixel areas and
+    perimeters are scaled to those level-0 pixels; the ``_um``/``_um2`` values are ``None``
+    when the slide has no pixel size (centroids in µm: the centroid in the same convention
+    times the level-0 pixel size).
     """
-    sx, sy = slide.downsample
-    cx, cy = (float(v) for v in slide.to_level0(np.asarray(n.centroid), coords))
+    sx, sy = output_scale(slide, region)
+    cx, cy = (float(v) for v in output_coords(np.asarray(n.centroid), slide, coords, region))
     mpp = slide.mpp
     mx0, my0 = (None, None) if mpp is None else (mpp[0] / sx, mpp[1] / sy)
     return {
@@ -643,16 +758,19 @@ def nucleus_measurements(n: Nucleus, slide: Slide, coords: str) -> dict[str, flo
     }
 
 
-def nucleus_feature(n: Nucleus, slide: Slide, coords: str = "qupath") -> dict[str, Any]:
+def nucleus_feature(
+    n: Nucleus, slide: Slide, coords: str = "qupath", region: SourceRegion | None = None
+) -> dict[str, Any]:
     """A QuPath-importable GeoJSON ``Feature`` (detection) for one nucleus.
 
     The polygon (pixel-edge outline) and the centroid are level-0 coordinates in the
-    ``coords`` convention; measurements as :func:`nucleus_measurements` (µm values only
-    when the slide has a pixel size), at the top of ``properties`` and again under
-    QuPath's ``measurements``; ``id`` from :func:`feature_id`.
+    ``coords`` convention (:func:`output_coords`); measurements as
+    :func:`nucleus_measurements` (µm values only when the slide has a pixel size), at the
+    top of ``properties`` and again under QuPath's ``measurements``; ``id`` from
+    :func:`feature_id`.
     """
-    m = {k: v for k, v in nucleus_measurements(n, slide, coords).items() if v is not None}
-    rings = [_round(slide.to_level0(r, coords)) for r in n.rings]
+    m = {k: v for k, v in nucleus_measurements(n, slide, coords, region).items() if v is not None}
+    rings = [_round(output_coords(r, slide, coords, region)) for r in n.rings]
     return {
         "type": "Feature",
         "id": feature_id(slide.path.name, slide.level, n.id),
@@ -667,17 +785,24 @@ def nucleus_feature(n: Nucleus, slide: Slide, coords: str = "qupath") -> dict[st
     }
 
 
-def nucleus_row(n: Nucleus, slide: Slide, coords: str = "qupath") -> list[Any]:
+def nucleus_row(
+    n: Nucleus, slide: Slide, coords: str = "qupath", region: SourceRegion | None = None
+) -> list[Any]:
     """One CSV row (:data:`CSV_COLUMNS`): the GeoJSON feature's ``id`` (a UUID), the
     instance ``label`` (its value in ``instances.tif``), the measurements; µm columns empty
     without a pixel size."""
-    m = nucleus_measurements(n, slide, coords)
+    m = nucleus_measurements(n, slide, coords, region)
     uid = feature_id(slide.path.name, slide.level, n.id)
     return [uid, n.id, *("" if v is None else v for v in m.values())]
 
 
 def write_nuclei(
-    nuclei: Iterator[Nucleus], slide: Slide, geojson: Path, csv_path: Path, coords: str = "qupath"
+    nuclei: Iterator[Nucleus],
+    slide: Slide,
+    geojson: Path,
+    csv_path: Path,
+    coords: str = "qupath",
+    region: SourceRegion | None = None,
 ) -> int:
     """Streams nuclei into a GeoJSON FeatureCollection and a CSV; returns their number.
 
@@ -687,6 +812,8 @@ def write_nuclei(
         geojson: FeatureCollection file to write.
         csv_path: CSV file to write (header :data:`CSV_COLUMNS`).
         coords: ``qupath`` or ``pixel-centre`` output coordinates.
+        region: the source slide the input was exported from (:func:`source_region`), whose
+            level-0 frame the coordinates are then in, or ``None``.
     """
     count = 0
     with (
@@ -697,8 +824,9 @@ def write_nuclei(
         writer.writerow(CSV_COLUMNS)
         gj.write('{"type": "FeatureCollection", "features": [\n')
         for n in nuclei:
-            gj.write((",\n" if count else "") + json.dumps(nucleus_feature(n, slide, coords)))
-            writer.writerow(nucleus_row(n, slide, coords))
+            feature = nucleus_feature(n, slide, coords, region)
+            gj.write((",\n" if count else "") + json.dumps(feature))
+            writer.writerow(nucleus_row(n, slide, coords, region))
             count += 1
         gj.write("\n]}\n")
     return count
@@ -720,6 +848,7 @@ def predict_slide(
     device: torch.device,
     autocast_dtype: torch.dtype | None,
     resolution: ResolutionCheck | None = None,
+    region: SourceRegion | None = None,
 ) -> dict[str, Any]:
     """Runs one opened slide into ``out_dir`` (which must exist and be empty).
 
@@ -733,6 +862,8 @@ def predict_slide(
         autocast_dtype: mixed precision dtype or ``None``.
         resolution: how the level read compares with the training pixel size
             (:func:`open_input`), recorded in ``predict.json``; ``None``: not checked.
+        region: the source slide the input was exported from (:func:`source_region`): the
+            GeoJSON/CSV are then in its level-0 frame; ``None``: the input's own.
 
     Returns:
         The run summary written to ``predict.json``.
@@ -783,7 +914,7 @@ def predict_slide(
     t_pred = time.perf_counter() - t0
 
     block = step * max(1, 2048 // step)
-    areas = area_filter(cfg, slide)
+    areas = area_filter(cfg, slide, region)
     post = cfg.postprocess(block, areas)
     labels = stores.new("labels", np.uint32)
     comps = label_components(mask, labels, post)
@@ -795,6 +926,7 @@ def predict_slide(
         out_dir / "nuclei.geojson",
         out_dir / "nuclei.csv",
         cfg.coords,
+        region,
     )
     removed = {
         "smaller": comps.removed_small + pieces["small"],
@@ -832,6 +964,7 @@ def predict_slide(
         "downsample": list(slide.downsample),
         "mpp": None if slide.mpp is None else list(slide.mpp),
         "resolution": None if resolution is None else asdict(resolution),
+        "source_region": None if region is None else asdict(region),
         "whole_image": bool(whole),
         "tiles": 1 if whole else len(tiles),
         "tiles_run": len(run),
@@ -964,6 +1097,18 @@ def open_input(
     )
 
 
+def _region(path: Path, slide: Slide, cfg: PredictConfig) -> SourceRegion | None:
+    """:func:`source_region` of one input when ``cfg.region_from_name``; closes ``slide``
+    on an error."""
+    if not cfg.region_from_name:
+        return None
+    try:
+        return source_region(path, slide.level0_shape)
+    except DataError:
+        slide.close()
+        raise
+
+
 def predict_files(
     checkpoint: str | Path,
     inputs: Sequence[str | Path],
@@ -1007,7 +1152,7 @@ def predict_files(
     for p in paths:
         slide, _ = open_input(p, cfg, weights.training_mpp)
         with slide:
-            area_filter(cfg, slide)
+            area_filter(cfg, slide, _region(p, slide, cfg))
     device = resolve_device(cfg.device)
     model, dtype = prepare_predictor(
         segmenter_from(weights),
@@ -1022,8 +1167,9 @@ def predict_files(
         # checked with the inputs)
         try:
             slide, check = open_input(p, cfg, weights.training_mpp)
+            region = _region(p, slide, cfg)
             with slide, atomic_dir(out / p.stem, replace=True) as tmp:
-                summary = predict_slide(model, slide, tmp, cfg, device, dtype, check)
+                summary = predict_slide(model, slide, tmp, cfg, device, dtype, check, region)
         except OSError as exc:  # disk full, permissions: nothing half-written is left
             raise DataError(out / p.stem, f"cannot write outputs ({exc.strerror or exc})") from None
         summaries.append(summary)
@@ -1031,7 +1177,8 @@ def predict_files(
             f"{p.name}: {summary['nuclei']} nuclei ({removal_text(summary)}), level "
             f"{summary['level']} {summary['shape'][1]}x{summary['shape'][0]} "
             f"({check.text()}), "
-            f"{summary['tiles_run']}/{summary['tiles']} tiles, {summary['total_s']:.1f}s "
+            + ("" if region is None else f"{region.text()}, ")
+            + f"{summary['tiles_run']}/{summary['tiles']} tiles, {summary['total_s']:.1f}s "
             f"-> {out / p.stem}"
         )
     return summaries

@@ -37,12 +37,8 @@ while IFS= read -r rel; do
   cp "$SRC/$rel" "$rel.tmp" && mv "$rel.tmp" "$rel"
   landed+=("$rel")
 done < <(git -C "$SRC" ls-files --others --exclude-standard -- 'results/*.json' | sort)
-if [ ${#landed[@]} -eq 0 ]; then
-  echo "nothing new in $SRC/results"
-  exit 0
-fi
 score=()
-for rel in "${landed[@]}"; do
+for rel in ${landed[@]+"${landed[@]}"}; do
   case "$rel" in
     results/tnbc/*/fold_1.json)
       m=$(basename "$(dirname "$rel")")
@@ -50,21 +46,32 @@ for rel in "${landed[@]}"; do
       if [ -f "$run/best.ckpt" ]; then score+=(--score "$run"); fi ;;
   esac
 done
+drawn=0
 declare -A title=([monuseg]=MoNuSeg [tnbc]=TNBC)
-for ds in monuseg tnbc; do
-  pen="$SRC/runs/crossval/$ds/pen_att/fold_0/best.ckpt"
-  base="$SRC/runs/crossval/$ds/baseline/fold_0/best.ckpt"
+for runs in monuseg tnbc tnbc-rerun; do  # tnbc-rerun: the queue's second TNBC fold-0 runs
+  ds=${runs%-rerun}
+  pen="$SRC/runs/crossval/$runs/pen_att/fold_0/best.ckpt"
+  base="$SRC/runs/crossval/$runs/baseline/fold_0/best.ckpt"
+  records="$SRC/results/$ds"
+  [ "$runs" = "$ds" ] || records="$SRC/runs/rerun/$ds"
+  # both folds finished (a run still training has a best.ckpt too) and kept their checkpoints
+  [ -f "$records/pen_att/fold_0.json" ] && [ -f "$records/baseline/fold_0.json" ] || continue
   [ -f "$pen" ] && [ -f "$base" ] || continue
   sha=$(sha256sum "$pen" | cut -d' ' -f1)
   if grep -q "$sha" results/figures.json 2>/dev/null; then continue; fi
   protocol=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['protocol'])" \
-    "results/$ds/pen_att/fold_0.json")
+    "$records/pen_att/fold_0.json")
   "$PYTHON" -m pseudoedgenet figure2 --checkpoint "$pen" --baseline "$base" --data "$SRC/data/$ds" \
     --fold 0 --images 3 --title "${title[$ds]}, protocol \`$protocol\`" --out "results/figure2_$ds.png"
+  drawn=1
 done
+if [ ${#landed[@]} -eq 0 ] && [ $drawn -eq 0 ]; then
+  echo "nothing new in $SRC/results"
+  exit 0
+fi
 "$PYTHON" -m pseudoedgenet report results --out results/README.md --readme README.md
 "$PYTHON" -m pseudoedgenet.experiments.tnbc_fold1 --data "$DATA_SRC" --out docs ${score[@]+"${score[@]}"}
-"$PYTHON" - "${landed[@]}" <<'EOF'
+"$PYTHON" - ${landed[@]+"${landed[@]}"} <<'EOF'
 import json
 import sys
 

@@ -4,16 +4,16 @@
 #
 #     scripts/land_results.sh ../cpu-long          # from the main checkout
 #
-# 1. copies every result file the worktree's runs wrote (results/**/*.json that git does not
+# 1. draws Figure 2 of a dataset (results/figure2_<dataset>.png and its figures.json entry)
+#    from the worktree's fold-0 checkpoints of pen_att and baseline when both runs finished
+#    and the committed figure was not drawn from these files (a fresh machine keeps no
+#    checkpoint, so the figure is drawn when its runs land), while this checkout is clean;
+# 2. copies every result file the worktree's runs wrote (results/**/*.json that git does not
 #    track there) that this checkout lacks; one that exists here with other content is
 #    refused (a run's record is never replaced silently: reruns go to runs/rerun/ in the
 #    worktree, and replacing a record is a decision to make by hand);
-# 2. scores every newly landed TNBC fold-1 run image by image from its checkpoints
+# 3. scores every newly landed TNBC fold-1 run image by image from its checkpoints
 #    (docs/tnbc-fold1.md, results/tnbc-fold1/);
-# 3. draws Figure 2 of a dataset (results/figure2_<dataset>.png and its figures.json entry)
-#    from the worktree's fold-0 checkpoints of pen_att and baseline when both are there and
-#    the committed figure was not drawn from these files: a fresh machine keeps no
-#    checkpoint, so the figure is drawn when its runs land;
 # 4. regenerates results/README.md, the README summary and docs/tnbc-fold1.md;
 # 5. lists what landed (method, fold, test IoU, best epoch) for the commit message.
 set -euo pipefail
@@ -24,6 +24,26 @@ fi
 SRC=$1
 PYTHON=${PYTHON:-.venv/bin/python}
 DATA_SRC=${DATA_SRC:-../shared/data}
+# Figure 2 first, while this checkout is clean (the figure records its commit)
+drawn=0
+declare -A title=([monuseg]=MoNuSeg [tnbc]=TNBC)
+for runs in monuseg tnbc tnbc-rerun; do  # tnbc-rerun: the queue's second TNBC fold-0 runs
+  ds=${runs%-rerun}
+  pen="$SRC/runs/crossval/$runs/pen_att/fold_0/best.ckpt"
+  base="$SRC/runs/crossval/$runs/baseline/fold_0/best.ckpt"
+  records="$SRC/results/$ds"
+  [ "$runs" = "$ds" ] || records="$SRC/runs/rerun/$ds"
+  # both folds finished (a run still training has a best.ckpt too) and kept their checkpoints
+  [ -f "$records/pen_att/fold_0.json" ] && [ -f "$records/baseline/fold_0.json" ] || continue
+  [ -f "$pen" ] && [ -f "$base" ] || continue
+  sha=$(sha256sum "$pen" | cut -d' ' -f1)
+  if grep -q "$sha" results/figures.json 2>/dev/null; then continue; fi
+  protocol=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['protocol'])" \
+    "$records/pen_att/fold_0.json")
+  "$PYTHON" -m pseudoedgenet figure2 --checkpoint "$pen" --baseline "$base" --data "$SRC/data/$ds" \
+    --fold 0 --images 3 --title "${title[$ds]}, protocol \`$protocol\`" --out "results/figure2_$ds.png"
+  drawn=1
+done
 landed=()
 while IFS= read -r rel; do
   if [ -f "$rel" ]; then
@@ -45,25 +65,6 @@ for rel in ${landed[@]+"${landed[@]}"}; do
       run="$SRC/runs/crossval/tnbc/$m/fold_1"
       if [ -f "$run/best.ckpt" ]; then score+=(--score "$run"); fi ;;
   esac
-done
-drawn=0
-declare -A title=([monuseg]=MoNuSeg [tnbc]=TNBC)
-for runs in monuseg tnbc tnbc-rerun; do  # tnbc-rerun: the queue's second TNBC fold-0 runs
-  ds=${runs%-rerun}
-  pen="$SRC/runs/crossval/$runs/pen_att/fold_0/best.ckpt"
-  base="$SRC/runs/crossval/$runs/baseline/fold_0/best.ckpt"
-  records="$SRC/results/$ds"
-  [ "$runs" = "$ds" ] || records="$SRC/runs/rerun/$ds"
-  # both folds finished (a run still training has a best.ckpt too) and kept their checkpoints
-  [ -f "$records/pen_att/fold_0.json" ] && [ -f "$records/baseline/fold_0.json" ] || continue
-  [ -f "$pen" ] && [ -f "$base" ] || continue
-  sha=$(sha256sum "$pen" | cut -d' ' -f1)
-  if grep -q "$sha" results/figures.json 2>/dev/null; then continue; fi
-  protocol=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['protocol'])" \
-    "$records/pen_att/fold_0.json")
-  "$PYTHON" -m pseudoedgenet figure2 --checkpoint "$pen" --baseline "$base" --data "$SRC/data/$ds" \
-    --fold 0 --images 3 --title "${title[$ds]}, protocol \`$protocol\`" --out "results/figure2_$ds.png"
-  drawn=1
 done
 if [ ${#landed[@]} -eq 0 ] && [ $drawn -eq 0 ]; then
   echo "nothing new in $SRC/results"

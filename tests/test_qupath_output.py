@@ -388,6 +388,22 @@ def test_predict_cli_maps_a_qupath_export_onto_its_slide(cli, f_file: Path, tmp_
         for ra, rb in zip(a["geometry"]["coordinates"], b["geometry"]["coordinates"], strict=True):
             assert np.array_equal(np.asarray(ra), np.asarray(rb) * 2 + [100, 200])
         assert a["properties"]["area_px"] == 4 * b["properties"]["area_px"]
+    # the same region exported as OME-TIFF: its pixel size read from the OME-XML, its
+    # outputs in a folder named without '.ome', the same mapped objects
+    ome = tile.with_name(f"{tile.stem}.ome.tif")
+    tifffile.imwrite(
+        ome, read_image(crop), ome=True, photometric="rgb", metadata={"PhysicalSizeX": 0.25}
+    )
+    code, out, err = cli("predict", f_file, ome, "--out", tmp_path / "ome", *args)
+    assert code == 0, err
+    assert f"-> {tmp_path / 'ome' / tile.stem}\n" in out and "0.25 µm/px" in out
+    meta = json.loads((tmp_path / "ome" / tile.stem / "predict.json").read_text())
+    assert meta["mpp"] == [0.25, 0.25] and meta["source_region"]["source"] == "slide"
+    from_ome = _features(tmp_path / "ome" / tile.stem)
+    assert [f["geometry"] for f in from_ome] == [f["geometry"] for f in mapped]
+    for f in from_ome:  # µm² from the export's 0.25 µm/px = the slide's 0.125 (d=2)
+        props = f["properties"]
+        assert props["area_um2"] == pytest.approx(props["area_px"] * 0.125**2, abs=1e-3)
     # a name that gives another size: one line, nothing written
     bad = tmp_path / "slide [x=0,y=0,w=10,h=10].png"
     bad.write_bytes(crop.read_bytes())

@@ -552,6 +552,40 @@ def test_prepare_qupath_input_mpp_declares_the_pixel_size_of_a_png(tmp_path: Pat
         assert not (tmp_path / "x").exists()
 
 
+def test_an_ome_tiff_export_pairs_with_its_name_and_gives_its_pixel_size(
+    tmp_path: Path, cli
+) -> None:
+    """QuPath's OME-TIFF export 'img.ome.tif' has its pixel size in the OME-XML only; its
+    GeoJSON is 'img.geojson' and its samples are named 'img'."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    tifffile.imwrite(
+        src / "img.ome.tif",
+        np.zeros((64, 64, 3), np.uint8),
+        ome=True,
+        photometric="rgb",
+        metadata={"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5},
+    )
+    write_geojson(src / "img.ome.geojson", [point(10.0, 10.0), point(40.0, 30.0)])
+    code, _, err = cli("prepare", "qupath", "--src", src, "--out", out)
+    assert code == 2
+    assert error_line(err) == (
+        f"error: {src / 'img.ome.geojson'}: GeoJSON without an image or slide of the same "
+        "name beside it: name it img.geojson (the image's name without its suffix)"
+    )
+    (src / "img.ome.geojson").rename(src / "img.geojson")
+    code, stdout, err = cli("prepare", "qupath", "--src", src, "--out", out)
+    assert code == 0, err
+    assert "img.ome.tif: level 0 (0.5 µm/px)" in stdout
+    info = json.loads((out / "dataset.json").read_text())["images"]["img"]
+    assert (info["mpp"], info["mpp_declared"]) == ([0.5, 0.5], False)
+    # declaring another pixel size is refused, naming the file
+    code, _, err = cli(
+        "prepare", "qupath", "--src", src, "--out", tmp_path / "o2", "--input-mpp", 0.25
+    )
+    assert code == 2 and "img.ome.tif: the file records 0.5 µm/px" in error_line(err)
+
+
 # ----------------------------------------------------------------- roi downstream
 
 

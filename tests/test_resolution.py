@@ -18,7 +18,12 @@ from pseudoedgenet.data.io import write_png
 from pseudoedgenet.data.monuseg import read_xml_mpp
 from pseudoedgenet.data.prepared import PreparedDataset, Resolution, image_mpp, prepare_dataset
 from pseudoedgenet.data.sample import Sample
-from pseudoedgenet.data.slide import MPP_TOLERANCE, open_slide, write_synthetic_slide
+from pseudoedgenet.data.slide import (
+    MPP_TOLERANCE,
+    ome_mpp,
+    open_slide,
+    write_synthetic_slide,
+)
 from pseudoedgenet.errors import DataError
 from pseudoedgenet.inference.run import PredictConfig, open_input
 from pseudoedgenet.models.networks import build_model
@@ -188,6 +193,7 @@ def test_predict_cli_reads_the_trained_level_and_refuses_another(  # type: ignor
         "status": "as-trained",
         "ignored_mpp": None,
         "declared_mpp": None,
+        "agreeing_mpp": None,
     }
     code, out, err = cli(
         "predict", f, slide, "--out", tmp_path / "o2", "--level", "0", "--device", "cpu"
@@ -251,12 +257,68 @@ def test_a_small_single_page_tiff_keeps_its_pixel_size(tmp_path: Path) -> None:
         assert not s.pyramidal and s.mpp == pytest.approx((0.5, 0.5)) and s.level_mpp == [0.5]
     assert _open(path, 0.5) == (0, "as-trained", 0.5)
     trained_elsewhere = r"level 0 is 0\.5 µm/px but the model was trained at 0\.25"
-    with pytest.raises(DataError, match=trained_elsewhere):
+    with pytest.raises(DataError, match=trained_elsewhere) as exc:
         _open(path, 0.25)
+    assert "this image has no other level: export it at 0.25 µm/px, or pass --any-res" in str(
+        exc.value
+    )
     # a print default in the same place: no pixel size, as a PNG
     tifffile.imwrite(path, image, photometric="rgb", resolution=(72, 72), resolutionunit="INCH")
     with open_slide(path) as s:
         assert s.mpp is None and s.ignored_mpp == pytest.approx(25400 / 72)
+
+
+def _ome_tiff(path: Path, tile: tuple[int, int] | None = None, **physical: object) -> Path:
+    """An OME-TIFF whose pixel size is in its OME-XML only (as QuPath writes it)."""
+    image = np.zeros((96, 128, 3), np.uint8)
+    tifffile.imwrite(path, image, ome=True, photometric="rgb", tile=tile, metadata=physical)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("physical", "expected"),
+    [
+        ({"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}, (0.5, 0.5)),  # OME's default unit: µm
+        ({"PhysicalSizeX": 0.25, "PhysicalSizeXUnit": "\u00b5m"}, (0.25, 0.25)),  # x only
+        (
+            {
+                "PhysicalSizeX": 250,
+                "PhysicalSizeXUnit": "nm",
+                "PhysicalSizeY": 0.0005,
+                "PhysicalSizeYUnit": "mm",
+            },
+            (0.25, 0.5),
+        ),
+        ({"PhysicalSizeX": 0.5, "PhysicalSizeXUnit": "pixel"}, None),  # not a length
+        ({}, None),
+    ],
+)
+def test_ome_physical_size_is_the_pixel_size(
+    tmp_path: Path, physical: dict[str, object], expected: tuple[float, float] | None
+) -> None:
+    path = _ome_tiff(tmp_path / "region.ome.tif", **physical)
+    assert ome_mpp(path) == (None if expected is None else pytest.approx(expected))
+    with open_slide(path) as s:
+        assert s.mpp == (None if expected is None else pytest.approx(expected))
+
+
+def test_an_ome_tiff_pixel_size_is_read_checked_and_never_overridden(tmp_path: Path) -> None:
+    small = _ome_tiff(tmp_path / "small.ome.tif", PhysicalSizeX=0.5, PhysicalSizeY=0.5)
+    tiled = _ome_tiff(
+        tmp_path / "tiled.ome.tif", (64, 64), PhysicalSizeX=500, PhysicalSizeXUnit="nm"
+    )
+    with open_slide(tiled, backend="tiffslide") as s:  # read region by region
+        assert s.pyramidal and s.mpp == pytest.approx((0.5, 0.5))
+    for path in (small, tiled):
+        assert _open(path, 0.5) == (0, "as-trained", 0.5)
+        with pytest.raises(DataError, match=r"level 0 is 0\.5 µm/px but the model was trained"):
+            _open(path, 0.25)
+        with pytest.raises(DataError, match=r"records 0\.5 µm/px at level 0 but --input-mpp"):
+            open_slide(path, declared_mpp=0.25)
+    # OME-XML that gives a screen default is no pixel size, as the same resolution tags
+    dpi = _ome_tiff(tmp_path / "dpi.ome.tif", PhysicalSizeX=352.8)
+    with open_slide(dpi) as s:
+        assert s.mpp is None and s.ignored_mpp == pytest.approx(352.8)
 
 
 # ------------------------------------------------------------- --input-mpp (declared)
@@ -272,17 +334,25 @@ def test_a_declared_pixel_size_stands_in_for_a_file_without_one(tmp_path: Path) 
     slide.close()
     assert (check.status, check.input_mpp, check.declared_mpp) == ("as-trained", 0.5, 0.5)
     assert check.text() == "0.5 µm/px (--input-mpp) as trained"
-    with pytest.raises(
-        DataError, match=r"level 0 is 0\.5 µm/px but the model was trained at 0\.25"
-    ):
+    with pytest.raises(DataError) as exc:
         _open(png, 0.25, input_mpp=0.5)
+    assert str(exc.value).endswith(
+        "level 0 is 0.5 µm/px (--input-mpp) but the model was trained at 0.25 µm/px (nothing "
+        "is resampled): check --input-mpp 0.5, or export the image at 0.25 µm/px, or pass "
+        "--any-resolution to predict at this level anyway"
+    )
     assert _open(png, 0.25, input_mpp=0.5, any_resolution=True) == (0, "any-resolution", 0.5)
 
 
 def test_a_declared_pixel_size_never_overrides_the_files_own(slide: Path, tmp_path: Path) -> None:
-    # agreeing (within the tolerance): the file's own is used, nothing is declared
+    # agreeing (within the tolerance): the file's own is used, nothing is declared, and
+    # predict says the given value agreed
     with open_slide(slide, declared_mpp=0.26) as s:
         assert s.mpp == pytest.approx((0.25, 0.25)) and s.declared_mpp is None
+    s, check = open_input(slide, PredictConfig(input_mpp=0.26), 0.25)
+    s.close()
+    assert (check.declared_mpp, check.agreeing_mpp) == (None, 0.26)
+    assert check.text() == "0.25 µm/px (the file's; --input-mpp 0.26 agrees) as trained"
     # contradicting: refused, naming both values
     with pytest.raises(DataError) as exc:
         open_slide(slide, declared_mpp=0.5)
@@ -294,6 +364,10 @@ def test_a_declared_pixel_size_never_overrides_the_files_own(slide: Path, tmp_pa
     with open_slide(tif, mpp=1.0, declared_mpp=0.5) as s:
         assert (s.level, s.level_mpp, s.declared_mpp) == (1, [0.5, 1.0], 0.5)
     assert s.ignored_mpp == pytest.approx(25400 / 72)
+    s, check = open_input(tif, PredictConfig(input_mpp=0.5), 0.5)  # predict keeps both
+    s.close()
+    assert (check.status, check.declared_mpp, check.agreeing_mpp) == ("as-trained", 0.5, None)
+    assert check.ignored_mpp == pytest.approx(25400 / 72)
 
 
 def test_predict_cli_input_mpp(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

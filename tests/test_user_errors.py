@@ -590,3 +590,64 @@ def test_python_m_pseudoedgenet_is_the_command(tmp_path: Path) -> None:
         f"error: {tmp_path / 'nope'}: not a prepared dataset (no dataset.json; run "
         "`pseudoedgenet prepare` first)"
     )
+
+
+# ------------------------------------------------------------------ usage mistakes
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["predict", "f.pt", "a.png", "--input-mpp", "abc"],
+            "error: Invalid value for '--input-mpp': Input should be a valid number, unable to "
+            "parse string as a number: see pseudoedgenet predict --help",
+        ),
+        (
+            ["predict", "f.pt", "a.png", "--tile", "512"],
+            "error: No such option: --tile (Possible options: --compile, --tile-size, --tiled): "
+            "see pseudoedgenet predict --help",
+        ),
+        (["predict"], "error: Missing argument 'checkpoint': see pseudoedgenet predict --help"),
+        (["frob"], "error: No such command 'frob': see pseudoedgenet --help"),
+    ],
+)
+def test_a_mistyped_option_or_value_is_one_line(cli, args: list[str], line: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli(*args)
+    assert (code, out) == (2, "")
+    assert error_line(err) == line and len(err.strip().splitlines()) == 1
+
+
+def test_help_version_and_no_arguments(cli) -> None:  # type: ignore[no-untyped-def]
+    from pseudoedgenet import __version__
+
+    assert cli("--version") == (0, f"pseudoedgenet {__version__}\n", "")
+    code, out, _ = cli("predict", "--help")
+    assert code == 0 and "Usage: pseudoedgenet predict" in out
+    code, out, err = cli()  # help, as a usage mistake
+    assert code == 2 and "Usage: pseudoedgenet" in out + err and "error:" not in out + err
+
+
+def test_help_texts_keep_their_brackets(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Rich reads '[d=2,...]' as markup and drops it: every bracketed part of an option's
+    help must reach --help (QuPath's export name in predict's --region-from-name)."""
+    import re
+
+    import typer
+
+    from pseudoedgenet.cli import app
+
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option
+    root = typer.main.get_command(app)
+    checked = 0
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        code, out, _ = cli(name, "--help")
+        assert code == 0
+        text = " ".join(out.replace("│", " ").split())
+        for param in command.params:
+            for part in re.findall(r"\[[^\]]*\]", getattr(param, "help", None) or ""):
+                if part.startswith("[default"):
+                    continue
+                assert part.replace("\\", "") in text, (name, part)
+                checked += 1
+    assert checked >= 1  # predict's --region-from-name at least

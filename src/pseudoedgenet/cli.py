@@ -22,6 +22,26 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from pseudoedgenet import __version__
+
+        typer.echo(f"pseudoedgenet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 class Source(str, Enum):
     monuseg = "monuseg"
     tnbc = "tnbc"
@@ -726,7 +746,7 @@ def predict(
     region_from_name: Annotated[
         bool,
         typer.Option(
-            help="an image named as QuPath names an exported region ('<slide> [d=2,x=..,y=..,"
+            help="an image named as QuPath names an exported region ('<slide> \\[d=2,x=..,y=..,"
             "w=..,h=..].png') gets GeoJSON/CSV coordinates in that slide's level 0, so they "
             "import onto it; --no-region-from-name keeps the image's own"
         ),
@@ -788,9 +808,28 @@ def predict(
 
 
 def main() -> None:
-    """Console-script entry point: bad input ends with one line on stderr and exit code 2."""
+    """Console-script entry point: bad input ends with one line on stderr and exit code 2,
+    a mistyped option or value too (Click's usage errors, as ``error: <message>`` naming
+    the command's ``--help``); ``--help`` and a command without arguments print help."""
+    # Click's exception classes, as this Typer has them (newer Typers vendor Click)
+    click_errors: dict[str, Any] = {c.__name__: c for c in typer.BadParameter.__mro__}
+    click_exception = click_errors["ClickException"]
+    usage_error = click_errors["UsageError"]
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="pseudoedgenet")
     except PseudoEdgeNetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except click_exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `pseudoedgenet`, `... prepare`
+            exc.show()
+        else:
+            ctx = exc.ctx if isinstance(exc, usage_error) else None
+            hint = f": see {ctx.command_path} --help" if ctx is not None else ""
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            print(f"error: {message}{hint}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # Ctrl-C outside a command's own handling
+        print("Aborted.", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -6,6 +6,8 @@ Layout::
     SRC/<stem>.<png|jpg|tif|svs|...>   an image or slide (anything ``predict`` reads)
     SRC/<stem>.geojson                 QuPath: File > Export objects as GeoJSON
 
+(``<stem>`` of ``img.ome.tif`` is ``img``: the GeoJSON of an OME-TIFF is ``img.geojson``.)
+
 A GeoJSON file is a FeatureCollection, a list of Features or a single Feature. ``Point`` and
 ``MultiPoint`` geometries are nucleus clicks; ``Polygon`` and ``MultiPolygon`` geometries
 (rectangles, ellipses, polygons, brush strokes) are *regions*. Only QuPath annotations are
@@ -48,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from pseudoedgenet.data.sample import Sample
-from pseudoedgenet.data.slide import SUPPORTED_SUFFIXES, Box, open_slide
+from pseudoedgenet.data.slide import SUPPORTED_SUFFIXES, Box, image_stem, open_slide
 from pseudoedgenet.errors import DataError
 
 #: An image without a region annotation is used whole only up to this side (level read).
@@ -437,9 +439,10 @@ def list_qupath_sources(src: str | Path) -> list[tuple[Path, Path]]:
             continue
         suffix = p.suffix.lower()
         if suffix in SUPPORTED_SUFFIXES:
-            if p.stem in images:
-                raise DataError(p, f"two images share the name {p.stem!r} ({images[p.stem].name})")
-            images[p.stem] = p
+            name = image_stem(p)
+            if name in images:
+                raise DataError(p, f"two images share the name {name!r} ({images[name].name})")
+            images[name] = p
         elif suffix == GEOJSON_SUFFIX:
             geojsons[p.stem] = p
     if not images:
@@ -447,8 +450,10 @@ def list_qupath_sources(src: str | Path) -> list[tuple[Path, Path]]:
     for stem, g in geojsons.items():
         if stem not in images:
             hint = ""
-            if Path(stem).stem in images:  # QuPath's default name: slide.tif.geojson
-                hint = f": name it {Path(stem).stem}{GEOJSON_SUFFIX} (the image's stem)"
+            # QuPath's default name: slide.tif.geojson (or slide.ome.tif.geojson)
+            name = image_stem(stem)  # also slide.ome.geojson for slide.ome.tif
+            if Path(stem).suffix.lower() in (*SUPPORTED_SUFFIXES, ".ome") and name in images:
+                hint = f": name it {name}{GEOJSON_SUFFIX} (the image's name without its suffix)"
             raise DataError(
                 g, f"GeoJSON without an image or slide of the same name beside it{hint}"
             )
@@ -591,7 +596,7 @@ def _plan_file(
         "mpp_declared": declared is not None,
         "downsample": [float(sx), float(sy)],
     }
-    stem = image_path.stem
+    stem = image_stem(image_path)
     if not regions:
         if not len(qpts):
             raise DataError(
@@ -732,7 +737,7 @@ def read_qupath(plan: QuPathPlan) -> Iterator[Sample]:
                     slide.read(im.box),
                     None,
                     im.points,
-                    source.stem,
+                    image_stem(source),
                     source,
                     im.roi,
                     im.info,

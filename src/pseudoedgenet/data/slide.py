@@ -70,6 +70,17 @@ LARGE_PIXELS = 8192 * 8192
 Box = tuple[int, int, int, int]
 
 
+def image_stem(path: str | Path) -> str:
+    """An image's name without its format suffix: ``img`` for ``img.png``, and for OME-TIFFs
+    ``img`` for ``img.ome.tif`` too (``.ome`` is part of the format, as QuPath names its
+    exports), so its GeoJSON is ``img.geojson`` and its outputs ``img/``."""
+    path = Path(path)
+    stem = path.stem
+    if path.suffix.lower() in TIFF_SUFFIXES and stem.lower().endswith(".ome"):
+        stem = stem[: -len(".ome")]
+    return stem
+
+
 def read_window(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """Reads ``image[y0:y1, x0:x1]``, reflecting at the image borders where the box exceeds it.
 
@@ -313,7 +324,7 @@ class _LevelSlide(Slide):
         slide = self._slide  # type: ignore[attr-defined]
         props = slide.properties
         dims = [(int(h), int(w)) for w, h in slide.level_dimensions]
-        mpp0, self.ignored_mpp = scan_mpp(props, prefix)
+        mpp0, self.ignored_mpp = tiff_mpp(path, props, prefix)
         try:
             mpp0, self.declared_mpp = declare_mpp(path, mpp0, declared)
             if mpp0 is None and self.ignored_mpp is not None and mpp is not None:
@@ -449,6 +460,67 @@ class OpenSlideSlide(_LevelSlide):
 MPP_TOLERANCE = 0.2
 
 
+#: Micrometres per unit of the OME ``PhysicalSizeXUnit`` values a light microscope's pixel
+#: size is written in (OME's default unit is µm).
+OME_UNITS_UM = {
+    "\u00b5m": 1.0,  # micro sign, as OME writes it
+    "\u03bcm": 1.0,  # Greek mu
+    "um": 1.0,
+    "nm": 1e-3,
+    "mm": 1e3,
+    "cm": 1e4,
+    "m": 1e6,
+}
+
+
+def ome_mpp(path: Path) -> tuple[float, float] | None:
+    """Level-0 pixel size ``(x, y)`` in µm from an OME-TIFF's OME-XML (``PhysicalSizeX/Y``
+    and their units on the first image's ``Pixels``), as QuPath and Bio-Formats write it
+    (tiffslide reads only resolution tags). ``None`` for a TIFF without OME-XML, without a
+    ``PhysicalSizeX``, or with a unit not in :data:`OME_UNITS_UM`."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            xml = tf.ome_metadata if tf.is_ome else None
+        if not xml:
+            return None
+        root = ET.fromstring(xml)
+    except Exception:
+        return None
+    pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return None
+    size: list[float] = []
+    for axis in ("X", "Y"):
+        value = pixels.get(f"PhysicalSize{axis}")
+        unit = OME_UNITS_UM.get(pixels.get(f"PhysicalSize{axis}Unit", "\u00b5m"))
+        if value is None or unit is None:
+            break
+        try:
+            size.append(float(value) * unit)
+        except ValueError:
+            return None
+    if not size or not math.isfinite(size[0]) or size[0] <= 0:
+        return None
+    return size[0], size[1] if len(size) == 2 and size[1] > 0 else size[0]
+
+
+def tiff_mpp(
+    path: Path, props: Any, prefix: str
+) -> tuple[tuple[float, float] | None, float | None]:
+    """:func:`scan_mpp` of a slide's properties; for a TIFF whose resolution tags give no
+    scan's pixel size, the OME-XML's (:func:`ome_mpp`) when it gives one in range."""
+    mpp0, ignored = scan_mpp(props, prefix)
+    if mpp0 is None and path.suffix.lower() in TIFF_SUFFIXES:
+        ome = ome_mpp(path)
+        if ome is not None:
+            if MIN_SCAN_MPP <= ome[0] <= MAX_SCAN_MPP:
+                return ome, None
+            return None, ignored if ignored is not None else ome[0]
+    return mpp0, ignored
+
+
 def scan_mpp(props: Any, prefix: str) -> tuple[tuple[float, float] | None, float | None]:
     """Level-0 pixel size from a tiffslide/OpenSlide ``properties`` mapping.
 
@@ -511,15 +583,16 @@ def declare_mpp(
 
 
 def _small_tiff_mpp(path: Path) -> tuple[tuple[float, float] | None, float | None]:
-    """:func:`scan_mpp` of a TIFF read into memory (its resolution or OME tags, as
-    tiffslide reads them; ``(None, None)`` when it cannot)."""
+    """:func:`tiff_mpp` of a TIFF read into memory (its resolution tags as tiffslide reads
+    them, else its OME-XML's; ``(None, None)`` when it cannot)."""
     import tiffslide
 
     try:
         with tiffslide.TiffSlide(path) as ts:
-            return scan_mpp(ts.properties, "tiffslide")
+            props = dict(ts.properties)
     except Exception:
-        return None, None
+        props = {}
+    return tiff_mpp(path, props, "tiffslide")
 
 
 def level_mpps(level_dims: Sequence[tuple[int, int]], mpp0: tuple[float, float]) -> list[float]:

@@ -103,6 +103,7 @@ from pseudoedgenet.data.slide import (
     MPP_TOLERANCE,
     SUPPORTED_SUFFIXES,
     Slide,
+    image_stem,
     near_mpp,
     nearest_level,
     open_slide,
@@ -391,11 +392,12 @@ def check_inputs(inputs: Sequence[Path], out: Path, force: bool) -> list[Path]:
                 f"unsupported format {p.suffix or '(no suffix)'!r}: expected one of "
                 + ", ".join(SUPPORTED_SUFFIXES),
             )
-        if p.stem in seen:
-            raise DataError(p, f"same name as {seen[p.stem]}: outputs would collide in {out}")
-        seen[p.stem] = p
-        if (out / p.stem).exists() and not force:
-            raise DataError(out / p.stem, "output folder exists (use --force to replace it)")
+        name = image_stem(p)
+        if name in seen:
+            raise DataError(p, f"same name as {seen[name]}: outputs would collide in {out}")
+        seen[name] = p
+        if (out / name).exists() and not force:
+            raise DataError(out / name, "output folder exists (use --force to replace it)")
     return paths
 
 
@@ -552,7 +554,7 @@ def write_tiff(
         out = (fn(arr) if fn is not None else arr).astype(dtype)
         tifffile.imwrite(path, out, metadata=None, **resolution(store), **kw)
         return
-    meta: dict[str, Any] = {"axes": "YX", "Name": path.stem}
+    meta: dict[str, Any] = {"axes": "YX", "Name": image_stem(path)}
     if uid is not None:
         meta["UUID"] = uid
     if mpp is not None:
@@ -674,7 +676,7 @@ def source_region(path: Path, level0_shape: tuple[int, int]) -> SourceRegion | N
     Raises:
         DataError: a name that gives a region of another size than the image, or d = 0.
     """
-    m = _REGION_NAME.match(path.stem.removesuffix(".ome"))
+    m = _REGION_NAME.match(image_stem(path))
     if m is None:
         return None
     d = float(m["d"]) if m["d"] else 1.0
@@ -909,7 +911,7 @@ def predict_slide(
             device=device,
             autocast_dtype=autocast_dtype,
             progress=cfg.progress,
-            desc=slide.path.stem,
+            desc=image_stem(slide.path),
         )
     t_pred = time.perf_counter() - t0
 
@@ -1010,6 +1012,9 @@ class ResolutionCheck:
             (:attr:`~pseudoedgenet.data.slide.Slide.ignored_mpp`), else ``None``.
         declared_mpp: the level-0 pixel size declared by ``--input-mpp`` when the input
             records none, so ``input_mpp`` comes from it; else ``None``.
+        agreeing_mpp: the ``--input-mpp`` given for an input that records its own level-0
+            pixel size within :data:`~pseudoedgenet.data.slide.MPP_TOLERANCE` of it (the
+            file's is used); else ``None``.
     """
 
     training_mpp: float | None
@@ -1017,10 +1022,13 @@ class ResolutionCheck:
     status: str
     ignored_mpp: float | None = None
     declared_mpp: float | None = None
+    agreeing_mpp: float | None = None
 
     def text(self) -> str:
         """A few words for the per-input line: ``"0.252 µm/px as trained"``, ..."""
         declared = " (--input-mpp)" if self.declared_mpp is not None else ""
+        if self.agreeing_mpp is not None:
+            declared = f" (the file's; --input-mpp {self.agreeing_mpp:g} agrees)"
         have = f"{self.input_mpp:.3g} µm/px{declared}" if self.input_mpp is not None else ""
         if self.status == "as-trained":
             return f"{have} as trained"
@@ -1066,11 +1074,11 @@ def open_input(
     slide = open_slide(path, cfg.level, cfg.mpp, declared_mpp=cfg.input_mpp)
     mpps = slide.level_mpp
     declared = slide.declared_mpp
+    agreeing = cfg.input_mpp if declared is None else None  # else open_slide refused it
+    known = {"ignored_mpp": slide.ignored_mpp, "declared_mpp": declared, "agreeing_mpp": agreeing}
     if training_mpp is None or mpps is None:
         have = None if mpps is None else mpps[slide.level]
-        return slide, ResolutionCheck(
-            training_mpp, have, "not-checked", slide.ignored_mpp, declared
-        )
+        return slide, ResolutionCheck(training_mpp, have, "not-checked", **known)
     nearest = nearest_level(mpps, training_mpp)
     chosen = cfg.level is not None or cfg.mpp is not None
     if not chosen and nearest != slide.level:
@@ -1078,22 +1086,27 @@ def open_input(
         slide = open_slide(path, nearest, declared_mpp=cfg.input_mpp)
     have = mpps[slide.level]
     if near_mpp(have, training_mpp):
-        return slide, ResolutionCheck(training_mpp, have, "as-trained", declared_mpp=declared)
+        return slide, ResolutionCheck(training_mpp, have, "as-trained", **known)
     if cfg.any_resolution:
-        return slide, ResolutionCheck(training_mpp, have, "any-resolution", declared_mpp=declared)
+        return slide, ResolutionCheck(training_mpp, have, "any-resolution", **known)
     slide.close()
     if near_mpp(mpps[nearest], training_mpp) and cfg.mpp is not None:
         fix = f"pass --mpp {training_mpp:.3g} (level {nearest}, {mpps[nearest]:.3g} µm/px)"
     elif near_mpp(mpps[nearest], training_mpp):
         fix = f"pass --level {nearest} ({mpps[nearest]:.3g} µm/px)"
+    elif declared is not None:  # the pixel size is the user's, of a one-level image
+        fix = f"check --input-mpp {declared:g}, or export the image at {training_mpp:.3g} µm/px"
+    elif len(mpps) == 1:
+        fix = f"this image has no other level: export it at {training_mpp:.3g} µm/px"
     else:
         levels = ", ".join(f"{m:.3g}" for m in mpps)
         fix = f"no level of this file is within {MPP_TOLERANCE:.0%} of it (levels: {levels} µm/px)"
+    given = " (--input-mpp)" if declared is not None else ""
     raise DataError(
         path,
-        f"level {slide.level} is {have:.3g} µm/px but the model was trained at "
-        f"{training_mpp:.3g} µm/px (nothing is resampled): {fix}, or --any-resolution to "
-        "predict at this level anyway",
+        f"level {slide.level} is {have:.3g} µm/px{given} but the model was trained at "
+        f"{training_mpp:.3g} µm/px (nothing is resampled): {fix}, or pass --any-resolution "
+        "to predict at this level anyway",
     )
 
 
@@ -1168,18 +1181,21 @@ def predict_files(
         try:
             slide, check = open_input(p, cfg, weights.training_mpp)
             region = _region(p, slide, cfg)
-            with slide, atomic_dir(out / p.stem, replace=True) as tmp:
+            with slide, atomic_dir(out / image_stem(p), replace=True) as tmp:
                 summary = predict_slide(model, slide, tmp, cfg, device, dtype, check, region)
         except OSError as exc:  # disk full, permissions: nothing half-written is left
-            raise DataError(out / p.stem, f"cannot write outputs ({exc.strerror or exc})") from None
+            raise DataError(
+                out / image_stem(p), f"cannot write outputs ({exc.strerror or exc})"
+            ) from None
         summaries.append(summary)
         log(
-            f"{p.name}: {summary['nuclei']} nuclei ({removal_text(summary)}), level "
+            f"{p.name}: {summary['nuclei']} {'nucleus' if summary['nuclei'] == 1 else 'nuclei'}"
+            f" ({removal_text(summary)}), level "
             f"{summary['level']} {summary['shape'][1]}x{summary['shape'][0]} "
             f"({check.text()}), "
             + ("" if region is None else f"{region.text()}, ")
             + f"{summary['tiles_run']}/{summary['tiles']} tiles, {summary['total_s']:.1f}s "
-            f"-> {out / p.stem}"
+            f"-> {out / image_stem(p)}"
         )
     return summaries
 

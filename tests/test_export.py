@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import error_line
 from pseudoedgenet import __version__
 from pseudoedgenet.config import Config, apply_overrides
 from pseudoedgenet.engine.module import Segmenter
 from pseudoedgenet.engine.train import load_segmenter
 from pseudoedgenet.errors import ConfigError
-from pseudoedgenet.export import export_model
+from pseudoedgenet.export import export_format, export_model
 from pseudoedgenet.models import build_model
 from pseudoedgenet.models.trained import TRAINING_MPP_KEY
 
@@ -129,3 +130,31 @@ def test_export_cli_formats(
         "export", tmp_path / "nope.ckpt", "--out", tmp_path / "h.pt", "--format", "torchscript"
     )
     assert code == 2 and "checkpoint not found" in err
+
+
+def test_export_format_follows_the_file_name_and_keeps_existing_files(
+    f_file: Path, tmp_path: Path, cli
+) -> None:
+    assert [export_format(n) for n in ("f.pt", "f.pth", "F.ONNX", "f.ts", "f")] == [
+        "checkpoint", "checkpoint", "onnx", "torchscript", "checkpoint",
+    ]  # fmt: skip
+    # --out f.ts alone writes TorchScript
+    code, _, err = cli("export", f_file, "--out", tmp_path / "f.ts")
+    assert code == 0, err
+    assert torch.jit.load(tmp_path / "f.ts")(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+    # an ending that names another format than --format: one line, nothing written
+    code, _, err = cli("export", f_file, "--out", tmp_path / "g.onnx", "--format", "checkpoint")
+    assert code == 2 and error_line(err) == (
+        "error: --out g.onnx ends in .onnx (onnx) but --format is checkpoint: drop --format, "
+        "or name the file for checkpoint"
+    )
+    assert not (tmp_path / "g.onnx").exists()
+    # an existing file is kept unless --force
+    before = (tmp_path / "f.ts").read_bytes()
+    code, _, err = cli("export", f_file, "--out", tmp_path / "f.ts")
+    assert code == 2 and error_line(err) == (
+        f"error: {tmp_path / 'f.ts'}: exists (use --force to replace it)"
+    )
+    assert (tmp_path / "f.ts").read_bytes() == before
+    code, _, err = cli("export", f_file, "--out", tmp_path / "f.ts", "--force")
+    assert code == 0, err

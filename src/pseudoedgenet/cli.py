@@ -96,7 +96,8 @@ def prepare(
         float | None,
         typer.Option(
             help="QuPath: level-0 microns per pixel of images that record none (PNG/JPEG, "
-            "TIFFs without resolution tags); a file recording another is refused"
+            "TIFFs without resolution tags; an image QuPath exported at downsample d: the "
+            "slide's µm/px × d); a file recording another is refused"
         ),
     ] = None,
     region_class: Annotated[
@@ -348,7 +349,12 @@ ProtocolOpt = Annotated[
 EpochsOpt = Annotated[int | None, typer.Option(help="override train.epochs")]
 StepsOpt = Annotated[int | None, typer.Option(help="override train.max_steps")]
 CropOpt = Annotated[int | None, typer.Option(help="override data.crop")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="section.key=value override")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="section.key=value override; repeat --set for each (--set a.b=1 --set c.d=2)"
+    ),
+]
 VerboseOpt = Annotated[
     bool,
     typer.Option(
@@ -432,7 +438,7 @@ def train(
     shortcuts = {"--epochs": epochs, "--max-steps": max_steps, "--crop": crop}
     source += "".join(f" + {k} {v}" for k, v in shortcuts.items() if v is not None)
     if overrides:
-        source += " + --set " + " ".join(overrides)
+        source += "".join(f" + --set {o}" for o in overrides)
     with _interruptible():
         res = train_fold(
             cfg,
@@ -536,7 +542,7 @@ def evaluate(
         write_json(json_out, res)
     t = res["test"]
     typer.echo(
-        f"{res['test_images']} images: IoU {t['iou']:.4f}  Dice {t['dice']:.4f}  "
+        f"{_plural(res['test_images'], 'image')}: IoU {t['iou']:.4f}  Dice {t['dice']:.4f}  "
         f"F1 {t['f1']:.4f}  AJI {t['aji']:.4f}  (mean per image; pooled IoU "
         f"{res['test_pooled']['iou']:.4f})"
     )
@@ -641,19 +647,21 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="best.ckpt / last.ckpt of a run")],
     out: Annotated[Path, typer.Option(help="file to write (f alone)")],
     format: Annotated[
-        ExportFormat,
+        ExportFormat | None,
         typer.Option(
             "--format",
             help="checkpoint (this package's f file), torchscript (torch.jit) or onnx "
-            "(needs pip install 'pseudoedgenet\\[onnx]')",
+            "(needs pip install 'pseudoedgenet\\[onnx]'); default: named by --out's ending "
+            "(.onnx, .ts; anything else, e.g. .pt, is the f file)",
         ),
-    ] = ExportFormat.checkpoint,
+    ] = None,
+    force: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
 ) -> None:
     """Exports the segmentation network f alone (g and h are training-only)."""
     from pseudoedgenet.export import export_model
     from pseudoedgenet.models.trained import read_weights
 
-    written = export_model(checkpoint, out, format.value)
+    written = export_model(checkpoint, out, None if format is None else format.value, force)
     mpp = read_weights(checkpoint).training_mpp  # the file written carries the same
     res = "no training pixel size recorded" if mpp is None else f"trained at {mpp:.4g} µm/px"
     typer.echo(f"wrote {written} ({res})")
@@ -708,8 +716,9 @@ def predict(
         float | None,
         typer.Option(
             help="level-0 microns per pixel of inputs that record none (PNG/JPEG, TIFFs "
-            "without resolution tags): areas in µm² and the check against the training "
-            "pixel size then use it; an input recording another is refused"
+            "without resolution tags; an image QuPath exported at downsample d: the slide's "
+            "µm/px × d): areas in µm² and the check against the training pixel size then use "
+            "it; an input recording another is refused"
         ),
     ] = None,
     any_resolution: Annotated[

@@ -50,6 +50,31 @@ from pseudoedgenet.models.trained import (
 )
 
 FORMATS = ("checkpoint", "torchscript", "onnx")
+#: File endings that name a format: ``export --out f.onnx`` writes ONNX without
+#: ``--format``; any other ending (``.pt``, ``.pth``) is the package's f file.
+FORMAT_SUFFIXES = {".onnx": "onnx", ".ts": "torchscript", ".torchscript": "torchscript"}
+
+
+def export_format(out: str | Path, format: str | None = None) -> str:
+    """The format to write to ``out``: ``format`` when given, else the one its ending names
+    (:data:`FORMAT_SUFFIXES`; ``checkpoint`` otherwise).
+
+    Raises:
+        ConfigError: an unknown ``format``, or one that contradicts ``out``'s ending
+            (``--out f.onnx --format checkpoint``).
+    """
+    suffix = Path(out).suffix.lower()
+    named = FORMAT_SUFFIXES.get(suffix)
+    if format is None:
+        return named or "checkpoint"
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}: expected one of {', '.join(FORMATS)}")
+    if named is not None and named != format:
+        raise ConfigError(
+            f"--out {Path(out).name} ends in {suffix} ({named}) but --format is {format}: "
+            f"drop --format, or name the file for {format}"
+        )
+    return format
 
 
 def _traceable_f(weights: TrainedWeights) -> nn.Module:
@@ -152,27 +177,33 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 18, size: 
     return out
 
 
-def export_model(checkpoint: str | Path, out: str | Path, format: str = "checkpoint") -> Path:
+def export_model(
+    checkpoint: str | Path, out: str | Path, format: str | None = None, force: bool = False
+) -> Path:
     """Exports f in one of :data:`FORMATS`.
 
     Args:
         checkpoint: ``best.ckpt`` / ``last.ckpt`` of a run (``torchscript`` and ``onnx``
             also take an exported f file).
         out: file to write.
-        format: ``checkpoint`` (the package's f file), ``torchscript`` or ``onnx``.
+        format: ``checkpoint`` (the package's f file), ``torchscript`` or ``onnx``;
+            ``None``: named by ``out``'s ending (:func:`export_format`).
+        force: replace an existing ``out``.
 
     Returns:
         ``out``.
 
     Raises:
-        ConfigError: unknown format or missing ONNX packages.
-        DataError: unreadable checkpoint; ``out`` a folder or not writable (checked
-            before the checkpoint is read); an ``OSError`` while writing (full disk:
-            nothing is left behind).
+        ConfigError: unknown format, one ``out``'s ending contradicts, or missing ONNX
+            packages.
+        DataError: unreadable checkpoint; ``out`` a folder, not writable or existing
+            without ``force`` (checked before the checkpoint is read); an ``OSError`` while
+            writing (full disk: nothing is left behind).
     """
-    if format not in FORMATS:
-        raise ConfigError(f"unknown export format {format!r}: expected one of {', '.join(FORMATS)}")
+    format = export_format(out, format)
     out = check_output_file(out, "--out")
+    if out.exists() and not force:
+        raise DataError(out, "exists (use --force to replace it)")
     writers = {
         "checkpoint": export_segmenter,
         "torchscript": export_torchscript,

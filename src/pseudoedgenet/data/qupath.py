@@ -185,7 +185,7 @@ def read_qupath_geojson(path: str | Path) -> list[QuPathFeature]:
             raise DataError(
                 path,
                 f"{where}: QuPath object type {obj!r}; only annotations are read (export "
-                "with 'Annotations' selected, or delete the detections)",
+                f"annotations only, or remove the {obj} objects from this file)",
             )
         geom = feat.get("geometry")
         gtype = geom.get("type") if isinstance(geom, dict) else None

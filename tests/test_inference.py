@@ -208,27 +208,38 @@ def _check_geojson(path: Path, size: tuple[int, int]) -> list[dict]:
     ids = [f["id"] for f in data["features"]]
     assert len(set(ids)) == len(ids) and all(str(uuid.UUID(i)) == i for i in ids)
     for f in data["features"]:
-        assert f["type"] == "Feature" and f["geometry"]["type"] == "Polygon"
+        assert f["type"] == "Feature"
+        assert f["geometry"]["type"] in {"Polygon", "MultiPolygon"}
         props = f["properties"]
         assert props["objectType"] == "detection"
         assert props["classification"]["name"] == "Nucleus"
         assert {"area_px", "centroid_x", "centroid_y"} <= set(props)
         assert props["measurements"]["area_px"] == props["area_px"]
-        for ring in f["geometry"]["coordinates"]:
+        for ring in (r for p in _polygons(f) for r in p):
             assert len(ring) >= 4 and ring[0] == ring[-1]  # closed
+            assert len({tuple(v) for v in ring[:-1]}) == len(ring) - 1  # simple
             xy = np.asarray(ring)
             assert xy[:, 0].min() >= 0 and xy[:, 0].max() <= w0
             assert xy[:, 1].min() >= 0 and xy[:, 1].max() <= h0
     return data["features"]
 
 
+def _polygons(feature: dict) -> list[list[list[list[float]]]]:
+    """The rings of each polygon of a ``Polygon`` or ``MultiPolygon`` feature."""
+    g = feature["geometry"]
+    return [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
+
+
 def _rasterise(feature: dict, shape: tuple[int, int]) -> np.ndarray:
-    """Pixels whose centre (QuPath ``(c + 0.5, r + 0.5)``) lies inside the polygon."""
+    """Pixels whose centre (QuPath ``(c + 0.5, r + 0.5)``) lies inside the polygon(s)."""
     out = np.zeros(shape, bool)
-    for k, ring in enumerate(feature["geometry"]["coordinates"]):
-        xy = np.asarray(ring) - 0.5  # QuPath -> package convention
-        rr, cc = polygon(xy[:, 1], xy[:, 0], shape)
-        out[rr, cc] = k == 0
+    for rings in _polygons(feature):
+        part = np.zeros(shape, bool)
+        for k, ring in enumerate(rings):
+            xy = np.asarray(ring) - 0.5  # QuPath -> package convention
+            rr, cc = polygon(xy[:, 1], xy[:, 0], shape)
+            part[rr, cc] = k == 0
+        out |= part
     return out
 
 

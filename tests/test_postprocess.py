@@ -19,6 +19,7 @@ from pseudoedgenet.postprocess import (
     label_components,
     label_mask,
     object_polygon,
+    object_polygons,
     split_touching,
 )
 
@@ -208,6 +209,36 @@ def test_polygons_are_closed_oriented_and_rasterise_back() -> None:
         assert signed == m.sum()
         assert all(np.array_equal(r % 1, np.full(r.shape, 0.5)) for r in exact)
     assert len(object_polygon(ring_mask)) == 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(masks())
+def test_object_polygons_are_valid_and_give_the_object_back(mask: np.ndarray) -> None:
+    # any 8-connected object: one polygon per 4-connected piece, each ring simple (no
+    # vertex twice), each polygon rasterises to exactly its piece (so its interior is
+    # connected), signed areas add up to the pixel count
+    objects = label(mask, connectivity=2)
+    if objects.max() == 0:
+        assert object_polygons(mask) == []
+        return
+    obj = objects == np.bincount(objects.ravel())[1:].argmax() + 1
+    pieces = label(obj, connectivity=1)
+    polys = object_polygons(obj)
+    assert len(polys) == pieces.max()
+    sizes = [int(_rasterise(p, obj.shape).sum()) for p in polys]
+    assert sizes == sorted(sizes, reverse=True)
+    union = np.zeros(obj.shape, bool)
+    for p in polys:
+        for ring in p:
+            verts = {tuple(v) for v in ring[:-1]}
+            assert len(verts) == len(ring) - 1
+        filled = _rasterise(p, obj.shape)
+        (k,) = np.unique(pieces[filled])
+        assert k > 0 and np.array_equal(filled, pieces == k)
+        signed = sum(0.5 * (r[:-1, 0] @ r[1:, 1] - r[1:, 0] @ r[:-1, 1]) for r in p)
+        assert signed == filled.sum()
+        union |= filled
+    assert np.array_equal(union, obj)
 
 
 def test_iter_nuclei_measures_each_object_once() -> None:

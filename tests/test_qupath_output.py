@@ -31,7 +31,7 @@ from pseudoedgenet.inference.run import (
     source_region,
     write_tiff,
 )
-from pseudoedgenet.postprocess import measure, object_polygon
+from pseudoedgenet.postprocess import measure, object_polygon, object_polygons
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,6 +66,31 @@ def test_object_polygon_traces_pixel_edges() -> None:
     (ring,) = object_polygon(rect, offset=(10.0, 20.0))
     verts, area = _ring_box(ring.tolist())
     assert verts == {(12.5, 21.5), (15.5, 21.5), (15.5, 23.5), (12.5, 23.5)} and area == 6.0
+
+
+def test_corner_contacts_give_simple_rings() -> None:
+    # two pixels touching at the corner (x=0.5, y=0.5): one 8-connected nucleus, two
+    # squares meeting at that point (a valid MultiPolygon), not one ring through it twice
+    diag = np.array([[1, 0], [0, 1]], bool)
+    assert len(object_polygon(diag)) == 1  # the single ring visits (0.5, 0.5) twice
+    (a,), (b,) = object_polygons(diag)
+    assert _ring_box(a.tolist()) == ({(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)}, 1.0)
+    assert _ring_box(b.tolist()) == ({(0.5, 0.5), (1.5, 0.5), (1.5, 1.5), (0.5, 1.5)}, 1.0)
+    # one 4-connected piece whose ends touch at a corner: the enclosed background pixel
+    # (row 1, col 1) is a hole touching the exterior at (0.5, 0.5), both rings simple
+    hook = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 1]], bool)
+    ((ext, hole),) = object_polygons(hook)
+    verts, area = _ring_box(ext.tolist())
+    assert len(verts) == len(ext) - 1 == 6 and area == 8.0
+    assert verts == {(0.5, -0.5), (2.5, -0.5), (2.5, 2.5), (-0.5, 2.5), (-0.5, 0.5), (0.5, 0.5)}
+    assert _ring_box(hole.tolist()) == ({(0.5, 0.5), (1.5, 0.5), (1.5, 1.5), (0.5, 1.5)}, -1.0)
+    # largest piece first; written as a MultiPolygon in QuPath's coordinates
+    three = np.array([[1, 1, 0], [0, 0, 1]], bool)
+    f = nucleus_feature(measure(three, np.full(three.shape, 0.5), 1), _slide((2, 3)))
+    assert f["geometry"]["type"] == "MultiPolygon"
+    (big,), (small,) = f["geometry"]["coordinates"]
+    assert _ring_box(big)[1] == 2.0 and _ring_box(small) == ({(2, 1), (3, 1), (3, 2), (2, 2)}, 1.0)
+    assert f["properties"]["area_px"] == 3
 
 
 @pytest.mark.parametrize(

@@ -139,10 +139,12 @@ class Nucleus:
         perimeter: :func:`skimage.measure.perimeter` (4-neighbourhood), pixels.
         mean_prob: mean foreground probability over its pixels, in [0, 1].
         bbox: ``(y0, y1, x0, x1)``.
-        rings: closed polygon rings, ``(K, 2)`` float64 ``(x, y)`` each, first == last
-            vertex; ``rings[0]`` is the exterior (positive shoelace area in ``(x, y)``),
-            the others are holes (negative). They trace the object's pixel edges
-            (:func:`object_polygon`): vertices are pixel corners (half-integers), within
+        polygons: the outline (:func:`object_polygons`): one polygon per 4-connected
+            piece, largest first (one for most nuclei; more where the object's pixels hold
+            together only at corners), each a list of closed rings ``(K, 2)`` float64
+            ``(x, y)``, first == last vertex, the exterior first (positive shoelace area
+            in ``(x, y)``), holes after it (negative). They trace the object's pixel
+            edges: vertices are pixel corners (half-integers), within
             ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``.
     """
 
@@ -152,7 +154,7 @@ class Nucleus:
     perimeter: float
     mean_prob: float
     bbox: Box
-    rings: list[np.ndarray] = field(repr=False)
+    polygons: list[list[np.ndarray]] = field(repr=False)
 
 
 def block_grid(shape: tuple[int, ...], block: int) -> list[Box]:
@@ -399,7 +401,7 @@ def object_polygon(
     contour segment joins the midpoints of two pixel edges of one 2x2 cell of pixel
     centres; the pixel boundary between them runs through the cell's centre, a pixel
     corner. Where two pixels of the object touch only diagonally the ring passes twice
-    through that corner.)
+    through that corner: :func:`object_polygons` splits such objects first.)
 
     Args:
         mask: ``(h, w)`` bool, one 8-connected object.
@@ -444,6 +446,43 @@ def object_polygon(
     ]
 
 
+def object_polygons(
+    mask: np.ndarray, offset: tuple[float, float] = (0.0, 0.0), tolerance: float = 0.0
+) -> list[list[np.ndarray]]:
+    """Outline of one object as valid polygons (OGC simple features): one per 4-connected
+    piece of it.
+
+    An 8-connected object whose pixels hold together only at a corner would give a ring
+    that passes twice through that corner (invalid for GEOS/JTS, so for shapely and
+    QuPath's geometry operations). Traced piece by piece, every ring is simple: within a
+    4-connected piece a diagonal contact closes a pocket of background, which becomes a
+    hole touching the exterior at that one corner (valid), and two pieces meet only at
+    corners (a valid ``MultiPolygon``).
+
+    Args:
+        mask: ``(h, w)`` bool, one object.
+        offset: ``(x, y)`` of ``mask[0, 0]`` in the output coordinates.
+        tolerance: as :func:`object_polygon`.
+
+    Returns:
+        One ring list per piece (:func:`object_polygon`), largest piece first (ties by
+        the first pixel in row-major order); empty for an empty mask.
+    """
+
+    pieces, n = ndimage.label(np.asarray(mask, bool))
+    if n <= 1:
+        rings = object_polygon(mask, offset, tolerance)
+        return [rings] if rings else []
+    sizes = np.bincount(pieces.ravel())[1:]
+    order = np.argsort(-sizes, kind="stable") + 1
+    out = []
+    for k in order:
+        rings = object_polygon(pieces == k, offset, tolerance)
+        if rings:
+            out.append(rings)
+    return out
+
+
 def measure(
     mask: np.ndarray,
     prob: np.ndarray,
@@ -458,7 +497,7 @@ def measure(
         prob: ``(h, w)`` probabilities of the crop, float in [0, 1] or uint8 0..255.
         label: the object's id.
         offset: ``(y0, x0)`` of the crop in the image.
-        tolerance: polygon simplification (see :func:`object_polygon`).
+        tolerance: polygon simplification (see :func:`object_polygons`).
 
     Returns:
         :class:`Nucleus` in image coordinates.
@@ -482,7 +521,7 @@ def measure(
             x0 + int(cc.min()),
             x0 + int(cc.max()) + 1,
         ),
-        rings=object_polygon(mask, (float(x0), float(y0)), tolerance),
+        polygons=object_polygons(mask, (float(x0), float(y0)), tolerance),
     )
 
 

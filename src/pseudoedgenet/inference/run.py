@@ -765,18 +765,25 @@ def nucleus_feature(
 ) -> dict[str, Any]:
     """A QuPath-importable GeoJSON ``Feature`` (detection) for one nucleus.
 
-    The polygon (pixel-edge outline) and the centroid are level-0 coordinates in the
-    ``coords`` convention (:func:`output_coords`); measurements as
+    The outline (pixel edges: a ``Polygon``, or a ``MultiPolygon`` for a nucleus whose
+    pixels hold together only at corners, :func:`~pseudoedgenet.postprocess.object_polygons`)
+    and the centroid are level-0 coordinates in the ``coords`` convention
+    (:func:`output_coords`); measurements as
     :func:`nucleus_measurements` (µm values only when the slide has a pixel size), at the
     top of ``properties`` and again under QuPath's ``measurements``; ``id`` from
     :func:`feature_id`.
     """
     m = {k: v for k, v in nucleus_measurements(n, slide, coords, region).items() if v is not None}
-    rings = [_round(output_coords(r, slide, coords, region)) for r in n.rings]
+    polygons = [[_round(output_coords(r, slide, coords, region)) for r in p] for p in n.polygons]
+    geometry = (
+        {"type": "Polygon", "coordinates": polygons[0]}
+        if len(polygons) == 1
+        else {"type": "MultiPolygon", "coordinates": polygons}
+    )
     return {
         "type": "Feature",
         "id": feature_id(slide.path.name, slide.level, n.id),
-        "geometry": {"type": "Polygon", "coordinates": rings},
+        "geometry": geometry,
         "properties": {
             "objectType": "detection",
             "classification": CLASSIFICATION,

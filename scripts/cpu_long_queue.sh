@@ -42,16 +42,14 @@ cv() { echo "=== $(date -u +%FT%TZ) crossval $*"; pe crossval --protocol cpu-lon
 for fold in 1 2; do
   for m in baseline pen_att fully_supervised; do cv --config "$m" --data data/tnbc --folds "$fold"; done
 done
-# the committed TNBC fully_supervised fold 0 ran from a -dirty tree: run it again beside it
-# (replace results/tnbc/fully_supervised/fold_0.json with this file once it exists)
-cv --config fully_supervised --data data/tnbc --folds 0 \
-  --out runs/rerun/tnbc/fully_supervised --runs runs/crossval/tnbc-rerun/fully_supervised
-# 2. MoNuSeg folds 0-2: fully_supervised first (no figure needs its checkpoints), then
-# baseline and pen_att fold by fold, so that the fold-0 pair that Figure 2 is drawn from is
-# finished on one machine: land_results.sh draws it while runs/ still holds both
-for fold in 0 1 2; do cv --config fully_supervised --data data/monuseg --folds "$fold"; done
+# (the TNBC fully_supervised fold 0 that ran from a -dirty tree was run again from a clean
+# one, and its record replaced the committed one on 2026-12-03)
+# 2. MoNuSeg folds 0-2, fold by fold: baseline and pen_att first, so that the fold-0 pair
+# that Figure 2 is drawn from finishes on one machine (land_results.sh draws it while runs/
+# still holds both) and every fold gives a paired difference as soon as it can; then
+# fully_supervised of the same fold
 for fold in 0 1 2; do
-  for m in baseline pen_att; do cv --config "$m" --data data/monuseg --folds "$fold"; done
+  for m in baseline pen_att fully_supervised; do cv --config "$m" --data data/monuseg --folds "$fold"; done
 done
 # 3. The MoNuSeg 2018 test set: train on the 30 training images, test the 14 test images
 for m in baseline pen_att; do

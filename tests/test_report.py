@@ -600,6 +600,7 @@ def test_readme_summary_block_is_regenerated_in_place(tmp_path: Path, cli) -> No
     assert text.endswith(SUMMARY_END + "\nafter\n")
     assert "stale" not in text
     assert "Protocol `cpu` (30 epochs × 160 crops of 256², pretrained: none" in text
+    assert "device: cpu (2 threads, x86_64, AVX512), precision: bf16):" in text
     cpu = text.split("Protocol `cpu` (")[1]
     rows = table_rows("x\n" + cpu, "x")
     # TNBC pen_att: mean 0.60, std 0.02; baseline mean 0.5633; MoNuSeg has no cpu folds

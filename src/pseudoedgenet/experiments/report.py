@@ -434,7 +434,8 @@ def summary_block(groups: Groups, records: Sequence[FoldRecord], regen: str) -> 
         )
         lines += [
             f"Protocol `{p}` ({schedule}, pretrained: {distinct_values(rs, 'pretrained')}, "
-            f"device: {distinct_values(rs, 'device')}):",
+            f"device: {distinct_values(rs, 'device')}, "
+            f"precision: {distinct_values(rs, 'precision')}):",
             "",
             "| method | config |" + "".join(f" {_dataset_name(d)} | paper |" for d in datasets),
             "|---|---|" + "---|---|" * len(datasets),

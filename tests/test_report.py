@@ -788,6 +788,20 @@ def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> N
         "PEN(g+h) − baseline on monuseg-test, protocol `cpu`: +0.1123 IoU (one run each, "
         "last epoch)." in out.read_text()
     )
+    # the command names the folder and protocol of the records it regenerates
+    long_dir = results / "monuseg-test-cpu-long"
+    long_dir.mkdir()
+    write_record(long_dir / "baseline.json", replace(base, protocol="cpu-long"))
+    build_report(results, out)
+    md = out.read_text()
+    assert (
+        "--protocol cpu --dataset monuseg-test --out results/monuseg-test/<method>.json" in md
+    )
+    assert (
+        "--protocol cpu-long --dataset monuseg-test "
+        "--out results/monuseg-test-cpu-long/<method>.json" in md
+    )
+    shutil.rmtree(long_dir)
     # fold tables are unchanged by it
     assert build_report(results, out).n_records == 4
     path.write_text('{"schema_version": 2, "test_data": "x", "method": "pen_att"}')

@@ -525,17 +525,27 @@ def _holdout_section(results_dir: Path) -> list[str]:
                 f"PEN(g+h) − baseline on {d}, protocol `{p}`: "
                 f"{format_signed(value - base)} IoU (one run each, last epoch)."
             )
+    # one command per results folder, with the protocol and dataset its records name
+    groups = sorted(
+        {
+            (path.parent.relative_to(results_dir).as_posix(), r.protocol, r.dataset)
+            for path, r in items
+        },
+        key=lambda g: (g[0], g[1] or "", g[2] or ""),
+    )
     lines += [
         "",
         "```bash",
         "pseudoedgenet prepare monuseg --src ../shared/data/monuseg --split test "
         "--out data/monuseg-test",
-        "pseudoedgenet holdout --config <method> --train-data data/monuseg "
-        "--test-data data/monuseg-test --protocol <protocol> --dataset monuseg-test "
-        "--out results/monuseg-test/<method>.json",
-        "```",
-        "",
     ]
+    for folder, protocol, dataset in groups:
+        lines.append(
+            "pseudoedgenet holdout --config <method> --train-data data/monuseg "
+            f"--test-data data/monuseg-test --protocol {protocol} "
+            f"--dataset {dataset or 'monuseg-test'} --out results/{folder}/<method>.json"
+        )
+    lines += ["```", ""]
     return lines
 
 

@@ -794,9 +794,7 @@ def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> N
     write_record(long_dir / "baseline.json", replace(base, protocol="cpu-long"))
     build_report(results, out)
     md = out.read_text()
-    assert (
-        "--protocol cpu --dataset monuseg-test --out results/monuseg-test/<method>.json" in md
-    )
+    assert "--protocol cpu --dataset monuseg-test --out results/monuseg-test/<method>.json" in md
     assert (
         "--protocol cpu-long --dataset monuseg-test "
         "--out results/monuseg-test-cpu-long/<method>.json" in md

@@ -81,12 +81,14 @@ for path in sys.argv[1:]:
     test = (r.get("test") or {}).get("iou")
     pts = (r.get("test_point_selected") or {}).get("iou")
     epochs = r.get("config", {}).get("train", {}).get("epochs")
+    split = r.get("fold") is None  # a holdout record: trained on all, last epoch tested
     print(
-        f"landed {path}: {r.get('dataset')} {r.get('method')} fold {r.get('fold')} "
-        f"({r.get('protocol')}, {r.get('device')}, {r.get('precision')}, "
+        f"landed {path}: {r.get('dataset')} {r.get('method')} "
+        + ("holdout" if split else f"fold {r.get('fold')}")
+        + f" ({r.get('protocol')}, {r.get('device')}, {r.get('precision')}, "
         f"commit {str(r.get('git_commit'))[:7]}): test IoU "
         + (f"{test:.4f}" if test is not None else "–")
-        + f" (epoch {r.get('best_epoch')}/{epochs})"
+        + (f" (last epoch of {epochs})" if split else f" (epoch {r.get('best_epoch')}/{epochs})")
         + (f", {pts:.4f} by clicks (epoch {r.get('best_epoch_points')})" if pts is not None else "")
     )
 EOF

@@ -531,7 +531,7 @@ def _holdout_section(results_dir: Path) -> list[str]:
             (path.parent.relative_to(results_dir).as_posix(), r.protocol, r.dataset)
             for path, r in items
         },
-        key=lambda g: (g[0], g[1] or "", g[2] or ""),
+        key=lambda g: (g[0], g[1], g[2] or ""),  # load_holdout guarantees a protocol
     )
     lines += [
         "",

@@ -7,7 +7,8 @@
 # 1. draws Figure 2 of a dataset (results/figure2_<dataset>.png and its figures.json entry)
 #    from the worktree's fold-0 checkpoints of pen_att and baseline when both runs finished
 #    and the committed figure was not drawn from these files (a fresh machine keeps no
-#    checkpoint, so the figure is drawn when its runs land), while this checkout is clean;
+#    checkpoint, so the figure is drawn when its runs land); it refuses to draw in a checkout
+#    with uncommitted changes to tracked files (the figure records its commit);
 # 2. copies every result file the worktree's runs wrote (results/**/*.json that git does not
 #    track there) that this checkout lacks; one that exists here with other content is
 #    refused (a run's record is never replaced silently: reruns go to runs/rerun/ in the
@@ -38,6 +39,10 @@ for runs in monuseg tnbc tnbc-rerun; do  # tnbc-rerun: the queue's second TNBC f
   [ -f "$pen" ] && [ -f "$base" ] || continue
   sha=$(sha256sum "$pen" | cut -d' ' -f1)
   if grep -q "$sha" results/figures.json 2>/dev/null; then continue; fi
+  if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    echo "error: this checkout has uncommitted changes: commit them first (Figure 2 of $ds records the commit it is drawn at)" >&2
+    exit 2
+  fi
   protocol=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['protocol'])" \
     "$records/pen_att/fold_0.json")
   "$PYTHON" -m pseudoedgenet figure2 --checkpoint "$pen" --baseline "$base" --data "$SRC/data/$ds" \

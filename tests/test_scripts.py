@@ -104,3 +104,40 @@ def test_land_results_copies_new_files_and_scores_tnbc_fold1(tmp_path: Path) -> 
         "error: results/tnbc/pen_att/fold_2.json exists here with other content: compare and "
         "replace it by hand\n"
     )
+
+
+def test_land_results_draws_figure2_only_from_a_clean_checkout(tmp_path: Path) -> None:
+    main, wt = tmp_path / "main", tmp_path / "wt"
+    for d in (main, wt):
+        d.mkdir()
+        _git(d, "init", "-q")
+    (main / "tracked.txt").write_text("a\n")
+    (main / ".gitignore").write_text("py\ncalls\nresults/\n")
+    _git(main, "add", "-A")
+    _git(main, "commit", "-qm", "main")
+    for m in ("baseline", "pen_att"):
+        _record(wt / "results" / "tnbc" / m / "fold_0.json", m, 0, 0.5)
+        run = wt / "runs" / "crossval" / "tnbc" / m / "fold_0"
+        run.mkdir(parents=True)
+        (run / "best.ckpt").write_bytes(m.encode())
+    # a tracked file changed here: one line, exit 2, nothing drawn or copied
+    (main / "tracked.txt").write_text("b\n")
+    res = _land(main, wt)
+    assert res.returncode == 2
+    assert res.stderr == (
+        "error: this checkout has uncommitted changes: commit them first (Figure 2 of tnbc "
+        "records the commit it is drawn at)\n"
+    )
+    assert not (main / "calls").exists() and not (main / "results").exists()
+    # clean: the figure is drawn from the worktree's fold-0 checkpoints, then the records land
+    _git(main, "checkout", "--", "tracked.txt")
+    res = _land(main, wt)
+    assert res.returncode == 0, res.stderr
+    calls = (main / "calls").read_text().splitlines()
+    pen = wt / "runs" / "crossval" / "tnbc" / "pen_att" / "fold_0" / "best.ckpt"
+    base = wt / "runs" / "crossval" / "tnbc" / "baseline" / "fold_0" / "best.ckpt"
+    assert calls[0] == (
+        f"-m pseudoedgenet figure2 --checkpoint {pen} --baseline {base} --data {wt}/data/tnbc "
+        "--fold 0 --images 3 --title TNBC, protocol `cpu-long` --out results/figure2_tnbc.png"
+    )
+    assert (main / "results" / "tnbc" / "pen_att" / "fold_0.json").exists()

@@ -12,7 +12,9 @@
 # 2. copies every result file the worktree's runs wrote (results/**/*.json that git does not
 #    track there) that this checkout lacks; one that exists here with other content is
 #    refused (a run's record is never replaced silently: reruns go to runs/rerun/ in the
-#    worktree, and replacing a record is a decision to make by hand);
+#    worktree, and replacing a record is a decision to make by hand), and the records of
+#    those reruns (runs/rerun/<dataset>/<method>/fold_<i>.json) as
+#    results/repeats/<dataset>/<method>/fold_<i>.json (the report's "Repeat runs" section);
 # 3. scores every newly landed TNBC fold-1 run image by image from its checkpoints
 #    (docs/tnbc-fold1.md, results/tnbc-fold1/);
 # 4. regenerates results/README.md, the README summary and docs/tnbc-fold1.md;
@@ -50,18 +52,25 @@ for runs in monuseg tnbc tnbc-rerun; do  # tnbc-rerun: the queue's second TNBC f
   drawn=1
 done
 landed=()
-while IFS= read -r rel; do
-  if [ -f "$rel" ]; then
-    if ! cmp -s "$SRC/$rel" "$rel"; then
-      echo "error: $rel exists here with other content: compare and replace it by hand" >&2
+land() {  # land <file in the worktree> <path here>
+  if [ -f "$2" ]; then
+    if ! cmp -s "$1" "$2"; then
+      echo "error: $2 exists here with other content: compare and replace it by hand" >&2
       exit 2
     fi
-    continue
+    return 0
   fi
-  mkdir -p "$(dirname "$rel")"
-  cp "$SRC/$rel" "$rel.tmp" && mv "$rel.tmp" "$rel"
-  landed+=("$rel")
+  mkdir -p "$(dirname "$2")"
+  cp "$1" "$2.tmp" && mv "$2.tmp" "$2"
+  landed+=("$2")
+}
+while IFS= read -r rel; do
+  land "$SRC/$rel" "$rel"
 done < <(git -C "$SRC" ls-files --others --exclude-standard -- 'results/*.json' | sort)
+# repeat runs of a fold (runs/rerun/<dataset>/<method>/fold_<i>.json) beside the first run
+while IFS= read -r rel; do
+  land "$SRC/$rel" "results/repeats/${rel#runs/rerun/}"
+done < <(cd "$SRC" && find runs/rerun -path '*/*/*/fold_*.json' 2>/dev/null | sort)
 score=()
 for rel in ${landed[@]+"${landed[@]}"}; do
   case "$rel" in

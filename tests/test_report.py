@@ -807,6 +807,47 @@ def test_holdout_results_get_their_own_table(results: Path, tmp_path: Path) -> N
         build_report(results, out)
 
 
+def test_repeat_runs_are_shown_beside_their_first_run(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "README.md"
+    build_report(results, out)
+    assert "## Repeat runs" not in out.read_text()  # no repeats folder: no section
+    repeats = results / "repeats"
+    later = "fedcba9876543210fedcba9876543210fedcba98"
+    write_fold(repeats, "tnbc", "pen_att", 0, 0.47, git_commit=later, best_epoch=12)
+    write_fold(repeats, "tnbc", "baseline", 0, 0.48, git_commit=later)
+    write_fold(repeats, "tnbc", "baseline", 2, 0.40, overrides=["train.seed=1"])  # no first run
+    build_report(results, out)
+    md = out.read_text()
+    lines = md.splitlines()
+    start = lines.index("## Repeat runs: the same fold trained again")
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in lines[start:]
+        if line.startswith("| TNBC")
+    ]
+    dev = "cpu (2 threads, x86_64, AVX512), bf16"
+    assert rows == [
+        ["TNBC", "`baseline`", "`cpu`", "0", "0.4500 (7/30)", "0.4800 (7/30)", "+0.0300",
+         "yes", "`0123456789`, `fedcba9876`", f"{dev}; {dev}",
+         "`repeats/tnbc/baseline/fold_0.json`"],
+        ["TNBC", "`baseline`", "`cpu`", "2", "–", "0.4000 (7/30)", "–", "–", "–, `0123456789`",
+         f"–; {dev}", "`repeats/tnbc/baseline/fold_2.json`"],
+        ["TNBC", "`pen_att`", "`cpu`", "0", "0.5000 (7/30)", "0.4700 (12/30)", "-0.0300",
+         "yes", "`0123456789`, `fedcba9876`", f"{dev}; {dev}",
+         "`repeats/tnbc/pen_att/fold_0.json`"],
+    ]  # fmt: skip
+    assert (
+        "PEN(g+h) − baseline on TNBC fold 0, protocol `cpu`: +0.0500 with the first runs, "
+        "-0.0100 with the repeats." in md
+    )
+    # the repeats are not fold files of the tables: Table 1 still counts the first runs
+    assert build_report(results, out).n_records == 4
+    # a repeat with another config says so
+    write_fold(repeats, "tnbc", "baseline", 0, 0.48, overrides=["train.seed=1"])
+    build_report(results, out)
+    assert "| +0.0300 | no |" in out.read_text()
+
+
 # ------------------------------------------------------------------------- the committed report
 
 

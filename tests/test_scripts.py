@@ -141,3 +141,17 @@ def test_land_results_draws_figure2_only_from_a_clean_checkout(tmp_path: Path) -
         "--fold 0 --images 3 --title TNBC, protocol `cpu-long` --out results/figure2_tnbc.png"
     )
     assert (main / "results" / "tnbc" / "pen_att" / "fold_0.json").exists()
+    # a rerun's record lands under results/repeats/, a changed one is refused
+    _record(wt / "runs" / "rerun" / "tnbc" / "baseline" / "fold_0.json", "baseline", 0, 0.52)
+    res = _land(main, wt)
+    assert res.returncode == 0, res.stderr
+    rel = Path("runs") / "rerun" / "tnbc" / "baseline" / "fold_0.json"
+    landed = main / "results" / "repeats" / "tnbc" / "baseline" / "fold_0.json"
+    assert landed.read_bytes() == (wt / rel).read_bytes()
+    assert "landed results/repeats/tnbc/baseline/fold_0.json: tnbc baseline fold 0" in res.stdout
+    _record(wt / rel, "baseline", 0, 0.53)
+    res = _land(main, wt)
+    assert res.returncode == 2 and res.stderr == (
+        "error: results/repeats/tnbc/baseline/fold_0.json exists here with other content: "
+        "compare and replace it by hand\n"
+    )

@@ -549,6 +549,78 @@ def _holdout_section(results_dir: Path) -> list[str]:
     return lines
 
 
+#: Subfolder of the results folder holding repeat runs,
+#: ``repeats/<dataset>/<method>/fold_<i>.json``: fold files of a fold trained again after its
+#: first record was committed (never a replacement of that record).
+REPEATS_DIR = "repeats"
+
+
+def _repeat_section(results_dir: Path, groups: Groups) -> list[str]:
+    folder = results_dir / REPEATS_DIR
+    if not folder.is_dir():
+        return []
+    repeats = group_records(load_results(folder))
+    lines = [
+        "## Repeat runs: the same fold trained again",
+        "",
+        "A fold trained a second time from a later commit, beside its first run (the fold "
+        "file of the tables above). *Same config* compares the two records' "
+        "`config_sha256` (the seed is part of the config). Each run tests its "
+        "best-validation-IoU checkpoint; the difference shows how far one fold's test IoU "
+        "moves between two runs, to set beside the differences between methods.",
+        "",
+        "| dataset | method | protocol | fold | first run: IoU (epoch) | repeat: IoU (epoch) "
+        "| repeat − first | same config | commits (first, repeat) | device, precision "
+        "(first; repeat) | file |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    pairs: dict[tuple[str, str, int], dict[str, tuple[float, float]]] = {}
+    for (d, m, p), by_fold in sorted(repeats.items()):
+        for fold, rep in sorted(by_fold.items()):
+            first = groups.get((d, m, p), {}).get(fold)
+            r2 = rep.record
+            assert r2.test is not None  # read_fold_record checks it
+            second = f"{r2.test.iou:.4f} ({r2.best_epoch}/{r2.epochs})"
+            if first is None or first.record.test is None:
+                one = diff = same = c1 = dev1 = _MISSING
+            else:
+                r1 = first.record
+                assert r1.test is not None
+                one = f"{r1.test.iou:.4f} ({r1.best_epoch}/{r1.epochs})"
+                diff = format_signed(r2.test.iou - r1.test.iou)
+                same = "yes" if r1.config_sha256 == r2.config_sha256 else "no"
+                c1 = f"`{_short_commit(r1.git_commit)}`"
+                dev1 = f"{r1.device}, {r1.precision}"
+                pairs.setdefault((d, p, fold), {})[m] = (r1.test.iou, r2.test.iou)
+            lines.append(
+                f"| {_dataset_name(d)} | `{m}` | `{p}` | {fold} | {one} | {second} | {diff} "
+                f"| {same} | {c1}, `{_short_commit(r2.git_commit)}` "
+                f"| {dev1}; {r2.device}, {r2.precision} "
+                f"| `{rep.path.relative_to(results_dir).as_posix()}` |"
+            )
+    lines.append("")
+    for (d, p, fold), by_method in sorted(pairs.items()):
+        for a, b, label in PAIRED_COMPARISONS:
+            if a in by_method and b in by_method:
+                (a1, a2), (b1, b2) = by_method[a], by_method[b]
+                lines.append(
+                    f"{label} on {_dataset_name(d)} fold {fold}, protocol `{p}`: "
+                    f"{format_signed(a1 - b1)} with the first runs, "
+                    f"{format_signed(a2 - b2)} with the repeats."
+                )
+    lines += [
+        "",
+        "A repeat runs the fold's own command with its output elsewhere, so the committed "
+        "record is not touched (e.g. `pseudoedgenet crossval --protocol cpu-long --config "
+        "<method> --data data/tnbc --folds 0 --out runs/rerun/tnbc/<method> --runs "
+        "runs/crossval/tnbc-rerun/<method>`, from `scripts/cpu_long_queue.sh`), and is "
+        "committed as `results/repeats/<dataset>/<method>/fold_<i>.json` "
+        "(`scripts/land_results.sh` copies it there).",
+        "",
+    ]
+    return lines
+
+
 def _count(n: int | None) -> str:
     return _MISSING if n is None else str(n)
 
@@ -887,6 +959,7 @@ def build_report(
     lines += _selection_section(groups, protocols, datasets)
     lines += _coverage_section(groups, protocols)
     lines += _holdout_section(results_dir)
+    lines += _repeat_section(results_dir, groups)
     readme_path = None if readme is None else Path(readme)
     readme_text: str | None = None
     if readme_path is not None:

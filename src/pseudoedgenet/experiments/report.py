@@ -563,7 +563,7 @@ def _repeat_section(results_dir: Path, groups: Groups) -> list[str]:
     lines = [
         "## Repeat runs: the same fold trained again",
         "",
-        "A fold trained a second time from a later commit, beside its first run (the fold "
+        "A fold trained a second time, beside its first run (the fold "
         "file of the tables above). *Same config* compares the two records' "
         "`config_sha256` (the seed is part of the config). Each run tests its "
         "best-validation-IoU checkpoint; the difference shows how far one fold's test IoU "
@@ -603,13 +603,13 @@ def _repeat_section(results_dir: Path, groups: Groups) -> list[str]:
         for a, b, label in PAIRED_COMPARISONS:
             if a in by_method and b in by_method:
                 (a1, a2), (b1, b2) = by_method[a], by_method[b]
-                lines.append(
+                lines += [
                     f"{label} on {_dataset_name(d)} fold {fold}, protocol `{p}`: "
                     f"{format_signed(a1 - b1)} with the first runs, "
-                    f"{format_signed(a2 - b2)} with the repeats."
-                )
+                    f"{format_signed(a2 - b2)} with the repeats.",
+                    "",
+                ]
     lines += [
-        "",
         "A repeat runs the fold's own command with its output elsewhere, so the committed "
         "record is not touched (e.g. `pseudoedgenet crossval --protocol cpu-long --config "
         "<method> --data data/tnbc --folds 0 --out runs/rerun/tnbc/<method> --runs "

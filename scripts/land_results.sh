@@ -8,7 +8,7 @@
 #    from the worktree's fold-0 checkpoints of pen_att and baseline when both runs finished
 #    and the committed figure was not drawn from these files (a fresh machine keeps no
 #    checkpoint, so the figure is drawn when its runs land); it refuses to draw in a checkout
-#    with uncommitted changes to tracked files (the figure records its commit);
+#    with uncommitted changes to tracked files (the figure records the commit it is drawn at);
 # 2. copies every result file the worktree's runs wrote (results/**/*.json that git does not
 #    track there) that this checkout lacks; one that exists here with other content is
 #    refused (a run's record is never replaced silently: reruns go to runs/rerun/ in the

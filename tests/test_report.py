@@ -673,7 +673,7 @@ def save_fake_checkpoint(path: Path, overrides: list[str]) -> None:
 
 
 def test_figure2_command_draws_and_records_then_report_shows_it(
-    results: Path, tmp_path: Path, make_folder_dataset, cli
+    results: Path, tmp_path: Path, make_folder_dataset, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pseudoedgenet.data.folder import read_folder
     from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset
@@ -686,6 +686,15 @@ def test_figure2_command_draws_and_records_then_report_shows_it(
     save_fake_checkpoint(pen, [])
     save_fake_checkpoint(base, ["method=baseline", "model.edge=none", "model.attention=false"])
     png = results / "figure2_tnbc.png"
+    # the commit is read before the PNG is written (redrawing a committed PNG changes the
+    # tree): a stand-in tree is clean while the PNG is as "committed" (first: absent)
+    committed: dict[str, bytes | None] = {"png": None}
+
+    def fake_commit(path: object = None) -> str:
+        now = png.read_bytes() if png.exists() else None
+        return "0123456789" + ("" if now == committed["png"] else "-dirty")
+
+    monkeypatch.setattr("pseudoedgenet.engine.runtime.git_commit", fake_commit)
     args = ["--checkpoint", pen, "--baseline", base, "--data", data, "--fold", "0"]
     code, stdout, stderr = cli("figure2", *args, "--title", "TNBC, protocol `cpu`", "--out", png)
     assert code == 0, stderr
@@ -707,7 +716,14 @@ def test_figure2_command_draws_and_records_then_report_shows_it(
         f"pseudoedgenet figure2 --checkpoint {pen} --baseline {base} --data {data} --fold 0 "
         f"--images 3 --title 'TNBC, protocol `cpu`' --out {png}"
     )
-    assert entry.commit
+    assert entry.commit == "0123456789"
+    # committed, then redrawn over itself: the commit of the tree before the PNG changed
+    committed["png"] = png.read_bytes()
+    png.write_bytes(PNG_MAGIC + b"an older panel")
+    committed["png"] = png.read_bytes()
+    code, _, stderr = cli("figure2", *args, "--title", "TNBC, protocol `cpu`", "--out", png)
+    assert code == 0, stderr
+    assert read_figure_manifest(results)["figure2_tnbc.png"].commit == "0123456789"
     # the report shows the committed PNG with caption, command and checkpoints, and needs
     # neither the checkpoints nor the data
     shutil.rmtree(tmp_path / "runs")

@@ -285,6 +285,9 @@ def draw_figure2(
         if not Path(path).is_file():
             raise DataError(path, "checkpoint not found")
         refs.append(CheckpointRef(role, str(path), file_sha256(path)))
+    # the commit of the tree as it is now: once the PNG is written, a committed figure
+    # being redrawn is itself an uncommitted change
+    commit = git_commit()
     pen = load_module(checkpoint)
     base = load_module(baseline) if baseline is not None else None
     rows = []
@@ -315,7 +318,7 @@ def draw_figure2(
         f"Figure 2, {title.replace('`', '')}",
         caption,
         file_sha256(out),
-        commit=git_commit(),
+        commit=commit,
         command=figure2_command(checkpoint, baseline, data_dir, out, fold, n_images, title),
         checkpoints=tuple(refs),
     )

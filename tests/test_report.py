@@ -828,6 +828,9 @@ def test_repeat_runs_are_shown_beside_their_first_run(results: Path, tmp_path: P
     build_report(results, out)
     assert "## Repeat runs" not in out.read_text()  # no repeats folder: no section
     repeats = results / "repeats"
+    (repeats / "tnbc").mkdir(parents=True)
+    build_report(results, out)
+    assert "## Repeat runs" not in out.read_text()  # nor an empty one
     later = "fedcba9876543210fedcba9876543210fedcba98"
     write_fold(repeats, "tnbc", "pen_att", 0, 0.47, git_commit=later, best_epoch=12)
     write_fold(repeats, "tnbc", "baseline", 0, 0.48, git_commit=later)

@@ -557,8 +557,8 @@ REPEATS_DIR = "repeats"
 
 def _repeat_section(results_dir: Path, groups: Groups) -> list[str]:
     folder = results_dir / REPEATS_DIR
-    if not folder.is_dir():
-        return []
+    if not any(folder.glob("*/*/fold_*.json")):
+        return []  # no repeats (an empty folder included)
     repeats = group_records(load_results(folder))
     lines = [
         "## Repeat runs: the same fold trained again",

@@ -53,6 +53,7 @@ def test_score_run_reproduces_the_record_image_by_image(
     assert "schema_version" not in raw and "test_data" not in raw
     (scored,) = pi.read_per_image(tmp_path / "out")
     assert (scored.method, scored.protocol, scored.fold) == ("baseline", "smoke", 1)
+    assert scored.eval_precision == raw["eval_precision"] == "32"  # a CPU smoke run
     files = [c.file for c in scored.checkpoints]
     assert files[0] == "best.ckpt" and files[-1] == "last.ckpt"
     assert set(files) <= {"best.ckpt", "best_points.ckpt", "last.ckpt"}
@@ -151,7 +152,7 @@ def test_fold1_findings_and_table_hand_computed() -> None:
 
 
 def test_error_map_is_what_was_scored(
-    finished_run: tuple[Path, Path, Path], tmp_path: Path
+    finished_run: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data, results, run = finished_run
     pi.score_run(run, data, results, tmp_path, "c")
@@ -164,6 +165,16 @@ def test_error_map_is_what_was_scored(
     other = dataclasses.replace(best, images=(wrong, *best.images[1:]))
     with pytest.raises(DataError, match=f"{wrong.image}: IoU .* drawn, .* scored"):
         tf.draw_errors(PreparedDataset(data), run / "best.ckpt", other, "title")
+    # fp32 scores are matched exactly; bf16 ones within BF16_DRAW_TOLERANCE, as drawn under
+    # bf16 autocast (its pixels differ from fp32 by machine: the tolerance is widened here)
+    near = dataclasses.replace(best.images[0], iou=best.images[0].iou + 4e-4)
+    close = dataclasses.replace(best, images=(near, *best.images[1:]))
+    with pytest.raises(DataError, match=f"{near.image}: IoU .* drawn, .* scored"):
+        tf.draw_errors(PreparedDataset(data), run / "best.ckpt", close, "t", "32")
+    with pytest.raises(DataError, match=f"{wrong.image}: IoU .* drawn, .* scored"):
+        tf.draw_errors(PreparedDataset(data), run / "best.ckpt", other, "t", "bf16-mixed")
+    monkeypatch.setattr(tf, "BF16_DRAW_TOLERANCE", 0.005)
+    assert tf.draw_errors(PreparedDataset(data), run / "best.ckpt", close, "t", "bf16-mixed")
 
 
 def test_read_per_image_refuses_other_files(tmp_path: Path) -> None:

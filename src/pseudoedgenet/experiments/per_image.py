@@ -105,6 +105,8 @@ class PerImageScores:
         dataset, method, protocol, fold: the run's.
         run_commit: the commit that trained it.
         checkpoints: the scored checkpoints (``best.ckpt`` first).
+        eval_precision: the Lightning precision they were scored at (``"32"``,
+            ``"bf16-mixed"``, ...; ``"32"`` for files written before it was recorded).
     """
 
     path: Path
@@ -114,6 +116,7 @@ class PerImageScores:
     fold: int
     run_commit: str
     checkpoints: tuple[ScoredCheckpoint, ...]
+    eval_precision: str = "32"
 
 
 def read_json_object(
@@ -298,6 +301,7 @@ def read_per_image_file(path: str | Path) -> PerImageScores:
             fold=int(raw["fold"]),
             run_commit=str(raw["run_commit"]),
             checkpoints=checkpoints,
+            eval_precision=str(raw.get("eval_precision") or "32"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(path, f"missing or bad field {exc}") from None

@@ -85,7 +85,13 @@ if [ ${#landed[@]} -eq 0 ] && [ $drawn -eq 0 ]; then
   exit 0
 fi
 "$PYTHON" -m pseudoedgenet report results --out results/README.md --readme README.md
-"$PYTHON" -m pseudoedgenet.experiments.tnbc_fold1 --data "$DATA_SRC" --out docs ${score[@]+"${score[@]}"}
+if ! "$PYTHON" -m pseudoedgenet.experiments.tnbc_fold1 --data "$DATA_SRC" --out docs \
+  ${score[@]+"${score[@]}"}; then
+  # the test suite compares docs/tnbc-fold1.md with the records: landed records without it fail CI
+  echo "error: docs/tnbc-fold1.md was not regenerated (see above): fix that, rerun the line" \
+    "'python -m pseudoedgenet.experiments.tnbc_fold1 --data $DATA_SRC --out docs', then commit" >&2
+  exit 1
+fi
 "$PYTHON" - ${landed[@]+"${landed[@]}"} <<'EOF'
 import json
 import sys

@@ -42,12 +42,13 @@ def _record(path: Path, method: str, fold: int, iou: float) -> None:
     )
 
 
-def _land(main: Path, worktree: Path) -> subprocess.CompletedProcess[str]:
+def _land(main: Path, worktree: Path, fail: str = "") -> subprocess.CompletedProcess[str]:
     # a Python stand-in: `-m ...` (report, tnbc_fold1) is logged, not run; `-` (the
     # summary) runs in the real interpreter
     stub = main / "py"
     stub.write_text(
-        f'#!/usr/bin/env bash\nif [ "$1" = "-m" ]; then echo "$@" >> "{main}/calls"; exit 0; fi\n'
+        f'#!/usr/bin/env bash\nif [ "$1" = "-m" ]; then echo "$@" >> "{main}/calls"; '
+        f'[ "$2" = "$FAIL_MODULE" ] && exit 1; exit 0; fi\n'
         f'exec "{sys.executable}" "$@"\n'
     )
     stub.chmod(0o755)
@@ -56,7 +57,7 @@ def _land(main: Path, worktree: Path) -> subprocess.CompletedProcess[str]:
         cwd=main,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHON": str(stub)},
+        env={**os.environ, "PYTHON": str(stub), "FAIL_MODULE": fail},
     )
 
 
@@ -94,6 +95,13 @@ def test_land_results_copies_new_files_and_scores_tnbc_fold1(tmp_path: Path) -> 
         "landed results/tnbc/pen_att/fold_1.json: tnbc pen_att fold 1 (cpu-long, cpu, fp32, "
         "commit abcdef0): test IoU 0.4321 (epoch 43/60)" in res.stdout
     )
+    # the fold-1 page failing to regenerate stops the landing with one line (exit 1)
+    _record(wt / "results" / "tnbc" / "pen" / "fold_2.json", "pen", 2, 0.6)
+    res = _land(main, wt, fail="pseudoedgenet.experiments.tnbc_fold1")
+    assert res.returncode == 1 and res.stderr.startswith(
+        "error: docs/tnbc-fold1.md was not regenerated (see above): fix that, rerun the line"
+    )
+    assert "landed" not in res.stdout
     # landed files are skipped next time; a file here with other content is refused
     res = _land(main, wt)
     assert res.stdout == f"nothing new in {wt}/results\n"

@@ -17,6 +17,7 @@ from PIL import Image
 from skimage.draw import disk, polygon
 from skimage.measure import label
 
+import pseudoedgenet.inference.run as run_mod
 from conftest import error_line
 from pseudoedgenet import __version__
 from pseudoedgenet.config import Config, apply_overrides
@@ -281,6 +282,8 @@ def test_nuclei_on_tile_borders_appear_once_whole(tmp_path: Path) -> None:
     assert meta["nuclei"] == len(centres) and not meta["whole_image"]
     assert meta["coords"] == "qupath" and meta["area_filter"]["unit"] == "px"
     assert meta["removed"] == {"smaller": 0, "larger": 0, "bounding_box": 0}
+    assert meta["foreground_fraction"] == round(float(np.mean(truth > 0)), 4)
+    assert run_mod.coverage_note(meta, 0.5) is None  # 7 disks on 160 × 200: plausible
     # the whole-image path gives the same instances for this local predictor
     out2 = tmp_path / "whole"
     out2.mkdir()
@@ -422,6 +425,7 @@ def test_predict_cli_bad_input_is_one_line(
         ((good, sidecar), "is an annotation file, not an image: give only the images"),
         ((small_slide, "--level", "0", "--mpp", "0.25"), "give either --level or --mpp, not both"),
         ((tmp_path / "missing.tif",), "file not found"),
+        ((tmp_path / "*.svs",), "*.svs: no file matches this pattern"),
         ((small_slide, "--level", "7"), "level 7 does not exist"),
         ((good, "--mpp", "0.5"), "no microns-per-pixel metadata"),
         ((good, "--shard", "2/2"), "--shard 2/2"),
@@ -441,8 +445,6 @@ def test_a_failed_run_leaves_no_partial_output(  # type: ignore[no-untyped-def]
     cli, f_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import errno
-
-    import pseudoedgenet.inference.run as run_mod
 
     good = sorted((REPO / "examples/monuseg_crops/images").glob("*.png"))[0]
     out = tmp_path / "out"
@@ -533,3 +535,33 @@ def test_a_probability_exactly_at_the_threshold_is_background_everywhere(tmp_pat
     module.net.f = Zero()
     batch = {"image": torch.from_numpy(image.transpose(2, 0, 1).copy())[None].float()}
     assert not module._predict_mask(batch).any()
+
+
+@pytest.mark.parametrize(("value", "fraction"), [(0.9, 1.0), (0.1, 0.0)])
+def test_an_implausible_mask_gets_a_note(tmp_path: Path, value: float, fraction: float) -> None:
+    # an undertrained f marks everything (one object, removed as too large) or nothing:
+    # predict says so instead of a bare "0 nuclei"
+    def constant(x: torch.Tensor) -> torch.Tensor:
+        return torch.logit(torch.full_like(x[:, :1], value))
+
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = PredictConfig(tile=64, overlap=8, whole_image=False, progress=False, max_area=4000)
+    meta = predict_slide(
+        constant,
+        ArraySlide(_disk_image((96, 128), [(40, 40)])),
+        out,
+        cfg,
+        torch.device("cpu"),
+        None,
+    )
+    assert meta["nuclei"] == 0 and meta["foreground_fraction"] == fraction
+    note = run_mod.coverage_note(meta, 0.5)
+    if fraction:
+        assert note == (
+            "note: f marks 100 % of the pixels read as nucleus (threshold 0.5), far more than "
+            "nuclei cover: the model looks undertrained; train it longer, or raise --threshold"
+        )
+    else:
+        assert note is not None and note.startswith("note: f marks no pixel as nucleus")
+    assert run_mod.coverage_note({"foreground_fraction": run_mod.COVERAGE_HIGH}, 0.5) is None

@@ -282,7 +282,7 @@ def test_bad_files_are_one_line_errors(tmp_path: Path, payload: Any, problem: st
     with pytest.raises(DataError, match="checkpoint not found"):
         read_weights(tmp_path / "missing.ckpt")
     (tmp_path / "junk.ckpt").write_bytes(b"not a zip")
-    with pytest.raises(DataError, match=r"not a readable checkpoint \(\w+\)"):
+    with pytest.raises(DataError, match=r"not a readable checkpoint \(\w+\): pass a run's best"):
         read_weights(tmp_path / "junk.ckpt")
 
 

@@ -610,6 +610,16 @@ def test_python_m_pseudoedgenet_is_the_command(tmp_path: Path) -> None:
         ),
         (["predict"], "error: Missing argument 'checkpoint': see pseudoedgenet predict --help"),
         (["frob"], "error: No such command 'frob': see pseudoedgenet --help"),
+        (
+            ["prepare", "qupat", "--src", "x", "--out", "y"],
+            "error: Invalid value for 'source': 'qupat' is not one of 'monuseg', 'tnbc', "
+            "'folder', 'qupath': see pseudoedgenet prepare --help",
+        ),
+        # the reader's name in any case (QuPath as the program spells it): the folder is next
+        (
+            ["prepare", "QuPath", "--src", "x", "--out", "y"],
+            "error: x: not a folder (expected images/slides with <stem>.geojson beside)",
+        ),
     ],
 )
 def test_a_mistyped_option_or_value_is_one_line(cli, args: list[str], line: str) -> None:  # type: ignore[no-untyped-def]

@@ -59,7 +59,8 @@ def prepare(
         Source,
         typer.Argument(
             help="dataset reader; qupath: images/slides with <stem>.geojson (QuPath points, "
-            "and regions around the areas where every nucleus was clicked) beside each"
+            "and regions around the areas where every nucleus was clicked) beside each",
+            case_sensitive=False,
         ),
     ],
     src: Annotated[Path, typer.Option(help="dataset folder (e.g. ../shared/data/tnbc)")],
@@ -836,6 +837,7 @@ def main() -> None:
             ctx = exc.ctx if isinstance(exc, usage_error) else None
             hint = f": see {ctx.command_path} --help" if ctx is not None else ""
             message = " ".join(exc.format_message().split()).rstrip(".")
+            message = message.replace("Value error, ", "")  # a validator's prefix, not ours
             print(f"error: {message}{hint}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except typer.Abort:  # Ctrl-C outside a command's own handling

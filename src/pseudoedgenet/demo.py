@@ -29,7 +29,7 @@ from pseudoedgenet.data.prepared import PreparedDataset, prepare_dataset, write_
 from pseudoedgenet.engine.train import load_module, train_fold
 from pseudoedgenet.errors import PseudoEdgeNetError
 from pseudoedgenet.experiments.figures import figure2_panel, network_maps
-from pseudoedgenet.inference.run import PredictConfig, predict_files
+from pseudoedgenet.inference.run import PredictConfig, coverage_note, predict_files
 from pseudoedgenet.labels import voronoi_labels
 from pseudoedgenet.metrics import SegmentationMetric
 from pseudoedgenet.record import ResultRecord
@@ -65,9 +65,13 @@ def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) ->
     best = out / "run" / "best.ckpt"
     module = load_module(best)
     images = sorted((data / "images").glob("*.png"))
-    predict_files(
-        best, images, out / "predictions", PredictConfig(progress=False), log=lambda _: None
-    )
+    predict_cfg = PredictConfig(progress=False)
+    summaries = predict_files(best, images, out / "predictions", predict_cfg, log=lambda _: None)
+    notes = [
+        (Path(s["input"]).stem, note)
+        for s in summaries
+        if (note := coverage_note(s, predict_cfg.threshold)) is not None
+    ]
     metric = SegmentationMetric()
     rows = []
     for name in ds.names:
@@ -89,9 +93,16 @@ def run_demo(out: Path, examples: Path = EXAMPLES, epochs: int | None = None) ->
         f"  all crops: IoU {scores['iou']:.3f}  Dice {scores['dice']:.3f}  "
         f"F1 {scores['f1']:.3f}  AJI {scores['aji']:.3f}"
     )
+    if notes:  # predict's own note, once, with how many crops it concerns
+        name, note = notes[0]
+        print(
+            f"  {len(notes)} of {len(summaries)} crops: {note.removeprefix('note: ')} "
+            f"(e.g. {name}); this schedule shows the pipeline, not a trained model"
+        )
     print(
         f"  outputs: {out}/figure.png, {out}/labels_example.png, {out}/run/ (best.ckpt, "
-        f"config.yaml, metrics.csv), {out}/predictions/<name>/ (mask.png, overlay.png, "
+        "best_points.ckpt, last.ckpt with the optimizer state to resume, config.yaml, "
+        f"metrics.csv), {out}/predictions/<name>/ (mask.png, overlay.png, "
         "nuclei.geojson for QuPath, nuclei.csv)"
     )
     return result

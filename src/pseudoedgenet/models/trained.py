@@ -307,7 +307,11 @@ def _torch_load(path: Path, map_location: str | torch.device) -> Any:
         hint = f": pass {path / 'best.ckpt'}" if (path / "best.ckpt").is_file() else ""
         raise DataError(path, f"is a folder, not a checkpoint file{hint}") from None
     except Exception as exc:
-        raise DataError(path, f"not a readable checkpoint ({type(exc).__name__})") from None
+        raise DataError(
+            path,
+            f"not a readable checkpoint ({type(exc).__name__}): pass a run's best.ckpt or an "
+            "f file from `pseudoedgenet export`",
+        ) from None
 
 
 def read_weights(path: str | Path, map_location: str | torch.device = "cpu") -> TrainedWeights:

@@ -638,6 +638,27 @@ def test_help_version_and_no_arguments(cli) -> None:  # type: ignore[no-untyped-
     assert code == 2 and "Usage: pseudoedgenet" in out + err and "error:" not in out + err
 
 
+def test_help_at_80_columns_names_every_option_whole(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A terminal of 80 columns shows each command's option names uncut (Rich's tables cut
+    them to 'region-from-n…') and each command's summary whole on the top-level help."""
+    import typer
+
+    from pseudoedgenet.cli import app
+
+    monkeypatch.setenv("COLUMNS", "80")
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        code, out, _ = cli(name, "--help")
+        assert code == 0 and "…" not in out, name
+        for param in command.params:
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    assert opt in out, (name, opt)
+    code, out, _ = cli("--help")
+    commands = out.split("Commands:")[1]
+    assert code == 0 and "..." not in commands and "…" not in out
+
+
 def test_help_texts_keep_their_brackets(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Rich reads '[d=2,...]' as markup and drops it: every bracketed part of an option's
     help must reach --help (QuPath's export name in predict's --region-from-name)."""

@@ -18,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain Click help: option names never cut at 80 columns
     help="PseudoEdgeNet: nuclei segmentation from point annotations (Yoo et al., MICCAI 2019).",
 )
 
@@ -53,7 +54,7 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-@app.command()
+@app.command(short_help="Reads MoNuSeg, TNBC, a folder or QuPath exports into a prepared dataset.")
 def prepare(
     source: Annotated[
         Source,
@@ -260,7 +261,9 @@ def _folds_note(out: Path, k: int | None) -> str:
     return note
 
 
-@app.command()
+@app.command(
+    short_help="Writes the Voronoi label maps (point, boundary, ignored) of a prepared dataset."
+)
 def labels(
     data: Annotated[Path, typer.Argument(help="prepared dataset folder")],
     force: Annotated[bool, typer.Option(help="replace existing labels/")] = False,
@@ -273,7 +276,7 @@ def labels(
     typer.echo(f"wrote {out}")
 
 
-@app.command()
+@app.command(short_help="Draws one image's points and Voronoi boundaries.")
 def show(
     data: Annotated[Path, typer.Argument(help="prepared dataset folder")],
     name: Annotated[str, typer.Argument(help="image name (file stem)")],
@@ -463,7 +466,9 @@ def train(
     typer.echo(json.dumps(line))
 
 
-@app.command()
+@app.command(
+    short_help="k-fold cross-validation (test fold i, validation i+1), one record per fold."
+)
 def crossval(
     config: ConfigOpt,
     data: DataOpt,
@@ -513,7 +518,7 @@ def crossval(
         )
 
 
-@app.command()
+@app.command(short_help="Scores a checkpoint's f: test IoU, Dice, object F1 and AJI.")
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="best.ckpt / last.ckpt of a training run")],
     data: DataOpt,
@@ -557,7 +562,7 @@ def evaluate(
     typer.echo(json.dumps({"test": t}))
 
 
-@app.command()
+@app.command(short_help="Trains on every training image and tests the last epoch on a test set.")
 def holdout(
     config: ConfigOpt,
     train_data: Annotated[Path, typer.Option(help="prepared training folder (all images)")],
@@ -609,7 +614,7 @@ def report(
     typer.echo(f"wrote {res.markdown} ({res.n_records} fold files, {len(res.images)} images drawn)")
 
 
-@app.command()
+@app.command(short_help="Draws a Figure-2 panel (input, h, g, g⊗h, f, baseline, truth).")
 def figure2(
     checkpoint: Annotated[
         Path, typer.Option(help="best.ckpt of PEN(g+h): attention h, edges g, f")
@@ -643,7 +648,7 @@ class ExportFormat(str, Enum):
     onnx = "onnx"
 
 
-@app.command()
+@app.command(short_help="Exports f alone (checkpoint, TorchScript or ONNX) for prediction.")
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="best.ckpt / last.ckpt of a run")],
     out: Annotated[Path, typer.Option(help="file to write (f alone)")],
@@ -686,7 +691,7 @@ class Coords(str, Enum):
     pixel_centre = "pixel-centre"
 
 
-@app.command()
+@app.command(short_help="Segments nuclei in images or slides: masks, QuPath GeoJSON, CSV.")
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="exported f file or best.ckpt of a run")],
     inputs: Annotated[

@@ -608,11 +608,11 @@ def test_python_m_pseudoedgenet_is_the_command(tmp_path: Path) -> None:
             "error: No such option: --tile (Possible options: --compile, --tile-size, --tiled): "
             "see pseudoedgenet predict --help",
         ),
-        (["predict"], "error: Missing argument 'checkpoint': see pseudoedgenet predict --help"),
+        (["predict"], "error: Missing argument 'CHECKPOINT': see pseudoedgenet predict --help"),
         (["frob"], "error: No such command 'frob': see pseudoedgenet --help"),
         (
             ["prepare", "qupat", "--src", "x", "--out", "y"],
-            "error: Invalid value for 'source': 'qupat' is not one of 'monuseg', 'tnbc', "
+            "error: Invalid value for 'SOURCE': 'qupat' is not one of 'monuseg', 'tnbc', "
             "'folder', 'qupath': see pseudoedgenet prepare --help",
         ),
         # the reader's name in any case (QuPath as the program spells it): the folder is next

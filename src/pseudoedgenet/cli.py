@@ -59,6 +59,7 @@ def prepare(
     source: Annotated[
         Source,
         typer.Argument(
+            metavar="SOURCE",
             help="dataset reader; qupath: images/slides with <stem>.geojson (QuPath points, "
             "and regions around the areas where every nucleus was clicked) beside each",
             case_sensitive=False,
@@ -265,7 +266,7 @@ def _folds_note(out: Path, k: int | None) -> str:
     short_help="Writes the Voronoi label maps (point, boundary, ignored) of a prepared dataset."
 )
 def labels(
-    data: Annotated[Path, typer.Argument(help="prepared dataset folder")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="prepared dataset folder")],
     force: Annotated[bool, typer.Option(help="replace existing labels/")] = False,
 ) -> None:
     """Writes Voronoi label maps (1 = point, 0 = boundary, 255 = ignore, also outside an
@@ -278,8 +279,8 @@ def labels(
 
 @app.command(short_help="Draws one image's points and Voronoi boundaries.")
 def show(
-    data: Annotated[Path, typer.Argument(help="prepared dataset folder")],
-    name: Annotated[str, typer.Argument(help="image name (file stem)")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="prepared dataset folder")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="image name (file stem)")],
     out: Annotated[Path, typer.Option(help="PNG file to write")],
 ) -> None:
     """Draws the points (green) and Voronoi boundaries (yellow) over an image; outside its
@@ -520,7 +521,9 @@ def crossval(
 
 @app.command(short_help="Scores a checkpoint's f: test IoU, Dice, object F1 and AJI.")
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="best.ckpt / last.ckpt of a training run")],
+    checkpoint: Annotated[
+        Path, typer.Argument(metavar="CHECKPOINT", help="best.ckpt / last.ckpt of a training run")
+    ],
     data: DataOpt,
     fold: Annotated[
         int | None,
@@ -593,7 +596,8 @@ def holdout(
 )
 def report(
     results: Annotated[
-        Path, typer.Argument(help="results folder: <dataset>/<method>/fold_<i>.json")
+        Path,
+        typer.Argument(metavar="RESULTS", help="results folder: <dataset>/<method>/fold_<i>.json"),
     ],
     out: Annotated[
         Path | None, typer.Option(help="markdown to write (default RESULTS/README.md)")
@@ -650,7 +654,9 @@ class ExportFormat(str, Enum):
 
 @app.command(short_help="Exports f alone (checkpoint, TorchScript or ONNX) for prediction.")
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="best.ckpt / last.ckpt of a run")],
+    checkpoint: Annotated[
+        Path, typer.Argument(metavar="CHECKPOINT", help="best.ckpt / last.ckpt of a run")
+    ],
     out: Annotated[Path, typer.Option(help="file to write (f alone)")],
     format: Annotated[
         ExportFormat | None,
@@ -693,10 +699,14 @@ class Coords(str, Enum):
 
 @app.command(short_help="Segments nuclei in images or slides: masks, QuPath GeoJSON, CSV.")
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="exported f file or best.ckpt of a run")],
+    checkpoint: Annotated[
+        Path, typer.Argument(metavar="CHECKPOINT", help="exported f file or best.ckpt of a run")
+    ],
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="images (PNG/JPEG/TIFF) or slides (.svs, pyramidal .tif, ...)"),
+        typer.Argument(
+            metavar="INPUTS", help="images (PNG/JPEG/TIFF) or slides (.svs, pyramidal .tif, ...)"
+        ),
     ],
     out: Annotated[Path, typer.Option(help="output folder: one OUT/<stem>/ per input")],
     device: Annotated[Device, typer.Option(help="where f runs")] = Device.auto,

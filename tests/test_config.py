@@ -108,7 +108,7 @@ OLD_PROTOCOLS: dict[str, list[str]] = {
 }
 #: The demo's own override list before it became the ``demo`` protocol, on ``Config()``.
 OLD_DEMO = [
-    "train.epochs=8",
+    "train.epochs=16",  # 8 until the demo was seen to end before f separates nuclei
     "data.crop=128",
     "data.crops_per_epoch=32",
     "data.batch_size=4",

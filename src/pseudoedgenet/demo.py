@@ -6,11 +6,11 @@ with point CSVs and instance masks, see examples/ATTRIBUTION.md):
 1. ``prepare`` the folder dataset (points, folds) and write the Voronoi label maps;
 2. train PseudoEdgeNet (f = FPN-ResNet50, small g, attention h) on fold 0 from scratch on
    the CPU, with the ``demo`` protocol (``pseudoedgenet/configs/protocols/demo.yaml``: the
-   paper's method, 8 short epochs of 128 x 128 crops);
+   paper's method, 16 short epochs of 32 crops of 128 x 128);
 3. predict every crop with the best-validation f: masks, overlays, QuPath GeoJSON, CSV;
 4. draw a Figure-2-style panel (input, attention, edges, segmentation, ground truth).
 
-A two-minute schedule shows the pipeline working, not the paper's accuracy: see the
+A schedule of about 12 CPU-minutes shows the pipeline working, not the paper's accuracy: see the
 README for the reproduction commands.
 """
 
